@@ -1,0 +1,248 @@
+//! `baton checkpoint describe|download` and `baton experiment list-checkpoints`.
+
+use std::cmp::Ordering;
+
+use baton_common::proto::{Checkpoint, CheckpointRef, ExperimentRef, ListCheckpointsRequest};
+use serde_json::{Value, json};
+
+use crate::args::{CheckpointCmd, ListCheckpointsArgs};
+use crate::client::Run;
+use crate::{download, experiment, output};
+
+/// Runs one `baton checkpoint` command.
+pub async fn run(cmd: CheckpointCmd, app: &Run) -> anyhow::Result<()> {
+    match cmd {
+        CheckpointCmd::Describe { uuid } => {
+            let request = CheckpointRef {
+                uuid,
+                ..Default::default()
+            };
+            let ckpt = app
+                .connect()
+                .await?
+                .describe_checkpoint(request)
+                .await?
+                .into_inner();
+            if app.json {
+                return Ok(output::print_json(&describe_json(&ckpt))?);
+            }
+            Ok(output::print(&describe_text(&ckpt))?)
+        }
+        CheckpointCmd::Download(args) => download::download(app, &args).await,
+    }
+}
+
+/// `experiment list-checkpoints`: by trial then step, or the N best by the searcher metric.
+pub async fn list(app: &Run, args: &ListCheckpointsArgs) -> anyhow::Result<()> {
+    let mut admin = app.connect().await?;
+    let request = ListCheckpointsRequest {
+        experiment_id: args.id,
+        all: args.all,
+    };
+    let mut checkpoints = admin
+        .list_checkpoints(request)
+        .await?
+        .into_inner()
+        .checkpoints;
+    match args.best {
+        Some(n) => {
+            let exp = admin
+                .describe_experiment(ExperimentRef { id: args.id })
+                .await?
+                .into_inner();
+            sort_best(
+                &mut checkpoints,
+                experiment::smaller_is_better(&exp.config_yaml),
+            );
+            checkpoints.truncate(n);
+        }
+        None => checkpoints.sort_by_key(|c| (c.trial_id, c.step)),
+    }
+    if app.json {
+        return Ok(output::print_json(&Value::Array(
+            checkpoints.iter().map(checkpoint_json).collect(),
+        ))?);
+    }
+    if args.csv {
+        return Ok(output::print(&csv(&checkpoints))?);
+    }
+    let rows = checkpoints.iter().map(|c| {
+        vec![
+            c.trial_id.to_string(),
+            c.step.to_string(),
+            c.state.clone(),
+            output::metric(c.metric),
+            output::bytes(c.size_bytes),
+            c.uuid.clone(),
+        ]
+    });
+    Ok(output::print(&output::table(
+        &["TRIAL", "STEP", "STATE", "METRIC", "SIZE", "UUID"],
+        rows,
+    ))?)
+}
+
+/// Sorts best first by metric; checkpoints without a metric go last, ties by trial then step.
+pub fn sort_best(checkpoints: &mut [Checkpoint], smaller_is_better: bool) {
+    checkpoints.sort_by(|a, b| {
+        let by_metric = match (a.metric, b.metric) {
+            (Some(x), Some(y)) if smaller_is_better => x.total_cmp(&y),
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        by_metric.then((a.trial_id, a.step).cmp(&(b.trial_id, b.step)))
+    });
+}
+
+/// The JSON shape of a checkpoint in `list-checkpoints --json` and GC previews.
+pub fn checkpoint_json(ckpt: &Checkpoint) -> Value {
+    json!({
+        "uuid": ckpt.uuid,
+        "experiment_id": ckpt.experiment_id,
+        "trial_id": ckpt.trial_id,
+        "step": ckpt.step,
+        "state": ckpt.state,
+        "metric": ckpt.metric,
+        "size_bytes": ckpt.size_bytes,
+        "created_ms": ckpt.created_ms,
+    })
+}
+
+/// The JSON shape of `checkpoint describe --json`: the checkpoint with metadata and storage parsed.
+pub fn describe_json(ckpt: &Checkpoint) -> Value {
+    let mut value = checkpoint_json(ckpt);
+    value["metadata"] = output::parse_json_field(&ckpt.metadata_json, json!({}));
+    value["storage"] = output::parse_json_field(&ckpt.storage_json, Value::Null);
+    value["error"] = output::non_empty(&ckpt.error);
+    value
+}
+
+/// The human-readable `checkpoint describe`.
+fn describe_text(ckpt: &Checkpoint) -> String {
+    let mut pairs = vec![
+        ("UUID", ckpt.uuid.clone()),
+        ("Experiment", ckpt.experiment_id.to_string()),
+        ("Trial", ckpt.trial_id.to_string()),
+        ("Step", ckpt.step.to_string()),
+        ("State", ckpt.state.clone()),
+        ("Metric", output::metric(ckpt.metric)),
+        (
+            "Size",
+            format!(
+                "{} ({} bytes)",
+                output::bytes(ckpt.size_bytes),
+                ckpt.size_bytes
+            ),
+        ),
+        ("Created", output::time(ckpt.created_ms)),
+        (
+            "Storage",
+            output::compact(&output::parse_json_field(&ckpt.storage_json, Value::Null)),
+        ),
+        (
+            "Metadata",
+            output::compact(&output::parse_json_field(&ckpt.metadata_json, json!({}))),
+        ),
+    ];
+    if !ckpt.error.is_empty() {
+        pairs.push(("Error", ckpt.error.clone()));
+    }
+    output::fields(&pairs)
+}
+
+/// Checkpoints as CSV with the header `uuid,trial_id,step,state,metric,size_bytes`.
+pub fn csv(checkpoints: &[Checkpoint]) -> String {
+    let mut text = String::from("uuid,trial_id,step,state,metric,size_bytes\n");
+    for c in checkpoints {
+        let metric = c.metric.map(|m| m.to_string()).unwrap_or_default();
+        text.push_str(&format!(
+            "{},{},{},{},{metric},{}\n",
+            c.uuid, c.trial_id, c.step, c.state, c.size_bytes
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ckpt(uuid: &str, trial_id: u64, step: u64, metric: Option<f64>) -> Checkpoint {
+        Checkpoint {
+            uuid: uuid.into(),
+            trial_id,
+            step,
+            metric,
+            state: "COMPLETED".into(),
+            ..Default::default()
+        }
+    }
+
+    fn uuids(list: &[Checkpoint]) -> Vec<&str> {
+        list.iter().map(|c| c.uuid.as_str()).collect()
+    }
+
+    fn sample() -> Vec<Checkpoint> {
+        vec![
+            ckpt("none-a", 1, 10, None),
+            ckpt("mid", 2, 10, Some(0.5)),
+            ckpt("low", 1, 20, Some(0.1)),
+            ckpt("none-b", 1, 5, None),
+            ckpt("high", 3, 10, Some(0.9)),
+            ckpt("mid-early", 1, 30, Some(0.5)),
+        ]
+    }
+
+    #[test]
+    fn best_smaller_first_without_metric_last() {
+        let mut list = sample();
+        sort_best(&mut list, true);
+        assert_eq!(
+            uuids(&list),
+            ["low", "mid-early", "mid", "high", "none-b", "none-a"]
+        );
+    }
+
+    #[test]
+    fn best_larger_first_without_metric_last() {
+        let mut list = sample();
+        sort_best(&mut list, false);
+        assert_eq!(
+            uuids(&list),
+            ["high", "mid-early", "mid", "low", "none-b", "none-a"]
+        );
+    }
+
+    #[test]
+    fn list_json_and_csv_shapes() {
+        let mut c = ckpt("u1", 2, 50, Some(0.25));
+        c.size_bytes = 1024;
+        let value = checkpoint_json(&c);
+        for key in ["uuid", "trial_id", "step", "state", "metric", "size_bytes"] {
+            assert!(value.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(value["metric"], 0.25);
+        assert_eq!(
+            checkpoint_json(&ckpt("u2", 1, 1, None))["metric"],
+            Value::Null
+        );
+        let text = csv(&[c, ckpt("u2", 1, 1, None)]);
+        assert_eq!(
+            text,
+            "uuid,trial_id,step,state,metric,size_bytes\nu1,2,50,COMPLETED,0.25,1024\nu2,1,1,COMPLETED,,0\n"
+        );
+    }
+
+    #[test]
+    fn describe_json_parses_metadata() {
+        let mut c = ckpt("u1", 2, 50, None);
+        c.metadata_json = r#"{"framework":"torch"}"#.into();
+        c.storage_json = r#"{"type":"shared_fs","host_path":"/mnt"}"#.into();
+        let value = describe_json(&c);
+        assert_eq!(value["metadata"], json!({"framework": "torch"}));
+        assert_eq!(value["storage"]["type"], "shared_fs");
+        assert_eq!(value["error"], Value::Null);
+    }
+}

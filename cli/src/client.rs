@@ -1,0 +1,131 @@
+//! Connecting to the master, and the errors that decide the exit status.
+
+use std::time::Duration;
+
+use baton_common::proto::admin_service_client::AdminServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// The admin API client over one connection.
+pub type Admin = AdminServiceClient<Channel>;
+
+/// Largest gRPC message sent or received (contexts and checkpoint lists can be big).
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// How long to wait for the master to accept the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A mistake in the command line found after parsing; exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What every command is given: where the master is and whether to print JSON.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The master's URL.
+    pub master: String,
+    /// Print JSON instead of tables.
+    pub json: bool,
+}
+
+impl Run {
+    /// Connects to the master.
+    pub async fn connect(&self) -> anyhow::Result<Admin> {
+        connect(&self.master).await
+    }
+}
+
+/// Connects to the master at `url` (`http://` is assumed when the URL has no scheme).
+pub async fn connect(url: &str) -> anyhow::Result<Admin> {
+    let full = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    let unreachable = |cause: String| {
+        anyhow::anyhow!(
+            "cannot reach the Baton master at {url}: {cause} (set --master or BATON_MASTER)"
+        )
+    };
+    let endpoint = Endpoint::from_shared(full).map_err(|e| unreachable(error_chain(&e)))?;
+    let channel = endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|e| unreachable(error_chain(&e)))?;
+    Ok(AdminServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// An error and its causes joined with `: `, skipping causes already included in the text.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The message to print and the exit status for an error that ended a command.
+pub fn describe_failure(err: &anyhow::Error) -> (String, u8) {
+    if let Some(status) = err.downcast_ref::<tonic::Status>() {
+        let message = if status.message().is_empty() {
+            format!("{:?}", status.code())
+        } else {
+            status.message().to_string()
+        };
+        return (message, 1);
+    }
+    if let Some(usage) = err.downcast_ref::<UsageError>() {
+        return (usage.0.clone(), 2);
+    }
+    (format!("{err:#}"), 1)
+}
+
+/// Whether the error is a closed stdout (`baton ... | head`), which is not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unreachable_master_names_url_and_fix() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = connect(&url).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("cannot reach the Baton master at {url}: ")),
+            "{err}"
+        );
+        assert!(err.ends_with("(set --master or BATON_MASTER)"), "{err}");
+    }
+
+    #[test]
+    fn failures_map_to_exit_status() {
+        let status = anyhow::Error::from(tonic::Status::not_found("experiment 9 not found"));
+        assert_eq!(
+            describe_failure(&status),
+            ("experiment 9 not found".to_string(), 1)
+        );
+        let usage = anyhow::Error::from(UsageError("--save-trial-best: bad".into()));
+        assert_eq!(describe_failure(&usage).1, 2);
+        assert_eq!(describe_failure(&anyhow::anyhow!("boom")).1, 1);
+        let pipe = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&pipe));
+    }
+}

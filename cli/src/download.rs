@@ -1,0 +1,146 @@
+//! `baton checkpoint download`: fetching a checkpoint straight from checkpoint storage.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use baton_common::proto::CheckpointRef;
+use baton_common::storage::CheckpointStore;
+use serde_json::{Value, json};
+
+use crate::args::DownloadArgs;
+use crate::client::{Run, error_chain};
+use crate::output;
+
+/// Hint added to storage errors of S3 checkpoints: the master never hands out credentials.
+const S3_CREDENTIALS_HINT: &str =
+    " (S3 credentials come from your environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)";
+
+/// `checkpoint download`: asks the master where the checkpoint is, then fetches it from storage.
+pub async fn download(app: &Run, args: &DownloadArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.output {
+        ensure_empty_target(dir)?;
+    }
+    let request = match (&args.uuid, args.trial, args.step) {
+        (Some(uuid), _, _) => CheckpointRef {
+            uuid: uuid.clone(),
+            ..Default::default()
+        },
+        (None, Some(trial_id), Some(step)) => CheckpointRef {
+            uuid: String::new(),
+            trial_id,
+            step,
+        },
+        _ => bail!("give a checkpoint uuid, or --trial and --step"),
+    };
+    let ckpt = app
+        .connect()
+        .await?
+        .describe_checkpoint(request)
+        .await?
+        .into_inner();
+    if matches!(ckpt.state.as_str(), "DELETED" | "DELETING") {
+        bail!(
+            "checkpoint {} is {}: its files are gone from storage",
+            ckpt.uuid,
+            ckpt.state
+        );
+    }
+    if ckpt.storage_json.trim().is_empty() {
+        bail!(
+            "the master gave no checkpoint storage for checkpoint {}",
+            ckpt.uuid
+        );
+    }
+    let dir = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("checkpoint-{}", ckpt.uuid)));
+    ensure_empty_target(&dir)?;
+    let store = CheckpointStore::from_storage_json(&ckpt.storage_json)?;
+    let spinner = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("downloading checkpoint {}", ckpt.uuid));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let result = store.download(&ckpt.uuid, &dir).await;
+    spinner.finish_and_clear();
+    let manifest = result.map_err(|e| {
+        let s3 = storage_type(&ckpt.storage_json).as_deref() == Some("s3");
+        let hint = if s3 { S3_CREDENTIALS_HINT } else { "" };
+        anyhow::anyhow!(
+            "downloading checkpoint {}: {}{hint}",
+            ckpt.uuid,
+            error_chain(&e)
+        )
+    })?;
+    let (files, size) = (manifest.files.len(), manifest.size_bytes());
+    if app.json {
+        let dir = dir.display().to_string();
+        let value = json!({ "uuid": ckpt.uuid, "dir": dir, "files": files, "size_bytes": size });
+        return Ok(output::print_json(&value)?);
+    }
+    let text = format!(
+        "Downloaded checkpoint {} ({files} files, {size} bytes) to {}",
+        ckpt.uuid,
+        dir.display()
+    );
+    Ok(output::print(&text)?)
+}
+
+/// The `type` of a checkpoint_storage section given as JSON.
+fn storage_type(storage_json: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(storage_json).ok()?;
+    value.get("type")?.as_str().map(str::to_string)
+}
+
+/// Fails unless `dir` is absent or an empty directory.
+pub fn ensure_empty_target(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                bail!(
+                    "{} already exists and is not empty: choose another directory with -o",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) if dir.exists() && !dir.is_dir() => {
+            bail!(
+                "{} already exists and is not a directory: choose another directory with -o",
+                dir.display()
+            )
+        }
+        Err(e) => bail!(
+            "cannot use {} as the download directory: {e}",
+            dir.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_storage_type() {
+        assert_eq!(
+            storage_type(r#"{"type":"s3","bucket":"b"}"#).as_deref(),
+            Some("s3")
+        );
+        assert_eq!(storage_type("").as_deref(), None);
+    }
+
+    #[test]
+    fn download_target_must_be_absent_or_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(ensure_empty_target(&dir.path().join("new")).is_ok());
+        assert!(ensure_empty_target(dir.path()).is_ok());
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        let err = ensure_empty_target(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("already exists and is not empty"), "{err}");
+        let err = ensure_empty_target(&dir.path().join("f"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a directory"), "{err}");
+    }
+}

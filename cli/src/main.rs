@@ -1,0 +1,43 @@
+//! `baton`: the admin command line of a Baton cluster.
+
+mod agent;
+mod args;
+mod checkpoint;
+mod client;
+mod context;
+mod download;
+mod experiment;
+mod gc;
+mod output;
+mod trial;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Noun};
+use crate::client::Run;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let app = Run {
+        master: cli.master,
+        json: cli.json,
+    };
+    let result = match cli.command {
+        Noun::Experiment(cmd) => experiment::run(cmd, &app).await,
+        Noun::Trial(cmd) => trial::run(cmd, &app).await,
+        Noun::Checkpoint(cmd) => checkpoint::run(cmd, &app).await,
+        Noun::Agent(cmd) => agent::run(cmd, &app).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if client::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let (message, status) = client::describe_failure(&err);
+            eprintln!("error: {message}");
+            ExitCode::from(status)
+        }
+    }
+}

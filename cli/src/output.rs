@@ -1,0 +1,204 @@
+//! Shared output helpers: tables, key/value blocks, JSON and value formatting.
+
+use std::io::Write;
+
+use comfy_table::{Table, presets};
+use serde_json::Value;
+
+/// Writes `text` to stdout, adding a final newline when it lacks one.
+pub fn print(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// Pretty-prints a JSON value to stdout.
+pub fn print_json(value: &Value) -> std::io::Result<()> {
+    print(&serde_json::to_string_pretty(value).expect("JSON values serialize"))
+}
+
+/// Renders rows under upper-case headers as aligned, borderless columns.
+pub fn table<R: IntoIterator<Item = String>>(
+    headers: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_header(headers.iter().copied());
+    for row in rows {
+        table.add_row(row.into_iter().collect::<Vec<_>>());
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut text = String::new();
+    for line in table.to_string().lines() {
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// Renders `label: value` lines with the values aligned.
+pub fn fields(pairs: &[(&str, String)]) -> String {
+    let width = pairs
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    pairs
+        .iter()
+        .map(|(label, value)| format!("{:<width$} {value}\n", format!("{label}:")))
+        .collect()
+}
+
+/// Parses a JSON document sent as a string; an empty string is `default`, invalid JSON stays text.
+pub fn parse_json_field(text: &str, default: Value) -> Value {
+    if text.trim().is_empty() {
+        return default;
+    }
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+/// `null` for an empty string, the string otherwise.
+pub fn non_empty(text: &str) -> Value {
+    if text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text.to_string())
+    }
+}
+
+/// `-` for an empty string, the string otherwise.
+pub fn dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// A JSON value on one line, for table cells.
+pub fn compact(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A metric for a table cell, `-` when absent.
+pub fn metric(metric: Option<f64>) -> String {
+    metric.map_or_else(
+        || "-".to_string(),
+        |m| {
+            format!("{m:.6}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
+        },
+    )
+}
+
+/// A size in bytes in binary units (`512 B`, `1.5 MiB`).
+pub fn bytes(size: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if size < 1024 {
+        return format!("{size} B");
+    }
+    let mut value = size as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A size in MiB with one decimal, as used in confirmations.
+pub fn mib(size: u64) -> String {
+    format!("{:.1} MiB", size as f64 / (1024.0 * 1024.0))
+}
+
+/// Unix milliseconds as a UTC timestamp (`2026-01-31 23:59:59`), `-` when zero.
+pub fn time(unix_ms: i64) -> String {
+    if unix_ms <= 0 {
+        return "-".to_string();
+    }
+    let secs = unix_ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn table_aligns_columns_without_trailing_space() {
+        let text = table(
+            &["ID", "NAME"],
+            [
+                vec!["1".to_string(), "a".to_string()],
+                vec!["22".into(), "bb".into()],
+            ],
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, ["ID  NAME", "1   a", "22  bb"]);
+    }
+
+    #[test]
+    fn fields_align_values() {
+        assert_eq!(
+            fields(&[("ID", "1".into()), ("State", "ACTIVE".into())]),
+            "ID:    1\nState: ACTIVE\n"
+        );
+    }
+
+    #[test]
+    fn json_fields_parse_or_fall_back() {
+        assert_eq!(parse_json_field("", json!({})), json!({}));
+        assert_eq!(
+            parse_json_field("{\"lr\": 0.1}", json!({})),
+            json!({"lr": 0.1})
+        );
+        assert_eq!(parse_json_field("not json", Value::Null), json!("not json"));
+        assert_eq!(non_empty(""), Value::Null);
+        assert_eq!(non_empty("a1"), json!("a1"));
+    }
+
+    #[test]
+    fn formats_sizes_metrics_and_times() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(mib(1024 * 1024 / 2), "0.5 MiB");
+        assert_eq!(metric(Some(0.25)), "0.25");
+        assert_eq!(metric(Some(3.0)), "3");
+        assert_eq!(metric(None), "-");
+        assert_eq!(time(0), "-");
+        assert_eq!(time(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(time(1_767_225_599_000), "2025-12-31 23:59:59");
+    }
+}

@@ -1,0 +1,7 @@
+//! Shared pieces of Baton: the gRPC protocol, the experiment config schema, the GC policy and
+//! checkpoint storage.
+
+pub mod config;
+pub mod gc;
+pub mod proto;
+pub mod storage;

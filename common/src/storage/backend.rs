@@ -1,0 +1,139 @@
+//! Builds an `object_store` client from a `checkpoint_storage` section.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
+
+use super::StorageError;
+use crate::config::StorageBackend;
+
+/// An object store rooted at the checkpoint storage root, and that root on local disk for `shared_fs`.
+pub fn build_object_store(
+    backend: &StorageBackend,
+) -> Result<(Arc<dyn ObjectStore>, Option<PathBuf>), StorageError> {
+    match backend {
+        StorageBackend::SharedFs { host_path, storage_path } => {
+            let mut root = PathBuf::from(host_path);
+            if let Some(sub) = storage_path {
+                root.push(sub);
+            }
+            std::fs::create_dir_all(&root).map_err(|e| StorageError::io(&root, e))?;
+            let store = LocalFileSystem::new_with_prefix(&root)
+                .map_err(|e| StorageError::object(root.display(), e))?;
+            Ok((Arc::new(store), Some(root)))
+        }
+        StorageBackend::S3 { bucket, prefix, endpoint_url, region, access_key, secret_key } => {
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some(endpoint) = endpoint_url {
+                builder = builder
+                    .with_endpoint(endpoint)
+                    .with_allow_http(endpoint.starts_with("http://"))
+                    .with_virtual_hosted_style_request(false);
+            }
+            if let Some(region) = region {
+                builder = builder.with_region(region);
+            } else if std::env::var_os("AWS_REGION").is_none()
+                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+            {
+                builder = builder.with_region("us-east-1");
+            }
+            if let (Some(key), Some(secret)) = (access_key, secret_key) {
+                builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+            }
+            let store = builder.build().map_err(|e| config_error("s3", e))?;
+            Ok((with_prefix(store, prefix.as_deref()), None))
+        }
+        StorageBackend::Gcs { bucket, prefix, service_account_path } => {
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            if let Some(path) = service_account_path {
+                builder = builder.with_service_account_path(path);
+            }
+            let store = builder.build().map_err(|e| config_error("gcs", e))?;
+            Ok((with_prefix(store, prefix.as_deref()), None))
+        }
+        StorageBackend::Azure {
+            container,
+            prefix,
+            account_url,
+            connection_string,
+            account,
+            access_key,
+        } => {
+            let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
+            if let Some(connection) = connection_string {
+                for (key, value) in parse_connection_string(connection) {
+                    builder = match key.as_str() {
+                        "AccountName" => builder.with_account(value),
+                        "AccountKey" => builder.with_access_key(value),
+                        "BlobEndpoint" => builder.with_endpoint(value).with_allow_http(true),
+                        _ => builder,
+                    };
+                }
+            }
+            if let Some(url) = account_url {
+                builder = builder.with_url(url);
+            }
+            if let Some(account) = account {
+                builder = builder.with_account(account);
+            }
+            if let Some(key) = access_key {
+                builder = builder.with_access_key(key);
+            }
+            let store = builder.build().map_err(|e| config_error("azure", e))?;
+            Ok((with_prefix(store, prefix.as_deref()), None))
+        }
+    }
+}
+
+fn with_prefix<T: ObjectStore>(store: T, prefix: Option<&str>) -> Arc<dyn ObjectStore> {
+    match prefix.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) {
+        Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
+        None => Arc::new(store),
+    }
+}
+
+/// Splits an Azure connection string (`Key=Value;Key=Value`) into its pairs.
+fn parse_connection_string(connection: &str) -> Vec<(String, String)> {
+    connection
+        .split(';')
+        .filter_map(|part| part.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn config_error(kind: &str, error: object_store::Error) -> StorageError {
+    StorageError::Config(format!("cannot use {kind} storage: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_string_pairs() {
+        let pairs = parse_connection_string(
+            "DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=a2V5==;BlobEndpoint=http://127.0.0.1:10000/dev;",
+        );
+        assert!(pairs.contains(&("AccountName".into(), "dev".into())));
+        assert!(pairs.contains(&("AccountKey".into(), "a2V5==".into())));
+        assert!(pairs.contains(&("BlobEndpoint".into(), "http://127.0.0.1:10000/dev".into())));
+    }
+
+    #[test]
+    fn shared_fs_creates_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = StorageBackend::SharedFs {
+            host_path: dir.path().display().to_string(),
+            storage_path: Some("ckpts".into()),
+        };
+        let (_, root) = build_object_store(&backend).unwrap();
+        assert_eq!(root.unwrap(), dir.path().join("ckpts"));
+        assert!(dir.path().join("ckpts").is_dir());
+    }
+}

@@ -1,0 +1,335 @@
+//! Commit, download and delete of checkpoint directories under `<root>/<uuid>/`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{
+    LocalFile, MANIFEST_NAME, Manifest, ManifestFile, StorageError, build_object_store,
+    list_checkpoint_files, safe_relative_path,
+};
+use crate::config::{CheckpointStorageConfig, StorageBackend};
+
+/// Files transferred at once.
+const FILE_CONCURRENCY: usize = 4;
+/// Files at most this large are sent with a single PUT.
+const SINGLE_PUT_LIMIT: u64 = 16 * 1024 * 1024;
+/// Part size of multipart uploads.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts of one file in flight at once.
+const PART_CONCURRENCY: usize = 4;
+/// Read buffer for hashing and streaming.
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// What the manifest of a new checkpoint records besides its files.
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    /// The checkpoint's uuid.
+    pub uuid: String,
+    /// Experiment that produced it.
+    pub experiment_id: u64,
+    /// Trial that produced it.
+    pub trial_id: u64,
+    /// Allocation that produced it.
+    pub allocation_id: String,
+    /// Steps completed when it was taken.
+    pub step: u64,
+    /// The trial's hyperparameters.
+    pub hparams: serde_json::Value,
+    /// The trial's own metadata.
+    pub metadata: serde_json::Value,
+}
+
+/// Checkpoint storage of one experiment.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    store: Arc<dyn ObjectStore>,
+    local_root: Option<PathBuf>,
+}
+
+impl CheckpointStore {
+    /// Opens the storage a backend config describes.
+    pub fn new(backend: &StorageBackend) -> Result<Self, StorageError> {
+        let (store, local_root) = build_object_store(backend)?;
+        Ok(Self { store, local_root })
+    }
+
+    /// Opens the storage described by a `checkpoint_storage` section in JSON.
+    pub fn from_storage_json(json: &str) -> Result<Self, StorageError> {
+        let config: CheckpointStorageConfig = serde_json::from_str(json)
+            .map_err(|e| StorageError::Config(format!("invalid storage description: {e}")))?;
+        Self::new(&config.backend)
+    }
+
+    /// Where a trial writes checkpoint `uuid`: in place on a shared filesystem, else under `staging`.
+    pub fn write_dir(&self, uuid: &str, staging: &Path) -> PathBuf {
+        match &self.local_root {
+            Some(root) => root.join(uuid),
+            None => staging.join(uuid),
+        }
+    }
+
+    /// Whether checkpoints are written directly into storage (no upload copy).
+    pub fn writes_in_place(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// Uploads (or, in place, hashes) the files of `dir` and writes `metadata.json` last.
+    pub async fn commit(&self, request: &CommitRequest, dir: &Path) -> Result<Manifest, StorageError> {
+        let uuid = request.uuid.clone();
+        let list_dir = dir.to_path_buf();
+        let files = tokio::task::spawn_blocking(move || list_checkpoint_files(&uuid, &list_dir))
+            .await
+            .expect("file listing task panicked")?;
+        let in_place = self.local_root.as_ref().is_some_and(|root| dir == root.join(&request.uuid));
+        let manifest_files: Vec<ManifestFile> = futures::stream::iter(files)
+            .map(|file| {
+                let uuid = request.uuid.clone();
+                async move {
+                    if in_place {
+                        hash_local_file(file).await
+                    } else {
+                        self.upload_file(&uuid, file).await
+                    }
+                }
+            })
+            .buffered(FILE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let manifest = Manifest {
+            uuid: request.uuid.clone(),
+            experiment_id: request.experiment_id,
+            trial_id: request.trial_id,
+            allocation_id: request.allocation_id.clone(),
+            step: request.step,
+            hparams: request.hparams.clone(),
+            metadata: request.metadata.clone(),
+            files: manifest_files,
+            committed_ms: now_ms(),
+        };
+        let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+        let location = object_path(&request.uuid, MANIFEST_NAME);
+        self.store
+            .put(&location, PutPayload::from(body))
+            .await
+            .map_err(|e| StorageError::object(&location, e))?;
+        Ok(manifest)
+    }
+
+    /// Reads the committed manifest of a checkpoint.
+    pub async fn read_manifest(&self, uuid: &str) -> Result<Manifest, StorageError> {
+        let location = object_path(uuid, MANIFEST_NAME);
+        let result = match self.store.get(&location).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StorageError::NotCommitted(uuid.to_string()));
+            }
+            Err(e) => return Err(StorageError::object(&location, e)),
+        };
+        let body = result.bytes().await.map_err(|e| StorageError::object(&location, e))?;
+        let manifest: Manifest = serde_json::from_slice(&body).map_err(|e| StorageError::Invalid {
+            uuid: uuid.to_string(),
+            reason: format!("metadata.json is not valid: {e}"),
+        })?;
+        if manifest.uuid != uuid {
+            return Err(StorageError::Invalid {
+                uuid: uuid.to_string(),
+                reason: format!("metadata.json names checkpoint {}", manifest.uuid),
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// Downloads a committed checkpoint into `target`, verifying every size and checksum.
+    pub async fn download(&self, uuid: &str, target: &Path) -> Result<Manifest, StorageError> {
+        let manifest = self.read_manifest(uuid).await?;
+        tokio::fs::create_dir_all(target).await.map_err(|e| StorageError::io(target, e))?;
+        futures::stream::iter(manifest.files.iter())
+            .map(|file| self.download_file(uuid, file, target))
+            .buffer_unordered(FILE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+        let manifest_path = target.join(MANIFEST_NAME);
+        tokio::fs::write(&manifest_path, body).await.map_err(|e| StorageError::io(&manifest_path, e))?;
+        Ok(manifest)
+    }
+
+    /// Deletes every object of a checkpoint, manifest first; missing objects count as deleted.
+    pub async fn delete(&self, uuid: &str) -> Result<(), StorageError> {
+        let manifest = object_path(uuid, MANIFEST_NAME);
+        match self.store.delete(&manifest).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(StorageError::object(&manifest, e)),
+        }
+        let prefix = ObjectPath::from(uuid);
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| StorageError::object(&prefix, e))?;
+        for object in objects {
+            match self.store.delete(&object.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(StorageError::object(&object.location, e)),
+            }
+        }
+        if let Some(root) = &self.local_root {
+            let dir = root.join(uuid);
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(&dir, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn upload_file(&self, uuid: &str, file: LocalFile) -> Result<ManifestFile, StorageError> {
+        let location = object_path(uuid, &file.relative);
+        let mut reader =
+            tokio::fs::File::open(&file.absolute).await.map_err(|e| StorageError::io(&file.absolute, e))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        if file.size <= SINGLE_PUT_LIMIT {
+            let mut body = Vec::with_capacity(file.size as usize);
+            reader.read_to_end(&mut body).await.map_err(|e| StorageError::io(&file.absolute, e))?;
+            hasher.update(&body);
+            size = body.len() as u64;
+            self.store
+                .put(&location, PutPayload::from(body))
+                .await
+                .map_err(|e| StorageError::object(&location, e))?;
+        } else {
+            let upload = self
+                .store
+                .put_multipart(&location)
+                .await
+                .map_err(|e| StorageError::object(&location, e))?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            loop {
+                let mut chunk = vec![0u8; PART_SIZE];
+                let read = read_full(&mut reader, &mut chunk)
+                    .await
+                    .map_err(|e| StorageError::io(&file.absolute, e))?;
+                if read == 0 {
+                    break;
+                }
+                chunk.truncate(read);
+                hasher.update(&chunk);
+                size += read as u64;
+                if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
+                    return Err(StorageError::object(&location, e));
+                }
+                writer.put(Bytes::from(chunk));
+            }
+            writer.finish().await.map_err(|e| StorageError::object(&location, e))?;
+        }
+        Ok(ManifestFile { path: file.relative, size, blake3: hasher.finalize().to_hex().to_string() })
+    }
+
+    async fn download_file(
+        &self,
+        uuid: &str,
+        file: &ManifestFile,
+        target: &Path,
+    ) -> Result<(), StorageError> {
+        let relative = safe_relative_path(uuid, &file.path)?;
+        let destination = target.join(&relative);
+        if let Some(parent) = destination.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| StorageError::io(parent, e))?;
+        }
+        let partial = destination.with_file_name(format!(
+            "{}.partial",
+            destination.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        ));
+        let location = object_path(uuid, &file.path);
+        let result = self.store.get(&location).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => StorageError::Invalid {
+                uuid: uuid.to_string(),
+                reason: format!("file {} listed in metadata.json is missing from storage", file.path),
+            },
+            e => StorageError::object(&location, e),
+        })?;
+        let mut out =
+            tokio::fs::File::create(&partial).await.map_err(|e| StorageError::io(&partial, e))?;
+        let mut stream = result.into_stream();
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| StorageError::object(&location, e))?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            out.write_all(&chunk).await.map_err(|e| StorageError::io(&partial, e))?;
+        }
+        out.flush().await.map_err(|e| StorageError::io(&partial, e))?;
+        drop(out);
+        let digest = hasher.finalize().to_hex().to_string();
+        if size != file.size || digest != file.blake3 {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(StorageError::Invalid {
+                uuid: uuid.to_string(),
+                reason: format!(
+                    "file {} does not match metadata.json (size {size} vs {}, checksum {digest} vs {})",
+                    file.path, file.size, file.blake3
+                ),
+            });
+        }
+        tokio::fs::rename(&partial, &destination).await.map_err(|e| StorageError::io(&destination, e))
+    }
+}
+
+/// The object path of a file of checkpoint `uuid`.
+fn object_path(uuid: &str, relative: &str) -> ObjectPath {
+    ObjectPath::from(format!("{uuid}/{relative}"))
+}
+
+async fn hash_local_file(file: LocalFile) -> Result<ManifestFile, StorageError> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut reader =
+            std::fs::File::open(&file.absolute).map_err(|e| StorageError::io(&file.absolute, e))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buffer = vec![0u8; READ_CHUNK];
+        let mut size = 0u64;
+        loop {
+            let read = reader.read(&mut buffer).map_err(|e| StorageError::io(&file.absolute, e))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            size += read as u64;
+        }
+        Ok(ManifestFile { path: file.relative, size, blake3: hasher.finalize().to_hex().to_string() })
+    })
+    .await
+    .expect("hashing task panicked")
+}
+
+async fn read_full(reader: &mut tokio::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let read = reader.read(&mut buffer[filled..]).await?;
+        if read == 0 {
+            break;
+        }
+        filled += read;
+    }
+    Ok(filled)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

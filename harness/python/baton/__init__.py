@@ -1,0 +1,24 @@
+"""Baton trial harness: the library a training script uses to talk to the agent that runs it.
+
+    import baton
+
+    with baton.init() as ctx:
+        state = restore(ctx.latest_checkpoint) if ctx.latest_checkpoint else fresh_state()
+        for step in range(ctx.start_step + 1, ctx.max_length + 1):
+            loss = train_one_step(state)
+            d = ctx.report_training(step, {"loss": loss})
+            if d.validate:
+                ctx.report_validation(step, {"validation_loss": evaluate(state)})
+            if d.checkpoint:
+                with ctx.checkpoint(step, metadata={"framework": "torch"}) as path:
+                    save_into(state, path)
+            if d.stop:
+                break
+
+Standard library only. The wire protocol is documented in harness/PROTOCOL.md.
+"""
+
+from baton._client import HarnessError
+from baton._context import Context, Directive, init
+
+__all__ = ["Context", "Directive", "HarnessError", "init"]

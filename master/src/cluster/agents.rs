@@ -1,0 +1,151 @@
+//! Agent sessions: registration, fencing of stale allocations, loss, enable/disable.
+
+use std::time::Instant;
+
+use baton_common::proto::{
+    Hello, KillAllocation, MasterMessage, Welcome, master_message::Body,
+};
+use tokio::sync::mpsc;
+
+use super::state::{AgentEntry, AgentLink, AgentMode, Cluster, StopReason};
+use crate::error::{MasterError, MasterResult};
+
+impl Cluster {
+    /// Registers a connecting agent; returns its session number.
+    pub fn agent_connected(
+        &mut self,
+        hello: Hello,
+        sender: mpsc::UnboundedSender<Result<MasterMessage, tonic::Status>>,
+    ) -> MasterResult<u64> {
+        if hello.protocol_version != baton_common::proto::PROTOCOL_VERSION {
+            return Err(MasterError::FailedPrecondition(format!(
+                "agent protocol version {} does not match the master's {}: upgrade the agent",
+                hello.protocol_version,
+                baton_common::proto::PROTOCOL_VERSION
+            )));
+        }
+        if hello.agent_id.is_empty() {
+            return Err(MasterError::InvalidArgument("agent id must not be empty".into()));
+        }
+        self.next_session += 1;
+        let session = self.next_session;
+        let now = Instant::now();
+        let agent = self.agents.entry(hello.agent_id.clone()).or_insert_with(|| {
+            AgentEntry::new(hello.agent_id.clone(), AgentMode::Enabled, now)
+        });
+        agent.slots = hello.slots;
+        agent.last_seen = now;
+        agent.link = Some(AgentLink { session, sender });
+        agent.send(MasterMessage {
+            body: Some(Body::Welcome(Welcome {
+                protocol_version: baton_common::proto::PROTOCOL_VERSION,
+                heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
+            })),
+        });
+        // Fence: anything the agent runs that is not its current allocation is killed.
+        for running in &hello.running_allocation_ids {
+            if !agent.allocations.contains(running) {
+                tracing::warn!(agent = %hello.agent_id, allocation = %running, "killing stale allocation");
+                agent.send(kill_message(running, "allocation is no longer current"));
+            }
+        }
+        // Allocations the master expects but the agent no longer runs are gone.
+        let vanished: Vec<String> = agent
+            .allocations
+            .iter()
+            .filter(|id| !hello.running_allocation_ids.contains(id))
+            .cloned()
+            .collect();
+        tracing::info!(agent = %hello.agent_id, session, slots = agent.slots.len(), "agent connected");
+        for id in vanished {
+            self.end_lost_allocation(&id, "the agent no longer runs it");
+        }
+        self.needs_schedule = true;
+        Ok(session)
+    }
+
+    /// Notes a closed agent stream (the agent may come back before its deadline).
+    pub fn agent_disconnected(&mut self, agent_id: &str, session: u64) {
+        if let Some(agent) = self.agents.get_mut(agent_id)
+            && agent.link.as_ref().is_some_and(|l| l.session == session)
+        {
+            agent.link = None;
+            tracing::warn!(agent = %agent_id, "agent disconnected");
+        }
+    }
+
+    /// Whether a message comes from the agent's current session; refreshes its liveness.
+    pub fn touch_agent(&mut self, agent_id: &str, session: u64) -> bool {
+        match self.agents.get_mut(agent_id) {
+            Some(agent) if agent.link.as_ref().is_some_and(|l| l.session == session) => {
+                agent.last_seen = Instant::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Declares agents lost when silent past the deadline; their trials restart elsewhere.
+    pub(super) fn expire_agents(&mut self) {
+        let deadline = self.settings.agent_timeout;
+        let lost: Vec<String> = self
+            .agents
+            .values()
+            .filter(|a| a.last_seen.elapsed() > deadline && !a.allocations.is_empty())
+            .map(|a| a.id.clone())
+            .collect();
+        for agent_id in lost {
+            tracing::warn!(agent = %agent_id, "agent lost: no heartbeat within the deadline");
+            let agent = self.agents.get_mut(&agent_id).expect("lost agent exists");
+            agent.link = None;
+            let allocations: Vec<String> = agent.allocations.iter().cloned().collect();
+            for id in allocations {
+                self.end_lost_allocation(&id, "agent missed its heartbeat deadline");
+            }
+        }
+    }
+
+    /// Stops new work on an agent; suspends its trials (or lets them finish when draining).
+    pub fn disable_agent(&mut self, agent_id: &str, drain: bool) -> MasterResult<()> {
+        let agent = self.agent_mut(agent_id)?;
+        agent.mode = if drain { AgentMode::Draining } else { AgentMode::Disabled };
+        let mode = agent.mode.as_str();
+        let allocations: Vec<String> = agent.allocations.iter().cloned().collect();
+        self.store.set_agent_state(agent_id, mode)?;
+        if !drain {
+            for id in allocations {
+                self.stop_allocation(&id, StopReason::Disabled);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets an agent take new work again.
+    pub fn enable_agent(&mut self, agent_id: &str) -> MasterResult<()> {
+        let agent = self.agent_mut(agent_id)?;
+        agent.mode = AgentMode::Enabled;
+        self.store.set_agent_state(agent_id, "enabled")?;
+        self.needs_schedule = true;
+        Ok(())
+    }
+
+    pub(super) fn agent_mut(&mut self, agent_id: &str) -> MasterResult<&mut AgentEntry> {
+        let known: Vec<String> = self.agents.keys().cloned().collect();
+        self.agents.get_mut(agent_id).ok_or_else(|| {
+            MasterError::NotFound(format!(
+                "agent {agent_id:?} is not known (known agents: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ))
+        })
+    }
+}
+
+/// A command to kill an allocation.
+pub(super) fn kill_message(allocation_id: &str, reason: &str) -> MasterMessage {
+    MasterMessage {
+        body: Some(Body::Kill(KillAllocation {
+            allocation_id: allocation_id.to_string(),
+            reason: reason.to_string(),
+        })),
+    }
+}

@@ -1,0 +1,83 @@
+//! Checkpoint queries and their searcher metrics.
+
+use std::collections::HashMap;
+
+use baton_common::proto::CheckpointRef;
+
+use super::state::Cluster;
+use crate::error::{MasterError, MasterResult};
+use crate::store::CheckpointRow;
+
+impl Cluster {
+    /// Checkpoints of an experiment with their metrics; DELETED ones only when `all`.
+    pub fn experiment_checkpoints(
+        &self,
+        experiment_id: u64,
+        all: bool,
+    ) -> MasterResult<Vec<(CheckpointRow, Option<f64>)>> {
+        let experiment = self
+            .experiments
+            .get(&experiment_id)
+            .ok_or_else(|| MasterError::NotFound(format!("experiment {experiment_id} does not exist")))?;
+        let metric_name = experiment.config.searcher.metric.clone();
+        let rows = self.store.checkpoints_of_experiment(experiment_id)?;
+        let mut metrics: HashMap<u64, HashMap<u64, f64>> = HashMap::new();
+        for trial in self.trials.values().filter(|t| t.row.experiment_id == experiment_id) {
+            let by_step = self
+                .store
+                .validations_of_trial(trial.row.id)?
+                .into_iter()
+                .filter_map(|v| metric_value(&v.metrics_json, &metric_name).map(|m| (v.step, m)))
+                .collect();
+            metrics.insert(trial.row.id, by_step);
+        }
+        Ok(rows
+            .into_iter()
+            .filter(|row| all || row.state != "DELETED")
+            .map(|row| {
+                let metric = metrics.get(&row.trial_id).and_then(|m| m.get(&row.step)).copied();
+                (row, metric)
+            })
+            .collect())
+    }
+
+    /// One checkpoint by uuid, or by trial and step.
+    pub fn find_checkpoint(&self, reference: &CheckpointRef) -> MasterResult<(CheckpointRow, Option<f64>)> {
+        let row = if !reference.uuid.is_empty() {
+            self.store.checkpoint_by_uuid(&reference.uuid)?.ok_or_else(|| {
+                MasterError::NotFound(format!("checkpoint {} does not exist", reference.uuid))
+            })?
+        } else {
+            self.store.checkpoint_by_trial_step(reference.trial_id, reference.step)?.ok_or_else(|| {
+                MasterError::NotFound(format!(
+                    "trial {} has no checkpoint at step {}",
+                    reference.trial_id, reference.step
+                ))
+            })?
+        };
+        let (_, metric) = self
+            .experiment_checkpoints(row.experiment_id, true)?
+            .into_iter()
+            .find(|(r, _)| r.uuid == row.uuid)
+            .unwrap_or((row.clone(), None));
+        Ok((row, metric))
+    }
+
+    /// The storage description of an experiment, secrets removed.
+    pub fn redacted_storage_json(&self, experiment_id: u64) -> String {
+        self.experiments
+            .get(&experiment_id)
+            .map(|e| {
+                let mut storage = e.config.checkpoint_storage.clone();
+                storage.backend = storage.backend.redacted();
+                serde_json::to_string(&storage).expect("storage config serializes")
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The named metric of a validation, if present and finite.
+fn metric_value(metrics_json: &str, name: &str) -> Option<f64> {
+    let metrics: serde_json::Value = serde_json::from_str(metrics_json).ok()?;
+    metrics.get(name)?.as_f64().filter(|m| m.is_finite())
+}

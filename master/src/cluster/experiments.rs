@@ -1,0 +1,140 @@
+//! Experiment lifecycle: create, pause, activate, kill.
+
+use std::collections::BTreeSet;
+
+use baton_common::config::{check_entrypoint, parse_experiment_config};
+use baton_common::proto::Context;
+use prost::Message;
+
+use super::state::{Cluster, ExperimentEntry, StopReason, TrialEntry};
+use super::trials::{experiment_state, trial_state};
+use crate::error::{MasterError, MasterResult};
+use crate::searcher::propose_trials;
+use crate::store::{ExperimentRow, TrialRow, now_ms};
+
+/// Largest context directory accepted, in bytes.
+pub const MAX_CONTEXT_BYTES: usize = 32 * 1024 * 1024;
+
+impl Cluster {
+    /// Validates a config and context, then creates the experiment and its trials atomically.
+    pub fn create_experiment(&mut self, config_yaml: String, context: Context) -> MasterResult<u64> {
+        let config = parse_experiment_config(&config_yaml)
+            .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
+        let size: usize = context.files.iter().map(|f| f.content.len()).sum();
+        if size > MAX_CONTEXT_BYTES {
+            return Err(MasterError::InvalidArgument(format!(
+                "context directory is {size} bytes; the limit is {MAX_CONTEXT_BYTES} bytes (32 MiB)"
+            )));
+        }
+        let files: BTreeSet<String> = context.files.iter().map(|f| f.path.clone()).collect();
+        check_entrypoint(&config.entrypoint, &files)
+            .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
+        let hparams = propose_trials(&config)
+            .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
+        let encoded_context = context.encode_to_vec();
+        let created_ms = now_ms();
+        let (experiment_id, trial_ids) = self.store.transaction(|store| {
+            let id = store.insert_experiment(&config.name, &config_yaml, &encoded_context, created_ms)?;
+            let mut trial_ids = Vec::new();
+            for set in &hparams {
+                let json = serde_json::Value::Object(set.clone()).to_string();
+                trial_ids.push((store.insert_trial(id, &json)?, json));
+            }
+            Ok((id, trial_ids))
+        })?;
+        for (trial_id, hparams_json) in trial_ids {
+            let row = TrialRow {
+                id: trial_id,
+                experiment_id,
+                state: trial_state::QUEUED.into(),
+                hparams_json,
+                steps_completed: 0,
+                restarts: 0,
+                latest_checkpoint_uuid: None,
+                latest_checkpoint_step: 0,
+                error: String::new(),
+            };
+            self.trials.insert(trial_id, TrialEntry { row, allocation: None, target_agent: None, avoid_agent: None });
+        }
+        let gc = config.checkpoint_storage.gc;
+        let row = ExperimentRow {
+            id: experiment_id,
+            name: config.name.clone(),
+            state: experiment_state::ACTIVE.into(),
+            config_yaml,
+            gc_policy_json: None,
+            created_ms,
+        };
+        tracing::info!(experiment = experiment_id, name = %config.name, trials = hparams.len(), "experiment created");
+        self.experiments.insert(experiment_id, ExperimentEntry { row, config, gc });
+        self.needs_schedule = true;
+        Ok(experiment_id)
+    }
+
+    /// Suspends every trial of an experiment with a checkpoint and stops scheduling it.
+    pub fn pause_experiment(&mut self, id: u64) -> MasterResult<()> {
+        self.transition(id, experiment_state::ACTIVE, experiment_state::PAUSED)?;
+        for allocation in self.allocations_of_experiment(id) {
+            self.stop_allocation(&allocation, StopReason::Paused);
+        }
+        Ok(())
+    }
+
+    /// Lets a paused experiment's trials be scheduled again.
+    pub fn activate_experiment(&mut self, id: u64) -> MasterResult<()> {
+        self.transition(id, experiment_state::PAUSED, experiment_state::ACTIVE)?;
+        self.needs_schedule = true;
+        Ok(())
+    }
+
+    /// Cancels an experiment: queued trials end now, running ones are killed.
+    pub fn kill_experiment(&mut self, id: u64) -> MasterResult<()> {
+        let experiment = self.experiment_mut(id)?;
+        if experiment_state::is_terminal(&experiment.row.state) {
+            return Err(MasterError::FailedPrecondition(format!(
+                "experiment {id} is already {}",
+                experiment.row.state
+            )));
+        }
+        experiment.row.state = experiment_state::CANCELED.into();
+        self.store.set_experiment_state(id, experiment_state::CANCELED)?;
+        for trial in self.trials.values_mut().filter(|t| t.row.experiment_id == id) {
+            if trial.allocation.is_none() && !trial_state::is_terminal(&trial.row.state) {
+                trial.row.state = trial_state::CANCELED.into();
+                self.store.update_trial(&trial.row)?;
+            }
+        }
+        for allocation in self.allocations_of_experiment(id) {
+            self.stop_allocation(&allocation, StopReason::Canceled);
+        }
+        self.check_experiment_done(id);
+        Ok(())
+    }
+
+    fn transition(&mut self, id: u64, from: &str, to: &str) -> MasterResult<()> {
+        let experiment = self.experiment_mut(id)?;
+        if experiment.row.state != from {
+            return Err(MasterError::FailedPrecondition(format!(
+                "experiment {id} is {}; only a {from} experiment can become {to}",
+                experiment.row.state
+            )));
+        }
+        experiment.row.state = to.into();
+        self.store.set_experiment_state(id, to)?;
+        Ok(())
+    }
+
+    fn allocations_of_experiment(&self, id: u64) -> Vec<String> {
+        self.trials
+            .values()
+            .filter(|t| t.row.experiment_id == id)
+            .filter_map(|t| t.allocation.clone())
+            .collect()
+    }
+
+    pub(super) fn experiment_mut(&mut self, id: u64) -> MasterResult<&mut ExperimentEntry> {
+        self.experiments
+            .get_mut(&id)
+            .ok_or_else(|| MasterError::NotFound(format!("experiment {id} does not exist")))
+    }
+}

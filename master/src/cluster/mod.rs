@@ -1,0 +1,15 @@
+//! The one owner of the master's cluster state: agents, experiments, trials and allocations.
+
+mod agents;
+mod checkpoints;
+mod experiments;
+mod gc;
+mod handle;
+mod reports;
+mod scheduling;
+mod state;
+mod trials;
+mod views;
+
+pub use handle::{ClusterHandle, run_cluster};
+pub use state::{Cluster, ClusterEvent, ClusterSettings};

@@ -1,0 +1,158 @@
+//! Turning queued trials into allocations, and preempting for more important ones.
+
+use baton_common::proto::{Context, MasterMessage, StartAllocation, StepPolicy, master_message::Body};
+use prost::Message;
+
+use super::state::{AgentMode, Cluster, LiveAllocation, StopReason};
+use super::trials::{experiment_state, trial_state};
+use crate::scheduler::{AgentCapacity, PendingTrial, Placement, RunningAllocation, choose_preemptions, place};
+use crate::store::{AllocationRow, now_ms};
+
+impl Cluster {
+    /// Places queued trials when something changed since the last pass.
+    pub fn schedule_if_needed(&mut self) {
+        if !self.needs_schedule {
+            return;
+        }
+        self.needs_schedule = false;
+        let pending = self.pending_trials();
+        if pending.is_empty() {
+            return;
+        }
+        let capacity = self.free_capacity();
+        let placements = place(&pending, &capacity);
+        for placement in &placements {
+            self.start_allocation(placement);
+        }
+        let placed: Vec<u64> = placements.iter().map(|p| p.trial_id).collect();
+        let waiting = pending.iter().filter(|t| !placed.contains(&t.trial_id)).min_by_key(|t| (t.priority, t.trial_id));
+        if let Some(waiting) = waiting {
+            self.preempt_for(waiting);
+        }
+    }
+
+    fn pending_trials(&self) -> Vec<PendingTrial> {
+        self.trials
+            .values()
+            .filter(|t| t.row.state == trial_state::QUEUED && t.allocation.is_none())
+            .filter_map(|t| {
+                let experiment = self.experiments.get(&t.row.experiment_id)?;
+                (experiment.row.state == experiment_state::ACTIVE).then(|| PendingTrial {
+                    trial_id: t.row.id,
+                    priority: experiment.config.resources.priority,
+                    slots: experiment.config.resources.slots_per_trial,
+                    target_agent: t.target_agent.clone(),
+                    avoid_agent: t.avoid_agent.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Free slots of connected, enabled agents.
+    fn free_capacity(&self) -> Vec<AgentCapacity> {
+        self.agents
+            .values()
+            .filter(|a| a.link.is_some() && a.mode == AgentMode::Enabled)
+            .map(|agent| {
+                let used: Vec<&String> = agent
+                    .allocations
+                    .iter()
+                    .filter_map(|id| self.allocations.get(id))
+                    .flat_map(|live| live.row.slot_ids.iter())
+                    .collect();
+                let free_slots =
+                    agent.slots.iter().map(|s| s.id.clone()).filter(|id| !used.contains(&id)).collect();
+                AgentCapacity { agent_id: agent.id.clone(), free_slots }
+            })
+            .collect()
+    }
+
+    fn preempt_for(&mut self, waiting: &PendingTrial) {
+        if self.allocations.values().any(|a| a.stop == Some(StopReason::Preempted)) {
+            return;
+        }
+        let running: Vec<RunningAllocation> = self
+            .allocations
+            .values()
+            .filter(|a| a.stop.is_none())
+            .filter_map(|a| {
+                let trial = self.trials.get(&a.row.trial_id)?;
+                let experiment = self.experiments.get(&trial.row.experiment_id)?;
+                Some(RunningAllocation {
+                    allocation_id: a.row.id.clone(),
+                    agent_id: a.row.agent_id.clone(),
+                    priority: experiment.config.resources.priority,
+                    slots: a.row.slot_ids.len() as u32,
+                    started: a.row.started_ms,
+                })
+            })
+            .collect();
+        let victims = choose_preemptions(waiting, &self.free_capacity(), &running);
+        for victim in victims {
+            tracing::info!(allocation = %victim, for_trial = waiting.trial_id, "preempting");
+            self.stop_allocation(&victim, StopReason::Preempted);
+        }
+    }
+
+    fn start_allocation(&mut self, placement: &Placement) {
+        let Some(trial) = self.trials.get_mut(&placement.trial_id) else { return };
+        let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else { return };
+        let context = match self.store.experiment_context(experiment.row.id) {
+            Ok(bytes) => Context::decode(bytes.as_slice()).unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read experiment context");
+                return;
+            }
+        };
+        let row = AllocationRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            trial_id: trial.row.id,
+            agent_id: placement.agent_id.clone(),
+            slot_ids: placement.slot_ids.clone(),
+            start_step: trial.row.latest_checkpoint_step,
+            end_step: trial.row.latest_checkpoint_step,
+            exit_reason: None,
+            message: String::new(),
+            started_ms: now_ms(),
+            ended_ms: 0,
+        };
+        trial.row.state = trial_state::STARTING.into();
+        trial.row.steps_completed = trial.row.latest_checkpoint_step;
+        trial.allocation = Some(row.id.clone());
+        trial.target_agent = None;
+        trial.avoid_agent = None;
+        let config = &experiment.config;
+        let start = StartAllocation {
+            allocation_id: row.id.clone(),
+            trial_id: trial.row.id,
+            experiment_id: experiment.row.id,
+            entrypoint: config.entrypoint.clone(),
+            hparams_json: trial.row.hparams_json.clone(),
+            context: Some(context),
+            latest_checkpoint_uuid: trial.row.latest_checkpoint_uuid.clone().unwrap_or_default(),
+            latest_checkpoint_step: trial.row.latest_checkpoint_step,
+            storage_json: serde_json::to_string(&config.checkpoint_storage).expect("storage config serializes"),
+            policy: Some(StepPolicy {
+                max_length: config.searcher.max_length,
+                min_validation_period: config.min_validation_period,
+                min_checkpoint_period: config.min_checkpoint_period,
+                preemption_timeout_ms: config.preemption_timeout * 1000,
+            }),
+            slot_ids: placement.slot_ids.clone(),
+        };
+        let stored = self.store.transaction(|store| {
+            store.insert_allocation(&row)?;
+            store.update_trial(&trial.row)
+        });
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "cannot record allocation");
+            return;
+        }
+        tracing::info!(trial = row.trial_id, agent = %row.agent_id, allocation = %row.id, start_step = row.start_step, "starting allocation");
+        if let Some(agent) = self.agents.get_mut(&placement.agent_id) {
+            agent.allocations.insert(row.id.clone());
+            agent.send(MasterMessage { body: Some(Body::Start(start)) });
+        }
+        self.allocations.insert(row.id.clone(), LiveAllocation { row, stop: None });
+    }
+}

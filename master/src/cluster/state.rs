@@ -1,0 +1,247 @@
+//! The in-memory cluster state, loaded from the store at start and written through on change.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use baton_common::config::{ExperimentConfig, GcSettings, parse_experiment_config};
+use baton_common::proto::{MasterMessage, Slot};
+use tokio::sync::{broadcast, mpsc};
+
+use super::ClusterHandle;
+use crate::error::MasterResult;
+use crate::store::{AllocationRow, ExperimentRow, LogRow, Store, TrialRow};
+
+/// Timing knobs of the cluster task.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// How often the state is reconciled (heartbeat deadlines, timeouts).
+    pub tick: Duration,
+    /// How often agents heartbeat.
+    pub heartbeat_interval: Duration,
+    /// An agent silent for this long is lost and its trials restart elsewhere.
+    pub agent_timeout: Duration,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_millis(250),
+            heartbeat_interval: Duration::from_secs(2),
+            agent_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Something watchers (log followers) may want to see.
+#[derive(Debug, Clone)]
+pub enum ClusterEvent {
+    /// New log lines were stored.
+    Log(LogRow),
+    /// A trial reached a terminal state.
+    TrialEnded(u64),
+}
+
+/// Operator-set scheduling state of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentMode {
+    /// Takes new work.
+    Enabled,
+    /// Takes no new work; its trials were suspended.
+    Disabled,
+    /// Takes no new work; its trials run to completion.
+    Draining,
+}
+
+impl AgentMode {
+    /// The name shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentMode::Enabled => "enabled",
+            AgentMode::Disabled => "disabled",
+            AgentMode::Draining => "draining",
+        }
+    }
+
+    /// Parses a stored name; unknown names mean enabled.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "disabled" => AgentMode::Disabled,
+            "draining" => AgentMode::Draining,
+            _ => AgentMode::Enabled,
+        }
+    }
+}
+
+/// The live stream to a connected agent.
+pub struct AgentLink {
+    /// Distinguishes successive connections of the same agent.
+    pub session: u64,
+    /// Commands to the agent.
+    pub sender: mpsc::UnboundedSender<Result<MasterMessage, tonic::Status>>,
+}
+
+/// An agent known to the master.
+pub struct AgentEntry {
+    /// Agent id.
+    pub id: String,
+    /// Operator-set mode.
+    pub mode: AgentMode,
+    /// Its slots.
+    pub slots: Vec<Slot>,
+    /// The stream, while connected.
+    pub link: Option<AgentLink>,
+    /// Last message from it.
+    pub last_seen: Instant,
+    /// Current allocations on it.
+    pub allocations: BTreeSet<String>,
+}
+
+/// An experiment with its parsed config.
+pub struct ExperimentEntry {
+    /// The stored record.
+    pub row: ExperimentRow,
+    /// The parsed config.
+    pub config: ExperimentConfig,
+    /// The GC policy in force.
+    pub gc: GcSettings,
+}
+
+/// A trial with its scheduling hints.
+pub struct TrialEntry {
+    /// The stored record.
+    pub row: TrialRow,
+    /// Its current allocation.
+    pub allocation: Option<String>,
+    /// Next placement must be on this agent.
+    pub target_agent: Option<String>,
+    /// Next placement must not be on this agent.
+    pub avoid_agent: Option<String>,
+}
+
+/// Why the master asked an allocation to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Its agent was disabled.
+    Disabled,
+    /// A more important trial needs its slots.
+    Preempted,
+    /// Its experiment was paused.
+    Paused,
+    /// An operator moved it.
+    Moved,
+    /// Its experiment was killed.
+    Canceled,
+}
+
+impl StopReason {
+    /// The allocation exit reason this stop leads to.
+    pub fn exit_reason(self) -> &'static str {
+        match self {
+            StopReason::Disabled => "suspended-by-disable",
+            StopReason::Preempted => "preempted",
+            StopReason::Paused => "paused",
+            StopReason::Moved => "moved",
+            StopReason::Canceled => "canceled",
+        }
+    }
+}
+
+/// A current allocation.
+pub struct LiveAllocation {
+    /// The stored record.
+    pub row: AllocationRow,
+    /// Set once the master asked it to stop.
+    pub stop: Option<StopReason>,
+}
+
+/// The cluster state, owned by one task.
+pub struct Cluster {
+    pub(super) store: Store,
+    pub(super) settings: ClusterSettings,
+    pub(super) handle: ClusterHandle,
+    pub(super) agents: BTreeMap<String, AgentEntry>,
+    pub(super) experiments: BTreeMap<u64, ExperimentEntry>,
+    pub(super) trials: BTreeMap<u64, TrialEntry>,
+    pub(super) allocations: HashMap<String, LiveAllocation>,
+    pub(super) events: broadcast::Sender<ClusterEvent>,
+    pub(super) next_session: u64,
+    pub(super) needs_schedule: bool,
+}
+
+impl Cluster {
+    /// Loads experiments, trials and open allocations from the store.
+    pub fn load(store: Store, settings: ClusterSettings, handle: ClusterHandle) -> MasterResult<Self> {
+        let now = Instant::now();
+        let mut experiments = BTreeMap::new();
+        for row in store.list_experiments()? {
+            let config = parse_experiment_config(&row.config_yaml)
+                .expect("stored experiment configs were validated at creation");
+            let gc = match &row.gc_policy_json {
+                Some(json) => serde_json::from_str(json).unwrap_or(config.checkpoint_storage.gc.clone()),
+                None => config.checkpoint_storage.gc.clone(),
+            };
+            experiments.insert(row.id, ExperimentEntry { row, config, gc });
+        }
+        let mut trials: BTreeMap<u64, TrialEntry> = store
+            .list_trials()?
+            .into_iter()
+            .map(|row| (row.id, TrialEntry { row, allocation: None, target_agent: None, avoid_agent: None }))
+            .collect();
+        let mut agents = BTreeMap::new();
+        for (id, mode) in store.agent_states()? {
+            agents.insert(id.clone(), AgentEntry::new(id, AgentMode::parse(&mode), now));
+        }
+        let mut allocations = HashMap::new();
+        for row in store.open_allocations()? {
+            if let Some(trial) = trials.get_mut(&row.trial_id) {
+                trial.allocation = Some(row.id.clone());
+            }
+            agents
+                .entry(row.agent_id.clone())
+                .or_insert_with(|| AgentEntry::new(row.agent_id.clone(), AgentMode::Enabled, now))
+                .allocations
+                .insert(row.id.clone());
+            allocations.insert(row.id.clone(), LiveAllocation { row, stop: None });
+        }
+        let (events, _) = broadcast::channel(4096);
+        let mut cluster = Self {
+            store,
+            settings,
+            handle,
+            agents,
+            experiments,
+            trials,
+            allocations,
+            events,
+            next_session: 0,
+            needs_schedule: true,
+        };
+        cluster.resume_deletions();
+        Ok(cluster)
+    }
+
+    /// Periodic reconciliation: lost agents, pending work.
+    pub fn reconcile(&mut self) {
+        self.expire_agents();
+        self.needs_schedule = true;
+    }
+
+    /// Subscribes to cluster events.
+    pub fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.events.subscribe()
+    }
+}
+
+impl AgentEntry {
+    /// A known agent that is not connected.
+    pub fn new(id: String, mode: AgentMode, last_seen: Instant) -> Self {
+        Self { id, mode, slots: Vec::new(), link: None, last_seen, allocations: BTreeSet::new() }
+    }
+
+    /// Sends a command if connected; a lost command is healed by reconciliation.
+    pub fn send(&self, message: MasterMessage) {
+        if let Some(link) = &self.link {
+            let _ = link.sender.send(Ok(message));
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Trial and allocation transitions: stop, end, requeue, complete.
+
+use baton_common::proto::{MasterMessage, SuspendAllocation, master_message::Body};
+
+use super::agents::kill_message;
+use super::state::{Cluster, ClusterEvent, StopReason};
+use crate::error::{MasterError, MasterResult};
+use crate::store::now_ms;
+
+/// Trial states.
+pub mod trial_state {
+    /// Waiting for slots.
+    pub const QUEUED: &str = "QUEUED";
+    /// Placed; the agent is preparing it.
+    pub const STARTING: &str = "STARTING";
+    /// The trial process runs.
+    pub const RUNNING: &str = "RUNNING";
+    /// Asked to checkpoint and stop.
+    pub const SUSPENDING: &str = "SUSPENDING";
+    /// Trained to completion.
+    pub const COMPLETED: &str = "COMPLETED";
+    /// Killed by an operator.
+    pub const CANCELED: &str = "CANCELED";
+    /// Failed more than `max_restarts` times.
+    pub const ERRORED: &str = "ERRORED";
+
+    /// Whether a trial in `state` will never run again.
+    pub fn is_terminal(state: &str) -> bool {
+        matches!(state, COMPLETED | CANCELED | ERRORED)
+    }
+}
+
+/// Experiment states.
+pub mod experiment_state {
+    /// Trials are scheduled.
+    pub const ACTIVE: &str = "ACTIVE";
+    /// Trials are suspended and not scheduled.
+    pub const PAUSED: &str = "PAUSED";
+    /// Every trial ended and at least one completed.
+    pub const COMPLETED: &str = "COMPLETED";
+    /// Killed by an operator.
+    pub const CANCELED: &str = "CANCELED";
+    /// Every trial ended and none completed.
+    pub const ERRORED: &str = "ERRORED";
+
+    /// Whether an experiment in `state` is over.
+    pub fn is_terminal(state: &str) -> bool {
+        matches!(state, COMPLETED | CANCELED | ERRORED)
+    }
+}
+
+/// What happens to a trial when its allocation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// The trial is done.
+    Completed,
+    /// The trial goes back to the queue (without counting a restart).
+    Requeue,
+    /// The trial failed: requeued while restarts remain, else ERRORED.
+    Failed,
+    /// The trial was canceled.
+    Canceled,
+}
+
+impl Cluster {
+    /// Asks an allocation to stop: checkpoint and suspend, or be killed when canceling.
+    pub(super) fn stop_allocation(&mut self, allocation_id: &str, reason: StopReason) {
+        let Some(live) = self.allocations.get_mut(allocation_id) else { return };
+        if live.stop.is_some() && reason != StopReason::Canceled {
+            return;
+        }
+        live.stop = Some(reason);
+        let agent_id = live.row.agent_id.clone();
+        let trial_id = live.row.trial_id;
+        let message = if reason == StopReason::Canceled {
+            kill_message(allocation_id, "experiment killed")
+        } else {
+            if let Some(trial) = self.trials.get_mut(&trial_id) {
+                trial.row.state = trial_state::SUSPENDING.into();
+                if let Err(e) = self.store.update_trial(&trial.row) {
+                    tracing::error!(error = %e, "cannot record trial state");
+                }
+            }
+            MasterMessage {
+                body: Some(Body::Suspend(SuspendAllocation {
+                    allocation_id: allocation_id.to_string(),
+                    reason: reason.exit_reason().to_string(),
+                })),
+            }
+        };
+        tracing::info!(allocation = %allocation_id, trial = trial_id, reason = reason.exit_reason(), "stopping allocation");
+        if let Some(agent) = self.agents.get(&agent_id) {
+            agent.send(message);
+        }
+    }
+
+    /// Ends an allocation whose agent is gone; its trial resumes elsewhere from its latest checkpoint.
+    pub(super) fn end_lost_allocation(&mut self, allocation_id: &str, message: &str) {
+        self.end_allocation(allocation_id, "agent-lost", message, None, Outcome::Requeue);
+    }
+
+    /// Records the end of an allocation and moves its trial on.
+    pub(super) fn end_allocation(
+        &mut self,
+        allocation_id: &str,
+        exit_reason: &str,
+        message: &str,
+        end_step: Option<u64>,
+        outcome: Outcome,
+    ) {
+        let Some(mut live) = self.allocations.remove(allocation_id) else { return };
+        if let Some(agent) = self.agents.get_mut(&live.row.agent_id) {
+            agent.allocations.remove(allocation_id);
+        }
+        live.row.exit_reason = Some(exit_reason.to_string());
+        live.row.message = message.to_string();
+        live.row.end_step = live.row.end_step.max(end_step.unwrap_or(0));
+        live.row.ended_ms = now_ms();
+        if let Err(e) = self.store.end_allocation(&live.row) {
+            tracing::error!(error = %e, "cannot record allocation end");
+        }
+        tracing::info!(allocation = %allocation_id, trial = live.row.trial_id, exit_reason, message, "allocation ended");
+        self.needs_schedule = true;
+        let Some(trial) = self.trials.get_mut(&live.row.trial_id) else { return };
+        trial.allocation = None;
+        let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else { return };
+        let canceled = experiment.row.state == experiment_state::CANCELED;
+        let max_restarts = experiment.config.max_restarts;
+        let next = match outcome {
+            Outcome::Completed => trial_state::COMPLETED,
+            _ if canceled => trial_state::CANCELED,
+            Outcome::Canceled => trial_state::CANCELED,
+            Outcome::Requeue => trial_state::QUEUED,
+            Outcome::Failed => {
+                trial.row.restarts += 1;
+                if trial.row.restarts > max_restarts {
+                    trial.row.error = format!(
+                        "failed {} times (max_restarts is {max_restarts}); last failure: {message}",
+                        trial.row.restarts
+                    );
+                    trial_state::ERRORED
+                } else {
+                    trial_state::QUEUED
+                }
+            }
+        };
+        trial.row.state = next.to_string();
+        if next == trial_state::QUEUED {
+            trial.row.steps_completed = trial.row.latest_checkpoint_step;
+        }
+        if let Err(e) = self.store.update_trial(&trial.row) {
+            tracing::error!(error = %e, "cannot record trial state");
+        }
+        let (trial_id, experiment_id) = (trial.row.id, trial.row.experiment_id);
+        if trial_state::is_terminal(next) {
+            let _ = self.events.send(ClusterEvent::TrialEnded(trial_id));
+            self.check_experiment_done(experiment_id);
+        }
+    }
+
+    /// Finishes an experiment whose trials have all ended, then collects its garbage.
+    pub(super) fn check_experiment_done(&mut self, experiment_id: u64) {
+        let states: Vec<&str> = self
+            .trials
+            .values()
+            .filter(|t| t.row.experiment_id == experiment_id)
+            .map(|t| t.row.state.as_str())
+            .collect();
+        if !states.iter().all(|s| trial_state::is_terminal(s)) {
+            return;
+        }
+        let final_state = if states.contains(&trial_state::COMPLETED) {
+            experiment_state::COMPLETED
+        } else if states.contains(&trial_state::ERRORED) {
+            experiment_state::ERRORED
+        } else {
+            experiment_state::CANCELED
+        };
+        let Some(experiment) = self.experiments.get_mut(&experiment_id) else { return };
+        if !experiment_state::is_terminal(&experiment.row.state) {
+            experiment.row.state = final_state.to_string();
+            if let Err(e) = self.store.set_experiment_state(experiment_id, final_state) {
+                tracing::error!(error = %e, "cannot record experiment state");
+            }
+            tracing::info!(experiment = experiment_id, state = final_state, "experiment ended");
+        }
+        let policy = experiment.gc.clone();
+        if let Err(e) = self.collect_garbage(experiment_id, &policy) {
+            tracing::error!(experiment = experiment_id, error = %e, "garbage collection failed");
+        }
+    }
+
+    /// Suspends a running trial and resumes it on another (or the named) agent.
+    pub fn move_trial(&mut self, trial_id: u64, to_agent: Option<String>) -> MasterResult<()> {
+        if let Some(target) = &to_agent {
+            self.agent_mut(target)?;
+        }
+        let trial = self.trial_mut(trial_id)?;
+        if trial_state::is_terminal(&trial.row.state) {
+            return Err(MasterError::FailedPrecondition(format!(
+                "trial {trial_id} is {} and cannot move",
+                trial.row.state
+            )));
+        }
+        let Some(allocation_id) = trial.allocation.clone() else {
+            trial.target_agent = to_agent;
+            return Ok(());
+        };
+        let current_agent = self.allocations[&allocation_id].row.agent_id.clone();
+        if to_agent.as_deref() == Some(current_agent.as_str()) {
+            return Err(MasterError::FailedPrecondition(format!(
+                "trial {trial_id} already runs on agent {current_agent}"
+            )));
+        }
+        let trial = self.trial_mut(trial_id)?;
+        trial.avoid_agent = Some(current_agent);
+        trial.target_agent = to_agent;
+        self.stop_allocation(&allocation_id, StopReason::Moved);
+        Ok(())
+    }
+
+    pub(super) fn trial_mut(&mut self, trial_id: u64) -> MasterResult<&mut super::state::TrialEntry> {
+        self.trials
+            .get_mut(&trial_id)
+            .ok_or_else(|| MasterError::NotFound(format!("trial {trial_id} does not exist")))
+    }
+}

@@ -1,0 +1,148 @@
+//! Read-only views of the cluster state in admin API shapes.
+
+use baton_common::proto;
+
+use super::state::Cluster;
+use crate::error::{MasterError, MasterResult};
+use crate::store::{AllocationRow, CheckpointRow};
+
+impl Cluster {
+    /// Every experiment, without trials.
+    pub fn list_experiments(&self) -> Vec<proto::Experiment> {
+        self.experiments.keys().filter_map(|id| self.experiment_view(*id, false).ok()).collect()
+    }
+
+    /// One experiment, with its trials when `with_trials`.
+    pub fn experiment_view(&self, id: u64, with_trials: bool) -> MasterResult<proto::Experiment> {
+        let experiment = self
+            .experiments
+            .get(&id)
+            .ok_or_else(|| MasterError::NotFound(format!("experiment {id} does not exist")))?;
+        let trials = if with_trials { self.trials_of(id) } else { Vec::new() };
+        Ok(proto::Experiment {
+            id,
+            name: experiment.row.name.clone(),
+            state: experiment.row.state.clone(),
+            config_yaml: experiment.row.config_yaml.clone(),
+            trials,
+            created_ms: experiment.row.created_ms,
+            searcher: format!("{:?}", experiment.config.searcher.name).to_lowercase(),
+        })
+    }
+
+    /// Trials of an experiment.
+    pub fn trials_of(&self, experiment_id: u64) -> Vec<proto::Trial> {
+        self.trials
+            .values()
+            .filter(|t| t.row.experiment_id == experiment_id)
+            .map(|t| self.trial_view(t.row.id))
+            .collect()
+    }
+
+    fn trial_view(&self, trial_id: u64) -> proto::Trial {
+        let trial = &self.trials[&trial_id];
+        let agent_id = trial
+            .allocation
+            .as_ref()
+            .and_then(|a| self.allocations.get(a))
+            .map(|a| a.row.agent_id.clone())
+            .unwrap_or_default();
+        proto::Trial {
+            id: trial.row.id,
+            experiment_id: trial.row.experiment_id,
+            state: trial.row.state.clone(),
+            hparams_json: trial.row.hparams_json.clone(),
+            steps_completed: trial.row.steps_completed,
+            restarts: trial.row.restarts,
+            agent_id,
+            latest_checkpoint_uuid: trial.row.latest_checkpoint_uuid.clone().unwrap_or_default(),
+            error: trial.row.error.clone(),
+        }
+    }
+
+    /// One trial with its allocations and validations.
+    pub fn trial_detail(&self, trial_id: u64) -> MasterResult<proto::TrialDetail> {
+        if !self.trials.contains_key(&trial_id) {
+            return Err(MasterError::NotFound(format!("trial {trial_id} does not exist")));
+        }
+        let allocations = self.store.allocations_of_trial(trial_id)?;
+        let validations: Vec<proto::Validation> = self
+            .store
+            .validations_of_trial(trial_id)?
+            .into_iter()
+            .map(|v| proto::Validation { step: v.step, metrics_json: v.metrics_json })
+            .collect();
+        Ok(proto::TrialDetail {
+            trial: Some(self.trial_view(trial_id)),
+            allocations: allocations.into_iter().map(allocation_view).collect(),
+            latest_validation: validations.last().cloned(),
+            validations,
+        })
+    }
+
+    /// Agents known to the master.
+    pub fn list_agents(&self) -> Vec<proto::Agent> {
+        self.agents.keys().map(|id| self.agent_view(id)).collect()
+    }
+
+    /// One agent.
+    pub fn agent_view(&self, agent_id: &str) -> proto::Agent {
+        let agent = &self.agents[agent_id];
+        let allocations: Vec<_> = agent.allocations.iter().filter_map(|id| self.allocations.get(id)).collect();
+        proto::Agent {
+            id: agent.id.clone(),
+            state: agent.mode.as_str().into(),
+            connected: agent.link.is_some(),
+            slots: agent.slots.len() as u32,
+            used_slots: allocations.iter().map(|a| a.row.slot_ids.len() as u32).sum(),
+            slot_details: agent.slots.clone(),
+            trial_ids: allocations.iter().map(|a| a.row.trial_id).collect(),
+            last_seen_ms: crate::store::now_ms() - agent.last_seen.elapsed().as_millis() as i64,
+        }
+    }
+
+    /// A checkpoint in API shape.
+    pub fn checkpoint_view(&self, row: CheckpointRow, metric: Option<f64>) -> proto::Checkpoint {
+        proto::Checkpoint {
+            storage_json: self.redacted_storage_json(row.experiment_id),
+            uuid: row.uuid,
+            experiment_id: row.experiment_id,
+            trial_id: row.trial_id,
+            step: row.step,
+            state: row.state,
+            metric,
+            size_bytes: row.size_bytes,
+            metadata_json: row.metadata_json,
+            error: row.error,
+            created_ms: row.created_ms,
+        }
+    }
+}
+
+fn allocation_view(row: AllocationRow) -> proto::Allocation {
+    proto::Allocation {
+        id: row.id,
+        agent_id: row.agent_id,
+        start_step: row.start_step,
+        end_step: row.end_step,
+        exit_reason: row.exit_reason.unwrap_or_default(),
+        started_ms: row.started_ms,
+        ended_ms: row.ended_ms,
+        message: row.message,
+    }
+}
+
+impl Cluster {
+    /// Stored log lines of a trial, a subscription for new ones, and whether the trial has ended.
+    pub fn trial_logs(
+        &self,
+        trial_id: u64,
+    ) -> MasterResult<(Vec<crate::store::LogRow>, tokio::sync::broadcast::Receiver<super::ClusterEvent>, bool)> {
+        let trial = self
+            .trials
+            .get(&trial_id)
+            .ok_or_else(|| MasterError::NotFound(format!("trial {trial_id} does not exist")))?;
+        let ended = super::trials::trial_state::is_terminal(&trial.row.state);
+        Ok((self.store.logs_of_trial(trial_id)?, self.subscribe(), ended))
+    }
+}

@@ -1,0 +1,11 @@
+//! The Baton master: admin and agent gRPC services, scheduler, searchers, store and GC.
+
+pub mod cluster;
+pub mod error;
+pub mod scheduler;
+pub mod searcher;
+pub mod server;
+pub mod services;
+pub mod store;
+
+pub use server::{MasterOptions, serve};

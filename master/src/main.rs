@@ -1,0 +1,64 @@
+//! `baton-master`: runs the Baton master.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use baton_master::cluster::ClusterSettings;
+use baton_master::{MasterOptions, serve};
+use clap::Parser;
+
+/// The Baton master: schedules trials on agents and keeps the cluster's state.
+#[derive(Debug, Parser)]
+#[command(name = "baton-master", version)]
+struct Args {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+    /// Directory for the database.
+    #[arg(long, env = "BATON_DATA_DIR", default_value = "/var/lib/baton")]
+    data_dir: PathBuf,
+    /// Seconds without a heartbeat after which an agent is lost.
+    #[arg(long, env = "BATON_AGENT_TIMEOUT", default_value_t = 15)]
+    agent_timeout: u64,
+    /// Log format: text or json.
+    #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(&args.log_format);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let options = MasterOptions {
+        data_dir: args.data_dir,
+        cluster: ClusterSettings {
+            agent_timeout: Duration::from_secs(args.agent_timeout),
+            ..ClusterSettings::default()
+        },
+    };
+    serve(options, listener, shutdown_signal()).await
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

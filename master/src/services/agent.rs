@@ -1,0 +1,64 @@
+//! The agent service: one bidirectional stream per agent.
+
+use baton_common::proto::agent_service_server::AgentService;
+use baton_common::proto::{AgentMessage, MasterMessage, agent_message::Body};
+use futures::Stream;
+use std::pin::Pin;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::cluster::ClusterHandle;
+
+/// Serves agent sessions.
+pub struct AgentApi {
+    cluster: ClusterHandle,
+}
+
+impl AgentApi {
+    /// A service forwarding to the cluster task.
+    pub fn new(cluster: ClusterHandle) -> Self {
+        Self { cluster }
+    }
+}
+
+type MasterStream = Pin<Box<dyn Stream<Item = Result<MasterMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    type SessionStream = MasterStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(AgentMessage { body: Some(Body::Hello(hello)) }) => hello,
+            _ => return Err(Status::invalid_argument("the first message of a session must be Hello")),
+        };
+        let agent_id = hello.agent_id.clone();
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let session = self.cluster.try_call(move |c| c.agent_connected(hello, sender)).await?;
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(message)) => {
+                        let id = agent_id.clone();
+                        if cluster.call(move |c| c.agent_message(&id, session, message)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::warn!(agent = %agent_id, error = %status, "agent stream failed");
+                        break;
+                    }
+                }
+            }
+            let _ = cluster.call(move |c| c.agent_disconnected(&agent_id, session)).await;
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(receiver))))
+    }
+}

@@ -1,0 +1,98 @@
+//! Experiment and agent records.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreResult};
+
+/// One experiment as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentRow {
+    /// Experiment id.
+    pub id: u64,
+    /// Name from the config.
+    pub name: String,
+    /// ACTIVE, PAUSED, COMPLETED, CANCELED or ERRORED.
+    pub state: String,
+    /// The config as submitted.
+    pub config_yaml: String,
+    /// A GC policy set after creation, as JSON.
+    pub gc_policy_json: Option<String>,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: i64,
+}
+
+impl Store {
+    /// Inserts an experiment and returns its id.
+    pub fn insert_experiment(
+        &self,
+        name: &str,
+        config_yaml: &str,
+        context: &[u8],
+        created_ms: i64,
+    ) -> StoreResult<u64> {
+        self.conn.execute(
+            "INSERT INTO experiments (name, state, config_yaml, context, created_ms) VALUES (?1, 'ACTIVE', ?2, ?3, ?4)",
+            params![name, config_yaml, context, created_ms],
+        )?;
+        Ok(self.conn.last_insert_rowid() as u64)
+    }
+
+    /// Every experiment, by id.
+    pub fn list_experiments(&self) -> StoreResult<Vec<ExperimentRow>> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, name, state, config_yaml, gc_policy_json, created_ms FROM experiments ORDER BY id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(ExperimentRow {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                state: row.get(2)?,
+                config_yaml: row.get(3)?,
+                gc_policy_json: row.get(4)?,
+                created_ms: row.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// The encoded context directory of an experiment.
+    pub fn experiment_context(&self, id: u64) -> StoreResult<Vec<u8>> {
+        self.conn.query_row("SELECT context FROM experiments WHERE id = ?1", [id], |row| row.get(0))
+    }
+
+    /// Records an experiment's state.
+    pub fn set_experiment_state(&self, id: u64, state: &str) -> StoreResult<()> {
+        self.conn.execute("UPDATE experiments SET state = ?2 WHERE id = ?1", params![id, state])?;
+        Ok(())
+    }
+
+    /// Records a GC policy set after creation.
+    pub fn set_gc_policy(&self, id: u64, policy_json: &str) -> StoreResult<()> {
+        self.conn
+            .execute("UPDATE experiments SET gc_policy_json = ?2 WHERE id = ?1", params![id, policy_json])?;
+        Ok(())
+    }
+
+    /// Operator-set states of agents (enabled, disabled, draining).
+    pub fn agent_states(&self) -> StoreResult<Vec<(String, String)>> {
+        let mut statement = self.conn.prepare("SELECT id, state FROM agents ORDER BY id")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect()
+    }
+
+    /// Records an agent's operator-set state.
+    pub fn set_agent_state(&self, id: &str, state: &str) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT INTO agents (id, state) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET state = ?2",
+            params![id, state],
+        )?;
+        Ok(())
+    }
+
+    /// The state recorded for one agent, if any.
+    pub fn agent_state(&self, id: &str) -> StoreResult<Option<String>> {
+        self.conn
+            .query_row("SELECT state FROM agents WHERE id = ?1", [id], |row| row.get(0))
+            .optional()
+    }
+}

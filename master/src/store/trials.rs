@@ -1,0 +1,211 @@
+//! Trial, allocation and metric records.
+
+use rusqlite::{Row, params};
+
+use super::{Store, StoreResult};
+
+/// One trial as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRow {
+    /// Trial id.
+    pub id: u64,
+    /// Owning experiment.
+    pub experiment_id: u64,
+    /// Lifecycle state.
+    pub state: String,
+    /// Hyperparameters as a JSON object.
+    pub hparams_json: String,
+    /// Highest step reported.
+    pub steps_completed: u64,
+    /// Failures counted against `max_restarts`.
+    pub restarts: u32,
+    /// Checkpoint to resume from.
+    pub latest_checkpoint_uuid: Option<String>,
+    /// Step of that checkpoint.
+    pub latest_checkpoint_step: u64,
+    /// Why the trial errored.
+    pub error: String,
+}
+
+/// One run of a trial on one agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllocationRow {
+    /// Allocation id (uuid).
+    pub id: String,
+    /// The trial it runs.
+    pub trial_id: u64,
+    /// The agent it runs on.
+    pub agent_id: String,
+    /// Slots it holds.
+    pub slot_ids: Vec<String>,
+    /// Step it started from.
+    pub start_step: u64,
+    /// Last step it reported.
+    pub end_step: u64,
+    /// Why it ended; None while current.
+    pub exit_reason: Option<String>,
+    /// Details of the end.
+    pub message: String,
+    /// Start time, Unix milliseconds.
+    pub started_ms: i64,
+    /// End time, Unix milliseconds (0 while current).
+    pub ended_ms: i64,
+}
+
+/// Validation metrics at one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationRow {
+    /// Step of the validation.
+    pub step: u64,
+    /// Metrics as a JSON object.
+    pub metrics_json: String,
+}
+
+const TRIAL_COLUMNS: &str = "id, experiment_id, state, hparams_json, steps_completed, restarts, latest_checkpoint_uuid, latest_checkpoint_step, error";
+const ALLOCATION_COLUMNS: &str =
+    "id, trial_id, agent_id, slot_ids, start_step, end_step, exit_reason, message, started_ms, ended_ms";
+
+impl Store {
+    /// Inserts a QUEUED trial and returns its id.
+    pub fn insert_trial(&self, experiment_id: u64, hparams_json: &str) -> StoreResult<u64> {
+        self.conn.execute(
+            "INSERT INTO trials (experiment_id, state, hparams_json) VALUES (?1, 'QUEUED', ?2)",
+            params![experiment_id, hparams_json],
+        )?;
+        Ok(self.conn.last_insert_rowid() as u64)
+    }
+
+    /// Every trial, by id.
+    pub fn list_trials(&self) -> StoreResult<Vec<TrialRow>> {
+        let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials ORDER BY id");
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map([], trial_from_row)?;
+        rows.collect()
+    }
+
+    /// Writes every mutable field of a trial.
+    pub fn update_trial(&self, trial: &TrialRow) -> StoreResult<()> {
+        self.conn.execute(
+            "UPDATE trials SET state = ?2, steps_completed = ?3, restarts = ?4, latest_checkpoint_uuid = ?5, latest_checkpoint_step = ?6, error = ?7 WHERE id = ?1",
+            params![
+                trial.id,
+                trial.state,
+                trial.steps_completed,
+                trial.restarts,
+                trial.latest_checkpoint_uuid,
+                trial.latest_checkpoint_step,
+                trial.error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Inserts a new allocation.
+    pub fn insert_allocation(&self, allocation: &AllocationRow) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT INTO allocations (id, trial_id, agent_id, slot_ids, start_step, end_step, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                allocation.id,
+                allocation.trial_id,
+                allocation.agent_id,
+                serde_json::to_string(&allocation.slot_ids).expect("slot ids serialize"),
+                allocation.start_step,
+                allocation.end_step,
+                allocation.started_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records the end of an allocation.
+    pub fn end_allocation(&self, allocation: &AllocationRow) -> StoreResult<()> {
+        self.conn.execute(
+            "UPDATE allocations SET end_step = ?2, exit_reason = ?3, message = ?4, ended_ms = ?5 WHERE id = ?1",
+            params![
+                allocation.id,
+                allocation.end_step,
+                allocation.exit_reason,
+                allocation.message,
+                allocation.ended_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Allocations that have not ended.
+    pub fn open_allocations(&self) -> StoreResult<Vec<AllocationRow>> {
+        let sql = format!("SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE exit_reason IS NULL");
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map([], allocation_from_row)?;
+        rows.collect()
+    }
+
+    /// Every allocation of a trial, oldest first.
+    pub fn allocations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<AllocationRow>> {
+        let sql = format!(
+            "SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE trial_id = ?1 ORDER BY started_ms, rowid"
+        );
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map([trial_id], allocation_from_row)?;
+        rows.collect()
+    }
+
+    /// Records (or replaces) the validation of a trial at a step.
+    pub fn upsert_validation(&self, trial_id: u64, step: u64, metrics_json: &str) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO validations (trial_id, step, metrics_json) VALUES (?1, ?2, ?3)",
+            params![trial_id, step, metrics_json],
+        )?;
+        Ok(())
+    }
+
+    /// Records (or replaces) the training metrics of a trial at a step.
+    pub fn upsert_training_metrics(&self, trial_id: u64, step: u64, metrics_json: &str) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO training_metrics (trial_id, step, metrics_json) VALUES (?1, ?2, ?3)",
+            params![trial_id, step, metrics_json],
+        )?;
+        Ok(())
+    }
+
+    /// Validations of a trial, by step.
+    pub fn validations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<ValidationRow>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT step, metrics_json FROM validations WHERE trial_id = ?1 ORDER BY step")?;
+        let rows = statement.query_map([trial_id], |row| {
+            Ok(ValidationRow { step: row.get(0)?, metrics_json: row.get(1)? })
+        })?;
+        rows.collect()
+    }
+}
+
+fn trial_from_row(row: &Row<'_>) -> rusqlite::Result<TrialRow> {
+    Ok(TrialRow {
+        id: row.get(0)?,
+        experiment_id: row.get(1)?,
+        state: row.get(2)?,
+        hparams_json: row.get(3)?,
+        steps_completed: row.get(4)?,
+        restarts: row.get(5)?,
+        latest_checkpoint_uuid: row.get(6)?,
+        latest_checkpoint_step: row.get(7)?,
+        error: row.get(8)?,
+    })
+}
+
+fn allocation_from_row(row: &Row<'_>) -> rusqlite::Result<AllocationRow> {
+    let slot_ids: String = row.get(3)?;
+    Ok(AllocationRow {
+        id: row.get(0)?,
+        trial_id: row.get(1)?,
+        agent_id: row.get(2)?,
+        slot_ids: serde_json::from_str(&slot_ids).unwrap_or_default(),
+        start_step: row.get(4)?,
+        end_step: row.get(5)?,
+        exit_reason: row.get(6)?,
+        message: row.get(7)?,
+        started_ms: row.get(8)?,
+        ended_ms: row.get(9)?,
+    })
+}
