@@ -1,1 +1,83 @@
-fn main() {}
+//! `baton-agent`: runs trials for a Baton master.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use baton_agent::slots::discover_slots;
+use baton_agent::{AgentOptions, run_agent};
+use clap::Parser;
+
+/// The Baton agent: offers this host's slots to a master and runs its trials.
+#[derive(Debug, Parser)]
+#[command(name = "baton-agent", version)]
+struct Args {
+    /// URL of the master, e.g. http://master:8090.
+    #[arg(long, env = "BATON_MASTER", default_value = "http://127.0.0.1:8090")]
+    master: String,
+    /// Agent id (defaults to the host name).
+    #[arg(long, env = "BATON_AGENT_ID")]
+    id: Option<String>,
+    /// Number of CPU slots; when absent, NVIDIA GPUs are detected.
+    #[arg(long, env = "BATON_SLOTS")]
+    slots: Option<u32>,
+    /// Work directory for trial files.
+    #[arg(long, env = "BATON_WORK_DIR", default_value = "/var/lib/baton-agent")]
+    work_dir: PathBuf,
+    /// Cluster join token.
+    #[arg(long, env = "BATON_TOKEN", default_value = "")]
+    token: String,
+    /// Seconds between SIGTERM and SIGKILL when a trial is stopped.
+    #[arg(long, env = "BATON_KILL_GRACE", default_value_t = 10)]
+    kill_grace: u64,
+    /// Log format: text or json.
+    #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(&args.log_format);
+    let id = match args.id {
+        Some(id) if !id.trim().is_empty() => id,
+        Some(_) => anyhow::bail!("--id must not be empty"),
+        None => hostname(),
+    };
+    let options = AgentOptions {
+        master: args.master,
+        id,
+        slots: discover_slots(args.slots),
+        work_dir: args.work_dir,
+        token: args.token,
+        kill_grace: Duration::from_secs(args.kill_grace),
+    };
+    run_agent(options, shutdown_signal()).await
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "agent".into())
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

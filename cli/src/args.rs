@@ -178,7 +178,7 @@ pub enum CheckpointCmd {
     /// Download a checkpoint straight from checkpoint storage.
     ///
     /// The master hides storage secrets, so credentials come from your own environment
-    /// (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION ...).
+    /// (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, ...).
     Download(DownloadArgs),
 }
 

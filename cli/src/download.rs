@@ -56,12 +56,17 @@ pub async fn download(app: &Run, args: &DownloadArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("checkpoint-{}", ckpt.uuid)));
     ensure_empty_target(&dir)?;
+    let created = !dir.exists();
     let store = CheckpointStore::from_storage_json(&ckpt.storage_json)?;
     let spinner = indicatif::ProgressBar::new_spinner()
         .with_message(format!("downloading checkpoint {}", ckpt.uuid));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let result = store.download(&ckpt.uuid, &dir).await;
     spinner.finish_and_clear();
+    if result.is_err() && created {
+        // Leave no half-written directory behind; a failed removal changes nothing for the user.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let manifest = result.map_err(|e| {
         let s3 = storage_type(&ckpt.storage_json).as_deref() == Some("s3");
         let hint = if s3 { S3_CREDENTIALS_HINT } else { "" };

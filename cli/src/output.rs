@@ -1,4 +1,4 @@
-//! Shared output helpers: tables, key/value blocks, JSON and value formatting.
+//! Shared output: tables, key/value blocks, JSON and value formatting.
 
 use std::io::Write;
 

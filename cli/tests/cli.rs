@@ -1,231 +1,9 @@
 //! The `baton` binary against an in-process fake master: output shapes and exit statuses.
 
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+mod fake;
 
-use baton_common::proto::admin_service_server::{AdminService, AdminServiceServer};
-use baton_common::proto::*;
-use serde_json::{Value, json};
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
-
-type Reply<T> = Result<Response<T>, Status>;
-
-/// A master that answers from fixed data and records the requests it gets.
-#[derive(Default, Clone)]
-struct FakeMaster {
-    calls: Arc<Mutex<Vec<String>>>,
-    created: Arc<Mutex<Option<CreateExperimentRequest>>>,
-}
-
-impl FakeMaster {
-    fn record(&self, call: String) {
-        self.calls.lock().unwrap().push(call);
-    }
-}
-
-fn experiment() -> Experiment {
-    Experiment {
-        id: 1,
-        name: "linreg".into(),
-        state: "ACTIVE".into(),
-        config_yaml: "searcher:\n  metric: acc\n  smaller_is_better: false\n".into(),
-        trials: vec![Trial {
-            id: 5,
-            experiment_id: 1,
-            state: "RUNNING".into(),
-            hparams_json: r#"{"lr":0.1}"#.into(),
-            steps_completed: 10,
-            agent_id: "a1".into(),
-            ..Default::default()
-        }],
-        created_ms: 1_700_000_000_000,
-        searcher: "single".into(),
-    }
-}
-
-fn checkpoint(uuid: &str, step: u64, metric: Option<f64>) -> Checkpoint {
-    Checkpoint {
-        uuid: uuid.into(),
-        experiment_id: 1,
-        trial_id: 5,
-        step,
-        state: "COMPLETED".into(),
-        metric,
-        size_bytes: 1 << 20,
-        ..Default::default()
-    }
-}
-
-fn checkpoints() -> Vec<Checkpoint> {
-    vec![
-        checkpoint("c10", 10, Some(0.5)),
-        checkpoint("c20", 20, None),
-        checkpoint("c30", 30, Some(0.9)),
-    ]
-}
-
-#[tonic::async_trait]
-impl AdminService for FakeMaster {
-    async fn create_experiment(
-        &self,
-        r: Request<CreateExperimentRequest>,
-    ) -> Reply<CreateExperimentResponse> {
-        *self.created.lock().unwrap() = Some(r.into_inner());
-        Ok(Response::new(CreateExperimentResponse { id: 42 }))
-    }
-    async fn list_experiments(
-        &self,
-        _: Request<ListExperimentsRequest>,
-    ) -> Reply<ListExperimentsResponse> {
-        Ok(Response::new(ListExperimentsResponse {
-            experiments: vec![experiment()],
-        }))
-    }
-    async fn describe_experiment(&self, r: Request<ExperimentRef>) -> Reply<Experiment> {
-        match r.into_inner().id {
-            1 => Ok(Response::new(experiment())),
-            id => Err(Status::not_found(format!("experiment {id} not found"))),
-        }
-    }
-    async fn kill_experiment(&self, _: Request<ExperimentRef>) -> Reply<Experiment> {
-        Ok(Response::new(Experiment {
-            state: "CANCELED".into(),
-            ..experiment()
-        }))
-    }
-    async fn pause_experiment(&self, _: Request<ExperimentRef>) -> Reply<Experiment> {
-        Ok(Response::new(Experiment {
-            state: "PAUSED".into(),
-            ..experiment()
-        }))
-    }
-    async fn activate_experiment(&self, _: Request<ExperimentRef>) -> Reply<Experiment> {
-        Ok(Response::new(experiment()))
-    }
-    async fn list_checkpoints(
-        &self,
-        _: Request<ListCheckpointsRequest>,
-    ) -> Reply<ListCheckpointsResponse> {
-        Ok(Response::new(ListCheckpointsResponse {
-            checkpoints: checkpoints(),
-        }))
-    }
-    async fn set_gc_policy(&self, r: Request<SetGcPolicyRequest>) -> Reply<SetGcPolicyResponse> {
-        let r = r.into_inner();
-        self.record(format!(
-            "gc {} {} {} dry_run={}",
-            r.save_experiment_best, r.save_trial_best, r.save_trial_latest, r.dry_run
-        ));
-        let mut list = checkpoints();
-        let delete = list.split_off(1);
-        Ok(Response::new(SetGcPolicyResponse { keep: list, delete }))
-    }
-    async fn list_trials(&self, _: Request<ExperimentRef>) -> Reply<ListTrialsResponse> {
-        Ok(Response::new(ListTrialsResponse {
-            trials: experiment().trials,
-        }))
-    }
-    async fn describe_trial(&self, _: Request<TrialRef>) -> Reply<TrialDetail> {
-        Ok(Response::new(TrialDetail {
-            trial: experiment().trials.pop(),
-            ..Default::default()
-        }))
-    }
-    type TrialLogsStream = tokio_stream::Iter<std::vec::IntoIter<Result<TrialLogLine, Status>>>;
-    async fn trial_logs(&self, _: Request<TrialLogsRequest>) -> Reply<Self::TrialLogsStream> {
-        let line = |id, text: &str| {
-            Ok(TrialLogLine {
-                id,
-                text: text.into(),
-                ..Default::default()
-            })
-        };
-        Ok(Response::new(tokio_stream::iter(vec![
-            line(1, "epoch 1"),
-            line(2, "epoch 2\n"),
-        ])))
-    }
-    async fn move_trial(&self, _: Request<MoveTrialRequest>) -> Reply<TrialDetail> {
-        Ok(Response::new(TrialDetail::default()))
-    }
-    async fn describe_checkpoint(&self, _: Request<CheckpointRef>) -> Reply<Checkpoint> {
-        Ok(Response::new(checkpoint("c10", 10, Some(0.5))))
-    }
-    async fn list_agents(&self, _: Request<ListAgentsRequest>) -> Reply<ListAgentsResponse> {
-        let agent = Agent {
-            id: "a1".into(),
-            state: "enabled".into(),
-            connected: true,
-            slots: 2,
-            ..Default::default()
-        };
-        Ok(Response::new(ListAgentsResponse {
-            agents: vec![agent],
-        }))
-    }
-    async fn disable_agent(&self, r: Request<DisableAgentRequest>) -> Reply<Agent> {
-        let state = if r.get_ref().drain {
-            "draining"
-        } else {
-            "disabled"
-        };
-        Ok(Response::new(Agent {
-            id: r.into_inner().id,
-            state: state.into(),
-            ..Default::default()
-        }))
-    }
-    async fn enable_agent(&self, r: Request<AgentRef>) -> Reply<Agent> {
-        Ok(Response::new(Agent {
-            id: r.into_inner().id,
-            state: "enabled".into(),
-            ..Default::default()
-        }))
-    }
-}
-
-/// Serves a fake master on a free port bound before serving; returns its URL.
-async fn start() -> (String, FakeMaster) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let master = FakeMaster::default();
-    let service = AdminServiceServer::new(master.clone());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    (url, master)
-}
-
-/// Runs `baton --master URL ARGS...` with stdin closed.
-async fn baton(url: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
-    command
-        .arg("--master")
-        .arg(url)
-        .args(args)
-        .stdin(Stdio::null())
-        .env_remove("BATON_MASTER");
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json_out(output: &Output) -> Value {
-    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(output));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
+use fake::{baton, json_out, start, stderr, stdout};
+use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn create_sends_config_and_context() {
     let (url, master) = start().await;
@@ -416,4 +194,88 @@ async fn usage_errors_come_before_contacting_the_master() {
         "{err}"
     );
     assert!(err.contains("(set --master or BATON_MASTER)"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_fetches_from_storage() {
+    use baton_common::storage::{CheckpointStore, CommitRequest};
+    let (url, master) = start().await;
+    let root = tempfile::tempdir().unwrap();
+    let storage_json = json!({"type": "shared_fs", "host_path": root.path()}).to_string();
+    *master.storage_json.lock().unwrap() = storage_json.clone();
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let staging = tempfile::tempdir().unwrap();
+    let written = staging.path().join(&uuid);
+    std::fs::create_dir_all(written.join("sub")).unwrap();
+    std::fs::write(written.join("model.bin"), [7u8; 100]).unwrap();
+    std::fs::write(written.join("sub/opt.txt"), "adam").unwrap();
+    let request = CommitRequest {
+        uuid: uuid.clone(),
+        experiment_id: 1,
+        trial_id: 5,
+        allocation_id: "a".into(),
+        step: 10,
+        hparams: json!({}),
+        metadata: json!({}),
+    };
+    let store = CheckpointStore::from_storage_json(&storage_json).unwrap();
+    store.commit(&request, &written).await.unwrap();
+
+    let target = staging.path().join("out");
+    let out = baton(
+        &url,
+        &[
+            "checkpoint",
+            "download",
+            &uuid,
+            "-o",
+            target.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let expected = format!(
+        "Downloaded checkpoint {uuid} (2 files, 104 bytes) to {}\n",
+        target.display()
+    );
+    assert_eq!(stdout(&out), expected);
+    assert_eq!(
+        std::fs::read_to_string(target.join("sub/opt.txt")).unwrap(),
+        "adam"
+    );
+
+    let out = baton(
+        &url,
+        &[
+            "checkpoint",
+            "download",
+            &uuid,
+            "-o",
+            target.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already exists and is not empty"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = baton(
+        &url,
+        &[
+            "checkpoint",
+            "download",
+            "--trial",
+            "5",
+            "--step",
+            "7",
+            "-o",
+            "/nonexistent/x",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("checkpoint t5s7"), "{}", stderr(&out));
 }

@@ -9,9 +9,9 @@ use std::fmt;
 use std::path::{Component, Path};
 
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
-use serde_path_to_error::Segment;
 use serde::{Deserialize, Serialize, Serializer, ser};
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
 /// An experiment as its author writes it in YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,15 +136,35 @@ impl From<TypedHyperparameter> for Hyperparameter {
     fn from(typed: TypedHyperparameter) -> Self {
         match typed {
             TypedHyperparameter::Const { val } => Hyperparameter::Const(val),
-            TypedHyperparameter::Int { minval, maxval, count } => {
-                Hyperparameter::Int { minval, maxval, count }
-            }
-            TypedHyperparameter::Double { minval, maxval, count } => {
-                Hyperparameter::Double { minval, maxval, count }
-            }
-            TypedHyperparameter::Log { minval, maxval, base, count } => {
-                Hyperparameter::Log { minval, maxval, base, count }
-            }
+            TypedHyperparameter::Int {
+                minval,
+                maxval,
+                count,
+            } => Hyperparameter::Int {
+                minval,
+                maxval,
+                count,
+            },
+            TypedHyperparameter::Double {
+                minval,
+                maxval,
+                count,
+            } => Hyperparameter::Double {
+                minval,
+                maxval,
+                count,
+            },
+            TypedHyperparameter::Log {
+                minval,
+                maxval,
+                base,
+                count,
+            } => Hyperparameter::Log {
+                minval,
+                maxval,
+                base,
+                count,
+            },
             TypedHyperparameter::Categorical { vals } => Hyperparameter::Categorical { vals },
         }
     }
@@ -155,18 +175,40 @@ impl Serialize for Hyperparameter {
         let typed = match self.clone() {
             // A constant map holding a `type` key must be spelled out, or it would read back as a range.
             Hyperparameter::Const(Value::Object(map)) if map.contains_key("type") => {
-                TypedHyperparameter::Const { val: Value::Object(map) }
+                TypedHyperparameter::Const {
+                    val: Value::Object(map),
+                }
             }
             Hyperparameter::Const(value) => return value.serialize(serializer),
-            Hyperparameter::Int { minval, maxval, count } => {
-                TypedHyperparameter::Int { minval, maxval, count }
-            }
-            Hyperparameter::Double { minval, maxval, count } => {
-                TypedHyperparameter::Double { minval, maxval, count }
-            }
-            Hyperparameter::Log { minval, maxval, base, count } => {
-                TypedHyperparameter::Log { minval, maxval, base, count }
-            }
+            Hyperparameter::Int {
+                minval,
+                maxval,
+                count,
+            } => TypedHyperparameter::Int {
+                minval,
+                maxval,
+                count,
+            },
+            Hyperparameter::Double {
+                minval,
+                maxval,
+                count,
+            } => TypedHyperparameter::Double {
+                minval,
+                maxval,
+                count,
+            },
+            Hyperparameter::Log {
+                minval,
+                maxval,
+                base,
+                count,
+            } => TypedHyperparameter::Log {
+                minval,
+                maxval,
+                base,
+                count,
+            },
             Hyperparameter::Categorical { vals } => TypedHyperparameter::Categorical { vals },
         };
         // `{"int": {...}}` becomes `{"type": "int", ...}`.
@@ -189,7 +231,8 @@ impl<'de> Deserialize<'de> for Hyperparameter {
         let value = Value::deserialize(deserializer)?;
         match &value {
             Value::Object(map) if map.contains_key("type") => {
-                let typed: TypedHyperparameter = deserialize_tagged(map.clone(), HYPERPARAMETER_TYPES)?;
+                let typed: TypedHyperparameter =
+                    deserialize_tagged(map.clone(), HYPERPARAMETER_TYPES)?;
                 Ok(typed.into())
             }
             _ => Ok(Hyperparameter::Const(value)),
@@ -256,7 +299,10 @@ fn default_priority() -> u32 {
 
 impl Default for ResourcesConfig {
     fn default() -> Self {
-        ResourcesConfig { slots_per_trial: default_slots_per_trial(), priority: default_priority() }
+        ResourcesConfig {
+            slots_per_trial: default_slots_per_trial(),
+            priority: default_priority(),
+        }
     }
 }
 
@@ -357,7 +403,11 @@ fn default_one() -> u64 {
 
 impl Default for GcSettings {
     fn default() -> Self {
-        GcSettings { save_experiment_best: 0, save_trial_best: 1, save_trial_latest: 1 }
+        GcSettings {
+            save_experiment_best: 0,
+            save_trial_best: 1,
+            save_trial_latest: 1,
+        }
     }
 }
 
@@ -366,7 +416,11 @@ const STORAGE_TYPES: &[&str] = &["shared_fs", "s3", "gcs", "azure"];
 
 /// The fields of [`StorageBackend`] again, read externally tagged so that field paths survive.
 #[derive(Deserialize)]
-#[serde(remote = "StorageBackend", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    remote = "StorageBackend",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 enum StorageBackendDef {
     SharedFs {
         host_path: String,
@@ -426,7 +480,10 @@ impl<'de> Visitor<'de> for CheckpointStorageVisitor {
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let types = STORAGE_TYPES.join(", ");
-        write!(f, "a map with `type` ({types}) and the fields of that storage")
+        write!(
+            f,
+            "a map with `type` ({types}) and the fields of that storage"
+        )
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -531,7 +588,10 @@ impl ConfigError {
     }
 
     fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { path: path.into(), message: message.into() }
+        ConfigError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// Builds a parse error from a serde path and message, resolving nested paths.
@@ -545,7 +605,9 @@ impl ConfigError {
             path = join_path(&path, inner);
             message = inner_message.to_string();
         }
-        let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next());
         if let Some(field) = missing {
             path = join_path(&path, field);
             message = "missing required field".to_string();
@@ -553,7 +615,10 @@ impl ConfigError {
         if path.is_empty() {
             path = "experiment config".to_string();
         }
-        ConfigError::Parse { path, message: format!("{message}{location}") }
+        ConfigError::Parse {
+            path,
+            message: format!("{message}{location}"),
+        }
     }
 }
 
@@ -561,7 +626,9 @@ impl ConfigError {
 fn split_location(message: &str) -> (&str, &str) {
     if let Some((head, tail)) = message.rsplit_once(" at line ")
         && let Some((line, column)) = tail.split_once(" column ")
-        && [line, column].iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        && [line, column]
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     {
         return (head, &message[head.len()..]);
     }
@@ -572,7 +639,10 @@ fn split_location(message: &str) -> (&str, &str) {
 fn strip_path_prefix<'m>(path: &str, message: &'m str) -> &'m str {
     let mut candidate = path;
     while !candidate.is_empty() {
-        if let Some(rest) = message.strip_prefix(candidate).and_then(|m| m.strip_prefix(": ")) {
+        if let Some(rest) = message
+            .strip_prefix(candidate)
+            .and_then(|m| m.strip_prefix(": "))
+        {
             return rest;
         }
         candidate = match candidate.rfind(['.', '[']) {
@@ -597,8 +667,9 @@ pub fn parse_experiment_config(yaml: &str) -> Result<ExperimentConfig, ConfigErr
     if yaml.trim().is_empty() {
         return Err(ConfigError::Parse {
             path: "experiment config".to_string(),
-            message: "is empty; it needs at least name, entrypoint, searcher and checkpoint_storage"
-                .to_string(),
+            message:
+                "is empty; it needs at least name, entrypoint, searcher and checkpoint_storage"
+                    .to_string(),
         });
     }
     // Syntax errors first: typed parsing can stop at a wrong type before reaching them.
@@ -609,10 +680,11 @@ pub fn parse_experiment_config(yaml: &str) -> Result<ExperimentConfig, ConfigErr
         });
     }
     let deserializer = serde_norway::Deserializer::from_str(yaml);
-    let config: ExperimentConfig = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = path_string(err.path());
-        ConfigError::parse(&path, &err.into_inner().to_string())
-    })?;
+    let config: ExperimentConfig =
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let path = path_string(err.path());
+            ConfigError::parse(&path, &err.into_inner().to_string())
+        })?;
     config.validate()?;
     Ok(config)
 }
@@ -620,20 +692,28 @@ pub fn parse_experiment_config(yaml: &str) -> Result<ExperimentConfig, ConfigErr
 type Check = Result<(), ConfigError>;
 
 fn require(ok: bool, path: &str, message: impl FnOnce() -> String) -> Check {
-    if ok { Ok(()) } else { Err(ConfigError::invalid(path, message())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(path, message()))
+    }
 }
 
 fn non_empty(path: &str, value: &str) -> Check {
-    require(!value.trim().is_empty(), path, || format!("must not be empty (got {value:?})"))
+    require(!value.trim().is_empty(), path, || {
+        format!("must not be empty (got {value:?})")
+    })
 }
 
 fn at_least_one(path: &str, value: u64) -> Check {
-    require(value >= 1, path, || format!("must be at least 1 (got {value})"))
+    require(value >= 1, path, || {
+        format!("must be at least 1 (got {value})")
+    })
 }
 
 impl ExperimentConfig {
     /// Checks the values that parsing alone cannot: ranges, required combinations, paths.
-    pub fn validate(&self) -> Check {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         non_empty("name", &self.name)?;
         non_empty("entrypoint", &self.entrypoint)?;
         for (name, hp) in &self.hyperparameters {
@@ -645,7 +725,10 @@ impl ExperimentConfig {
         self.searcher.validate()?;
         self.resources.validate()?;
         require(self.preemption_timeout >= 1, "preemption_timeout", || {
-            format!("must be at least 1 second (got {})", self.preemption_timeout)
+            format!(
+                "must be at least 1 second (got {})",
+                self.preemption_timeout
+            )
         })?;
         self.checkpoint_storage.validate()
     }
@@ -653,33 +736,57 @@ impl ExperimentConfig {
 
 impl Hyperparameter {
     /// Checks bounds, counts and bases; `path` is this hyperparameter's path.
-    pub fn validate(&self, path: &str) -> Check {
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let count_ok = |count: &Option<u32>| match count {
-            Some(0) => Err(ConfigError::invalid(format!("{path}.count"), "must be at least 1 (got 0)")),
+            Some(0) => Err(ConfigError::invalid(
+                format!("{path}.count"),
+                "must be at least 1 (got 0)",
+            )),
             _ => Ok(()),
         };
         match self {
             Hyperparameter::Const(_) => Ok(()),
-            Hyperparameter::Int { minval, maxval, count } => {
+            Hyperparameter::Int {
+                minval,
+                maxval,
+                count,
+            } => {
                 require(minval <= maxval, &format!("{path}.minval"), || {
                     format!("must not exceed maxval (got {minval} > {maxval})")
                 })?;
                 count_ok(count)
             }
-            Hyperparameter::Double { minval, maxval, count } => {
+            Hyperparameter::Double {
+                minval,
+                maxval,
+                count,
+            } => {
                 float_range(path, *minval, *maxval)?;
                 count_ok(count)
             }
-            Hyperparameter::Log { minval, maxval, base, count } => {
+            Hyperparameter::Log {
+                minval,
+                maxval,
+                base,
+                count,
+            } => {
                 float_range(path, *minval, *maxval)?;
-                require(base.is_finite() && *base > 0.0 && *base != 1.0, &format!("{path}.base"), || {
-                    format!("must be a positive number other than 1 (got {base})")
-                })?;
+                require(
+                    base.is_finite() && *base > 0.0 && *base != 1.0,
+                    &format!("{path}.base"),
+                    || format!("must be a positive number other than 1 (got {base})"),
+                )?;
                 for (field, exponent) in [("minval", minval), ("maxval", maxval)] {
                     let value = base.powf(*exponent);
-                    require(value.is_finite() && value > 0.0, &format!("{path}.{field}"), || {
-                        format!("{base}^{exponent} is not a positive finite number; use a smaller exponent")
-                    })?;
+                    require(
+                        value.is_finite() && value > 0.0,
+                        &format!("{path}.{field}"),
+                        || {
+                            format!(
+                                "{base}^{exponent} is not a positive finite number; use a smaller exponent"
+                            )
+                        },
+                    )?;
                 }
                 count_ok(count)
             }
@@ -705,7 +812,7 @@ fn float_range(path: &str, minval: f64, maxval: f64) -> Check {
 
 impl SearcherConfig {
     /// Checks the metric, the length and the trial count against the searcher.
-    pub fn validate(&self) -> Check {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         non_empty("searcher.metric", &self.metric)?;
         at_least_one("searcher.max_length", self.max_length)?;
         match self.max_trials {
@@ -721,17 +828,24 @@ impl SearcherConfig {
 
 impl ResourcesConfig {
     /// Checks the slot count and the priority range.
-    pub fn validate(&self) -> Check {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         at_least_one("resources.slots_per_trial", self.slots_per_trial.into())?;
-        require((1..=99).contains(&self.priority), "resources.priority", || {
-            format!("must be from 1 to 99, lower is more important (got {})", self.priority)
-        })
+        require(
+            (1..=99).contains(&self.priority),
+            "resources.priority",
+            || {
+                format!(
+                    "must be from 1 to 99, lower is more important (got {})",
+                    self.priority
+                )
+            },
+        )
     }
 }
 
 impl CheckpointStorageConfig {
     /// Checks the backend's fields; paths are under `checkpoint_storage`.
-    pub fn validate(&self) -> Check {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.backend.validate()
     }
 }
@@ -740,9 +854,11 @@ const STORAGE: &str = "checkpoint_storage";
 
 fn check_prefix(prefix: &Option<String>) -> Check {
     let Some(prefix) = prefix else { return Ok(()) };
-    require(!prefix.split('/').any(|part| part == ".."), &format!("{STORAGE}.prefix"), || {
-        format!("must not contain \"..\" segments (got {prefix:?})")
-    })
+    require(
+        !prefix.split('/').any(|part| part == ".."),
+        &format!("{STORAGE}.prefix"),
+        || format!("must not contain \"..\" segments (got {prefix:?})"),
+    )
 }
 
 fn check_url(field: &str, value: &Option<String>) -> Check {
@@ -757,21 +873,35 @@ fn check_url(field: &str, value: &Option<String>) -> Check {
 
 impl StorageBackend {
     /// Checks required fields, paths, URLs and credential pairs.
-    pub fn validate(&self) -> Check {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match self {
-            StorageBackend::SharedFs { host_path, storage_path } => {
-                require(Path::new(host_path).is_absolute(), &format!("{STORAGE}.host_path"), || {
-                    format!("must be an absolute path (got {host_path:?})")
-                })?;
+            StorageBackend::SharedFs {
+                host_path,
+                storage_path,
+            } => {
+                require(
+                    Path::new(host_path).is_absolute(),
+                    &format!("{STORAGE}.host_path"),
+                    || format!("must be an absolute path (got {host_path:?})"),
+                )?;
                 if let Some(sp) = storage_path {
-                    let relative = Path::new(sp).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+                    let relative = Path::new(sp)
+                        .components()
+                        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
                     require(relative, &format!("{STORAGE}.storage_path"), || {
                         format!("must be a relative path without \"..\" (got {sp:?})")
                     })?;
                 }
                 Ok(())
             }
-            StorageBackend::S3 { bucket, prefix, endpoint_url, access_key, secret_key, .. } => {
+            StorageBackend::S3 {
+                bucket,
+                prefix,
+                endpoint_url,
+                access_key,
+                secret_key,
+                ..
+            } => {
                 non_empty(&format!("{STORAGE}.bucket"), bucket)?;
                 check_prefix(prefix)?;
                 check_url("endpoint_url", endpoint_url)?;
@@ -791,14 +921,24 @@ impl StorageBackend {
                 non_empty(&format!("{STORAGE}.bucket"), bucket)?;
                 check_prefix(prefix)
             }
-            StorageBackend::Azure { container, prefix, account_url, connection_string, account, .. } => {
+            StorageBackend::Azure {
+                container,
+                prefix,
+                account_url,
+                connection_string,
+                account,
+                ..
+            } => {
                 non_empty(&format!("{STORAGE}.container"), container)?;
                 check_prefix(prefix)?;
                 check_url("account_url", account_url)?;
                 require(
                     account_url.is_some() || connection_string.is_some() || account.is_some(),
                     STORAGE,
-                    || "azure storage needs one of account_url, connection_string or account".to_string(),
+                    || {
+                        "azure storage needs one of account_url, connection_string or account"
+                            .to_string()
+                    },
                 )
             }
         }
@@ -809,11 +949,19 @@ impl StorageBackend {
         let hide = |secret: &Option<String>| secret.as_ref().map(|_| "***".to_string());
         let mut copy = self.clone();
         match &mut copy {
-            StorageBackend::S3 { access_key, secret_key, .. } => {
+            StorageBackend::S3 {
+                access_key,
+                secret_key,
+                ..
+            } => {
                 *access_key = hide(access_key);
                 *secret_key = hide(secret_key);
             }
-            StorageBackend::Azure { connection_string, access_key, .. } => {
+            StorageBackend::Azure {
+                connection_string,
+                access_key,
+                ..
+            } => {
                 *connection_string = hide(connection_string);
                 *access_key = hide(access_key);
             }
@@ -826,12 +974,20 @@ impl StorageBackend {
 /// Checks that every script the entrypoint names (`*.py`, `*.sh`, `./…`) is in the context files.
 ///
 /// `context_files` holds `/`-separated paths relative to the context directory.
-pub fn check_entrypoint(entrypoint: &str, context_files: &BTreeSet<String>) -> Check {
+pub fn check_entrypoint(
+    entrypoint: &str,
+    context_files: &BTreeSet<String>,
+) -> Result<(), ConfigError> {
     non_empty("entrypoint", entrypoint)?;
     for token in entrypoint.split_whitespace() {
-        let looks_like_script = token.ends_with(".py") || token.ends_with(".sh") || token.starts_with("./");
+        let looks_like_script =
+            token.ends_with(".py") || token.ends_with(".sh") || token.starts_with("./");
         // Flags, absolute paths and `NAME=value` assignments do not name context files.
-        if !looks_like_script || token.starts_with('-') || token.starts_with('/') || token.contains('=') {
+        if !looks_like_script
+            || token.starts_with('-')
+            || token.starts_with('/')
+            || token.contains('=')
+        {
             continue;
         }
         let mut relative = token;
@@ -846,7 +1002,11 @@ pub fn check_entrypoint(entrypoint: &str, context_files: &BTreeSet<String>) -> C
         } else {
             let shown: Vec<&str> = context_files.iter().take(10).map(String::as_str).collect();
             let more = context_files.len().saturating_sub(shown.len());
-            let tail = if more > 0 { format!(" ... and {more} more") } else { String::new() };
+            let tail = if more > 0 {
+                format!(" ... and {more} more")
+            } else {
+                String::new()
+            };
             format!("files: {}{tail}", shown.join(", "))
         };
         return Err(ConfigError::invalid(
@@ -890,6 +1050,7 @@ mod tests {
 
     #[test]
     fn bad_configs_name_the_field() {
+        #[rustfmt::skip]
         let rows: Vec<(String, &str, &str)> = vec![
             // (yaml, field path, fragment of the message)
             ("name: [unclosed".into(), "experiment config", "not valid YAML"),
@@ -976,7 +1137,9 @@ mod tests {
                         && text.starts_with(&format!("{path}: "))
                         && text.contains(fragment);
                     if !right {
-                        failures.push(format!("{text:?} wants {path:?} and {fragment:?} from:\n{yaml}"));
+                        failures.push(format!(
+                            "{text:?} wants {path:?} and {fragment:?} from:\n{yaml}"
+                        ));
                     }
                 }
             }
@@ -992,18 +1155,41 @@ mod tests {
         assert!(cfg.hyperparameters.is_empty());
         assert_eq!(cfg.searcher.name, SearcherName::Single);
         assert!(cfg.searcher.smaller_is_better);
-        assert_eq!((cfg.searcher.max_length, cfg.searcher.max_trials, cfg.searcher.seed), (10, None, 0));
-        assert_eq!(cfg.resources, ResourcesConfig { slots_per_trial: 1, priority: 42 });
-        assert_eq!((cfg.min_checkpoint_period, cfg.min_validation_period), (0, 0));
+        assert_eq!(
+            (
+                cfg.searcher.max_length,
+                cfg.searcher.max_trials,
+                cfg.searcher.seed
+            ),
+            (10, None, 0)
+        );
+        assert_eq!(
+            cfg.resources,
+            ResourcesConfig {
+                slots_per_trial: 1,
+                priority: 42
+            }
+        );
+        assert_eq!(
+            (cfg.min_checkpoint_period, cfg.min_validation_period),
+            (0, 0)
+        );
         assert_eq!((cfg.max_restarts, cfg.preemption_timeout), (5, 60));
         assert_eq!(
             cfg.checkpoint_storage.backend,
-            StorageBackend::SharedFs { host_path: "/mnt/ckpt".into(), storage_path: None }
+            StorageBackend::SharedFs {
+                host_path: "/mnt/ckpt".into(),
+                storage_path: None
+            }
         );
         assert_eq!(cfg.checkpoint_storage.gc, GcSettings::default());
         assert_eq!(
             cfg.checkpoint_storage.gc,
-            GcSettings { save_experiment_best: 0, save_trial_best: 1, save_trial_latest: 1 }
+            GcSettings {
+                save_experiment_best: 0,
+                save_trial_best: 1,
+                save_trial_latest: 1
+            }
         );
     }
 
@@ -1047,16 +1233,51 @@ checkpoint_storage:
         let hps = &cfg.hyperparameters;
         assert_eq!(hps["lr"], Hyperparameter::Const(json!(0.1)));
         assert_eq!(hps["layers"], Hyperparameter::Const(json!([64, 32])));
-        assert_eq!(hps["optimizer_args"], Hyperparameter::Const(json!({"momentum": 0.9})));
+        assert_eq!(
+            hps["optimizer_args"],
+            Hyperparameter::Const(json!({"momentum": 0.9}))
+        );
         assert_eq!(hps["fixed"], Hyperparameter::Const(json!({"type": "sgd"})));
-        assert_eq!(hps["batch"], Hyperparameter::Int { minval: 16, maxval: 128, count: Some(3) });
-        assert_eq!(hps["dropout"], Hyperparameter::Double { minval: 0.1, maxval: 0.5, count: None });
+        assert_eq!(
+            hps["batch"],
+            Hyperparameter::Int {
+                minval: 16,
+                maxval: 128,
+                count: Some(3)
+            }
+        );
+        assert_eq!(
+            hps["dropout"],
+            Hyperparameter::Double {
+                minval: 0.1,
+                maxval: 0.5,
+                count: None
+            }
+        );
         assert_eq!(
             hps["wd"],
-            Hyperparameter::Log { minval: -5.0, maxval: -2.0, base: 10.0, count: Some(4) }
+            Hyperparameter::Log {
+                minval: -5.0,
+                maxval: -2.0,
+                base: 10.0,
+                count: Some(4)
+            }
         );
-        assert_eq!(hps["decay"], Hyperparameter::Log { minval: 0.0, maxval: 3.0, base: 2.0, count: None });
-        assert_eq!(hps["act"], Hyperparameter::Categorical { vals: vec![json!("relu"), json!("tanh")] });
+        assert_eq!(
+            hps["decay"],
+            Hyperparameter::Log {
+                minval: 0.0,
+                maxval: 3.0,
+                base: 2.0,
+                count: None
+            }
+        );
+        assert_eq!(
+            hps["act"],
+            Hyperparameter::Categorical {
+                vals: vec![json!("relu"), json!("tanh")]
+            }
+        );
         assert_eq!(
             cfg.searcher,
             SearcherConfig {
@@ -1068,8 +1289,17 @@ checkpoint_storage:
                 seed: 7,
             }
         );
-        assert_eq!(cfg.resources, ResourcesConfig { slots_per_trial: 2, priority: 10 });
-        assert_eq!((cfg.min_checkpoint_period, cfg.min_validation_period), (100, 50));
+        assert_eq!(
+            cfg.resources,
+            ResourcesConfig {
+                slots_per_trial: 2,
+                priority: 10
+            }
+        );
+        assert_eq!(
+            (cfg.min_checkpoint_period, cfg.min_validation_period),
+            (100, 50)
+        );
         assert_eq!((cfg.max_restarts, cfg.preemption_timeout), (0, 30));
         assert_eq!(
             cfg.checkpoint_storage,
@@ -1078,7 +1308,11 @@ checkpoint_storage:
                     host_path: "/mnt/checkpoints".into(),
                     storage_path: Some("baton/mnist".into()),
                 },
-                gc: GcSettings { save_experiment_best: 2, save_trial_best: 0, save_trial_latest: 3 },
+                gc: GcSettings {
+                    save_experiment_best: 2,
+                    save_trial_best: 0,
+                    save_trial_latest: 3
+                },
             }
         );
     }
@@ -1089,7 +1323,10 @@ checkpoint_storage:
         let yaml = serde_norway::to_string(&cfg).unwrap();
         assert_eq!(parse_experiment_config(&yaml).unwrap(), cfg, "{yaml}");
         let json = serde_json::to_string(&cfg).unwrap();
-        assert_eq!(serde_json::from_str::<ExperimentConfig>(&json).unwrap(), cfg);
+        assert_eq!(
+            serde_json::from_str::<ExperimentConfig>(&json).unwrap(),
+            cfg
+        );
     }
 
     #[test]
@@ -1110,10 +1347,17 @@ checkpoint_storage:
         assert_eq!(cfg.checkpoint_storage.backend, backend);
         assert_eq!(
             cfg.checkpoint_storage.gc,
-            GcSettings { save_experiment_best: 0, save_trial_best: 2, save_trial_latest: 1 }
+            GcSettings {
+                save_experiment_best: 0,
+                save_trial_best: 2,
+                save_trial_latest: 1
+            }
         );
         let shown = format!("{:?}", backend.redacted());
-        assert!(!shown.contains("s3cr3t") && !shown.contains("AKIA") && shown.contains("***"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("AKIA") && shown.contains("***"),
+            "{shown}"
+        );
         assert!(shown.contains("ckpts"));
         // Only credentials are blanked; absent ones stay absent.
         let bare = StorageBackend::S3 {
@@ -1129,17 +1373,29 @@ checkpoint_storage:
 
     #[test]
     fn gcs_and_azure_parse_and_redact() {
-        let gcs = parse_experiment_config(&storage("{type: gcs, bucket: b, service_account_path: /k.json}")).unwrap();
+        let gcs = parse_experiment_config(&storage(
+            "{type: gcs, bucket: b, service_account_path: /k.json}",
+        ))
+        .unwrap();
         assert_eq!(
             gcs.checkpoint_storage.backend,
-            StorageBackend::Gcs { bucket: "b".into(), prefix: None, service_account_path: Some("/k.json".into()) }
+            StorageBackend::Gcs {
+                bucket: "b".into(),
+                prefix: None,
+                service_account_path: Some("/k.json".into())
+            }
         );
         let azure = parse_experiment_config(&storage(
             "{type: azure, container: c, connection_string: 'AccountKey=xyz', access_key: k}",
         ))
         .unwrap();
         match azure.checkpoint_storage.backend.redacted() {
-            StorageBackend::Azure { container, connection_string, access_key, .. } => {
+            StorageBackend::Azure {
+                container,
+                connection_string,
+                access_key,
+                ..
+            } => {
                 assert_eq!(container, "c");
                 assert_eq!(connection_string.as_deref(), Some("***"));
                 assert_eq!(access_key.as_deref(), Some("***"));
@@ -1156,15 +1412,29 @@ checkpoint_storage:
             "{type: gcs, bucket: b, prefix: p}",
             "{type: azure, container: c, account: acct, save_trial_latest: 0}",
         ] {
-            let cfg = parse_experiment_config(&storage(spec)).unwrap().checkpoint_storage;
+            let cfg = parse_experiment_config(&storage(spec))
+                .unwrap()
+                .checkpoint_storage;
             let text = serde_json::to_string(&cfg).unwrap();
             let flat: Value = serde_json::from_str(&text).unwrap();
-            assert!(flat.get("type").is_some() && flat.get("save_trial_best").is_some(), "{text}");
-            assert!(flat.get("backend").is_none() && flat.get("gc").is_none(), "{text}");
-            assert_eq!(serde_json::from_str::<CheckpointStorageConfig>(&text).unwrap(), cfg, "{text}");
+            assert!(
+                flat.get("type").is_some() && flat.get("save_trial_best").is_some(),
+                "{text}"
+            );
+            assert!(
+                flat.get("backend").is_none() && flat.get("gc").is_none(),
+                "{text}"
+            );
+            assert_eq!(
+                serde_json::from_str::<CheckpointStorageConfig>(&text).unwrap(),
+                cfg,
+                "{text}"
+            );
         }
-        let err = serde_json::from_str::<CheckpointStorageConfig>(r#"{"type":"shared_fs","host_path":"/m","x":1}"#)
-            .unwrap_err();
+        let err = serde_json::from_str::<CheckpointStorageConfig>(
+            r#"{"type":"shared_fs","host_path":"/m","x":1}"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unknown field `x`"), "{err}");
     }
 
@@ -1172,7 +1442,11 @@ checkpoint_storage:
     fn const_map_with_type_key_round_trips() {
         let hp = Hyperparameter::Const(json!({"type": "adam", "beta": 0.9}));
         let text = serde_json::to_string(&hp).unwrap();
-        assert_eq!(serde_json::from_str::<Hyperparameter>(&text).unwrap(), hp, "{text}");
+        assert_eq!(
+            serde_json::from_str::<Hyperparameter>(&text).unwrap(),
+            hp,
+            "{text}"
+        );
         let plain = Hyperparameter::Const(json!({"beta": 0.9}));
         assert_eq!(serde_json::to_string(&plain).unwrap(), r#"{"beta":0.9}"#);
     }
@@ -1202,11 +1476,24 @@ checkpoint_storage:
             "entrypoint: \"missing.py\" is not in the context directory (files: data.txt, scripts/run.sh, train.py)"
         );
         assert!(check_entrypoint("./run.sh", &context).is_err());
-        assert!(check_entrypoint("   ", &context).unwrap_err().to_string().starts_with("entrypoint: "));
+        assert!(
+            check_entrypoint("   ", &context)
+                .unwrap_err()
+                .to_string()
+                .starts_with("entrypoint: ")
+        );
         let empty = check_entrypoint("python3 train.py", &BTreeSet::new()).unwrap_err();
-        assert!(empty.to_string().contains("the context directory is empty"), "{empty}");
+        assert!(
+            empty.to_string().contains("the context directory is empty"),
+            "{empty}"
+        );
         let many: BTreeSet<String> = (0..15).map(|i| format!("f{i:02}.txt")).collect();
-        let err = check_entrypoint("python3 train.py", &many).unwrap_err().to_string();
-        assert!(err.contains("f09.txt ... and 5 more") && !err.contains("f10.txt"), "{err}");
+        let err = check_entrypoint("python3 train.py", &many)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("f09.txt ... and 5 more") && !err.contains("f10.txt"),
+            "{err}"
+        );
     }
 }

@@ -132,13 +132,18 @@ pub struct GcSelection {
 /// A COMPLETED candidate reduced to what the rankings read, laid out contiguously per trial.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// The metric with NaN mapped to "none" and -0.0 to 0.0 (so `total_cmp` ties them).
+    /// The metric, NaN when there is none; -0.0 is stored as 0.0 so that `total_cmp` ties them.
     metric: f64,
-    has_metric: bool,
     step: u64,
     seq: u64,
     /// Index into the candidates.
     idx: usize,
+}
+
+impl Entry {
+    fn has_metric(&self) -> bool {
+        !self.metric.is_nan()
+    }
 }
 
 /// Multiplicative hash for trial ids (not exposed to untrusted input).
@@ -204,8 +209,7 @@ pub fn select(candidates: &[GcCandidate], policy: &GcPolicy) -> GcSelection {
         offsets.push(total);
     }
     let empty = Entry {
-        metric: 0.0,
-        has_metric: false,
+        metric: f64::NAN,
         step: 0,
         seq: 0,
         idx: 0,
@@ -218,10 +222,8 @@ pub fn select(candidates: &[GcCandidate], policy: &GcPolicy) -> GcSelection {
         .filter(|(_, c)| c.state == CheckpointState::Completed);
     for ((idx, c), &g) in completed.zip(&group_of) {
         let slot = &mut cursor[g as usize];
-        let metric = c.metric.filter(|m| !m.is_nan());
         entries[*slot] = Entry {
-            metric: metric.map_or(0.0, |m| m + 0.0),
-            has_metric: metric.is_some(),
+            metric: c.metric.map_or(f64::NAN, |m| m + 0.0),
             step: c.step,
             seq: c.seq,
             idx,
@@ -249,31 +251,33 @@ pub fn select(candidates: &[GcCandidate], policy: &GcPolicy) -> GcSelection {
     };
 
     let mut keep = vec![false; n];
-    let mut scratch: Vec<Entry> = Vec::new();
+    let mut top = Vec::new();
+    let mut mark = |top: &[Entry]| top.iter().for_each(|e| keep[e.idx] = true);
 
-    if policy.save_experiment_best > 0 {
-        scratch.extend(entries.iter().filter(|e| e.has_metric));
-        for e in top(&mut scratch, policy.save_experiment_best, best_first) {
-            keep[e.idx] = true;
-        }
-    }
+    let with_metric = |e: &&Entry| e.has_metric();
+    top_k(
+        entries.iter().filter(with_metric),
+        policy.save_experiment_best,
+        best_first,
+        &mut top,
+    );
+    mark(&top);
 
     for (g, bounds) in offsets.windows(2).enumerate() {
-        let group = &mut entries[bounds[0]..bounds[1]];
-        if policy.save_trial_best > 0 {
-            scratch.clear();
-            scratch.extend(group.iter().filter(|e| e.has_metric));
-            for e in top(&mut scratch, policy.save_trial_best, best_first) {
-                keep[e.idx] = true;
-            }
-        }
-        let latest = policy.save_trial_latest.max(u64::from(can_run[g]));
-        for e in top(group, latest, latest_first) {
-            keep[e.idx] = true;
-        }
+        let trial = &entries[bounds[0]..bounds[1]];
+        top_k(
+            trial.iter().filter(with_metric),
+            policy.save_trial_best,
+            best_first,
+            &mut top,
+        );
+        mark(&top);
+        let trial_latest = policy.save_trial_latest.max(u64::from(can_run[g]));
+        top_k(trial.iter(), trial_latest, latest_first, &mut top);
+        mark(&top);
     }
     drop(entries);
-    drop(scratch);
+    drop(top);
 
     // Both lists in creation order; the uuid settles equal `seq`s.
     let mut kept: Vec<(u64, usize)> = Vec::new();
@@ -304,20 +308,37 @@ pub fn select(candidates: &[GcCandidate], policy: &GcPolicy) -> GcSelection {
     }
 }
 
-/// The first `k` entries of `items` under `order` (in no particular order).
-fn top<F>(items: &mut [Entry], k: u64, mut order: F) -> &[Entry]
+/// Up to this many, [`top_k`] picks in one pass; beyond, with `select_nth_unstable_by`.
+const SMALL_K: usize = 4;
+
+/// Leaves in `out` the first `k` of `items` under `order` (a total order), in no given order.
+fn top_k<'a, F>(items: impl Iterator<Item = &'a Entry>, k: u64, order: F, out: &mut Vec<Entry>)
 where
-    F: FnMut(&Entry, &Entry) -> Ordering,
+    F: Fn(&Entry, &Entry) -> Ordering,
 {
+    out.clear();
     let k = usize::try_from(k).unwrap_or(usize::MAX);
     if k == 0 {
-        return &[];
+        return;
     }
-    if k < items.len() {
-        items.select_nth_unstable_by(k - 1, &mut order);
-        &items[..k]
+    if k <= SMALL_K {
+        // `out` stays sorted; most items lose against its last one, at one comparison each.
+        for e in items {
+            if out.len() == k {
+                if order(e, &out[k - 1]) != Ordering::Less {
+                    continue;
+                }
+                out.pop();
+            }
+            let at = out.partition_point(|x| order(x, e) == Ordering::Less);
+            out.insert(at, *e);
+        }
     } else {
-        items
+        out.extend(items);
+        if k < out.len() {
+            out.select_nth_unstable_by(k - 1, order);
+            out.truncate(k);
+        }
     }
 }
 

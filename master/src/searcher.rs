@@ -65,7 +65,9 @@ pub enum SearcherError {
         combinations: u128,
     },
     /// The random searcher has no `max_trials`.
-    #[error("searcher.max_trials: required by the random searcher (the number of trials to sample)")]
+    #[error(
+        "searcher.max_trials: required by the random searcher (the number of trials to sample)"
+    )]
     MissingMaxTrials,
     /// More trials were asked for than [`MAX_TRIALS`].
     #[error("searcher.max_trials: must be at most {MAX_TRIALS} (got {max_trials})")]
@@ -104,10 +106,15 @@ fn single(config: &ExperimentConfig) -> Result<TrialHparams, SearcherError> {
         let value = match hp {
             Hyperparameter::Const(value) => value.clone(),
             Hyperparameter::Int { minval, .. } => Value::from(*minval),
-            Hyperparameter::Double { minval, maxval, .. } => number(name, lerp(*minval, *maxval, 0.5))?,
-            Hyperparameter::Log { minval, maxval, base, .. } => {
-                number(name, base.powf(lerp(*minval, *maxval, 0.5)))?
+            Hyperparameter::Double { minval, maxval, .. } => {
+                number(name, lerp(*minval, *maxval, 0.5))?
             }
+            Hyperparameter::Log {
+                minval,
+                maxval,
+                base,
+                ..
+            } => number(name, base.powf(lerp(*minval, *maxval, 0.5)))?,
             Hyperparameter::Categorical { vals } => match vals.first() {
                 Some(first) => first.clone(),
                 None => return Err(SearcherError::EmptyGrid { name: name.clone() }),
@@ -153,7 +160,11 @@ fn grid(config: &ExperimentConfig) -> Result<Vec<TrialHparams>, SearcherError> {
 fn grid_size(name: &str, hp: &Hyperparameter) -> Result<u128, SearcherError> {
     let size = match hp {
         Hyperparameter::Const(_) => 1,
-        Hyperparameter::Int { minval, maxval, count } => {
+        Hyperparameter::Int {
+            minval,
+            maxval,
+            count,
+        } => {
             let values = (i128::from(*maxval) - i128::from(*minval) + 1).max(1) as u128;
             match count {
                 // Points closer than 1 apart round onto every integer of the range.
@@ -169,12 +180,18 @@ fn grid_size(name: &str, hp: &Hyperparameter) -> Result<u128, SearcherError> {
                 None => values,
             }
         }
-        Hyperparameter::Double { count, .. } => u128::from(count.ok_or_else(|| missing_count(name, "double"))?),
-        Hyperparameter::Log { count, .. } => u128::from(count.ok_or_else(|| missing_count(name, "log"))?),
+        Hyperparameter::Double { count, .. } => {
+            u128::from(count.ok_or_else(|| missing_count(name, "double"))?)
+        }
+        Hyperparameter::Log { count, .. } => {
+            u128::from(count.ok_or_else(|| missing_count(name, "log"))?)
+        }
         Hyperparameter::Categorical { vals } => vals.len() as u128,
     };
     if size == 0 {
-        return Err(SearcherError::EmptyGrid { name: name.to_string() });
+        return Err(SearcherError::EmptyGrid {
+            name: name.to_string(),
+        });
     }
     Ok(size)
 }
@@ -184,26 +201,45 @@ fn grid_size(name: &str, hp: &Hyperparameter) -> Result<u128, SearcherError> {
 fn grid_points(name: &str, hp: &Hyperparameter) -> Result<Vec<Value>, SearcherError> {
     Ok(match hp {
         Hyperparameter::Const(value) => vec![value.clone()],
-        Hyperparameter::Int { minval, maxval, count: Some(count) } => {
-            int_points(*minval, *maxval, *count).into_iter().map(Value::from).collect()
-        }
-        Hyperparameter::Int { minval, maxval, count: None } => (*minval..=*maxval).map(Value::from).collect(),
-        Hyperparameter::Double { minval, maxval, count } => float_points(*minval, *maxval, count.unwrap_or(1))
+        Hyperparameter::Int {
+            minval,
+            maxval,
+            count: Some(count),
+        } => int_points(*minval, *maxval, *count)
+            .into_iter()
+            .map(Value::from)
+            .collect(),
+        Hyperparameter::Int {
+            minval,
+            maxval,
+            count: None,
+        } => (*minval..=*maxval).map(Value::from).collect(),
+        Hyperparameter::Double {
+            minval,
+            maxval,
+            count,
+        } => float_points(*minval, *maxval, count.unwrap_or(1))
             .into_iter()
             .map(|x| number(name, x))
             .collect::<Result<_, _>>()?,
-        Hyperparameter::Log { minval, maxval, base, count } => {
-            float_points(*minval, *maxval, count.unwrap_or(1))
-                .into_iter()
-                .map(|exponent| number(name, base.powf(exponent)))
-                .collect::<Result<_, _>>()?
-        }
+        Hyperparameter::Log {
+            minval,
+            maxval,
+            base,
+            count,
+        } => float_points(*minval, *maxval, count.unwrap_or(1))
+            .into_iter()
+            .map(|exponent| number(name, base.powf(exponent)))
+            .collect::<Result<_, _>>()?,
         Hyperparameter::Categorical { vals } => vals.clone(),
     })
 }
 
 fn missing_count(name: &str, kind: &'static str) -> SearcherError {
-    SearcherError::MissingCount { name: name.to_string(), kind }
+    SearcherError::MissingCount {
+        name: name.to_string(),
+        kind,
+    }
 }
 
 /// `count` evenly spaced integers from `minval` to `maxval` inclusive, rounded, without repeats.
@@ -231,12 +267,17 @@ fn float_points(minval: f64, maxval: f64, count: u32) -> Vec<f64> {
         return vec![minval];
     }
     let steps = f64::from(count - 1);
-    (0..count).map(|i| lerp(minval, maxval, f64::from(i) / steps)).collect()
+    (0..count)
+        .map(|i| lerp(minval, maxval, f64::from(i) / steps))
+        .collect()
 }
 
 /// `max_trials` samples from ChaCha8 seeded with `searcher.seed`, hyperparameters in name order.
 fn random(config: &ExperimentConfig) -> Result<Vec<TrialHparams>, SearcherError> {
-    let max_trials = config.searcher.max_trials.ok_or(SearcherError::MissingMaxTrials)?;
+    let max_trials = config
+        .searcher
+        .max_trials
+        .ok_or(SearcherError::MissingMaxTrials)?;
     if u64::from(max_trials) > MAX_TRIALS {
         return Err(SearcherError::TooManyTrials { max_trials });
     }
@@ -255,16 +296,23 @@ fn random(config: &ExperimentConfig) -> Result<Vec<TrialHparams>, SearcherError>
 fn sample(name: &str, hp: &Hyperparameter, rng: &mut ChaCha8Rng) -> Result<Value, SearcherError> {
     Ok(match hp {
         Hyperparameter::Const(value) => value.clone(),
-        Hyperparameter::Int { minval, maxval, .. } => Value::from(rng.random_range(*minval..=*maxval)),
+        Hyperparameter::Int { minval, maxval, .. } => {
+            Value::from(rng.random_range(*minval..=*maxval))
+        }
         Hyperparameter::Double { minval, maxval, .. } => {
             number(name, lerp(*minval, *maxval, rng.random::<f64>()))?
         }
-        Hyperparameter::Log { minval, maxval, base, .. } => {
-            number(name, base.powf(lerp(*minval, *maxval, rng.random::<f64>())))?
-        }
+        Hyperparameter::Log {
+            minval,
+            maxval,
+            base,
+            ..
+        } => number(name, base.powf(lerp(*minval, *maxval, rng.random::<f64>())))?,
         Hyperparameter::Categorical { vals } => {
             if vals.is_empty() {
-                return Err(SearcherError::EmptyGrid { name: name.to_string() });
+                return Err(SearcherError::EmptyGrid {
+                    name: name.to_string(),
+                });
             }
             vals[rng.random_range(0..vals.len())].clone()
         }
@@ -285,7 +333,10 @@ fn lerp(lo: f64, hi: f64, t: f64) -> f64 {
 fn number(name: &str, value: f64) -> Result<Value, SearcherError> {
     serde_json::Number::from_f64(value)
         .map(Value::Number)
-        .ok_or_else(|| SearcherError::NonFinite { name: name.to_string(), value })
+        .ok_or_else(|| SearcherError::NonFinite {
+            name: name.to_string(),
+            value,
+        })
 }
 
 #[cfg(test)]
@@ -301,6 +352,13 @@ mod tests {
              searcher: {searcher}\ncheckpoint_storage: {{type: shared_fs, host_path: /tmp/c}}\n"
         );
         parse_experiment_config(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    fn error_of(cfg: &ExperimentConfig) -> String {
+        match propose_trials(cfg) {
+            Ok(trials) => panic!("expected an error, got {} trials", trials.len()),
+            Err(err) => err.to_string(),
+        }
     }
 
     fn grid_config(hyperparameters: &str) -> ExperimentConfig {
@@ -325,7 +383,10 @@ mod tests {
     #[test]
     fn no_hyperparameters_give_one_empty_trial() {
         for searcher in ["single", "grid"] {
-            let cfg = config("{}", &format!("{{name: {searcher}, metric: m, max_length: 1}}"));
+            let cfg = config(
+                "{}",
+                &format!("{{name: {searcher}, metric: m, max_length: 1}}"),
+            );
             assert_eq!(propose_trials(&cfg).unwrap(), vec![Map::new()]);
         }
     }
@@ -353,7 +414,13 @@ mod tests {
         let trials = propose_trials(&cfg).unwrap();
         let a: Vec<Value> = trials.iter().map(|t| t["a"].clone()).collect();
         let b: Vec<Value> = trials.iter().map(|t| t["b"].clone()).collect();
-        assert_eq!((a, b), (vec![json!(0), json!(0), json!(1)], vec![json!(1), json!(2), json!(1)]));
+        assert_eq!(
+            (a, b),
+            (
+                vec![json!(0), json!(0), json!(1)],
+                vec![json!(1), json!(2), json!(1)]
+            )
+        );
     }
 
     #[test]
@@ -390,41 +457,62 @@ mod tests {
     #[test]
     fn grid_errors_name_the_field() {
         let cases = [
-            ("{lr: {type: double, minval: 0, maxval: 1}}", "hyperparameters.lr.count:"),
-            ("{lr: {type: log, minval: -3, maxval: -1}}", "hyperparameters.lr.count:"),
-            ("{n: {type: int, minval: 0, maxval: 100}}", "hyperparameters.n.count:"),
             (
-                "{a: {type: int, minval: 1, maxval: 100}, b: {type: int, minval: 1, maxval: 100, count: 101}}",
+                "{lr: {type: double, minval: 0, maxval: 1}}",
+                "hyperparameters.lr.count:",
+            ),
+            (
+                "{lr: {type: log, minval: -3, maxval: -1}}",
+                "hyperparameters.lr.count:",
+            ),
+            (
+                "{n: {type: int, minval: 0, maxval: 100}}",
+                "hyperparameters.n.count:",
+            ),
+            (
+                "{a: {type: int, minval: 1, maxval: 100}, b: {type: int, minval: 1, maxval: 1000, count: 101}}",
                 "hyperparameters: the grid has 10100 combinations",
             ),
         ];
         for (hps, want) in cases {
-            let err = propose_trials(&grid_config(hps)).unwrap_err().to_string();
-            assert!(err.starts_with(want), "{err:?} does not start with {want:?}");
+            let err = error_of(&grid_config(hps));
+            assert!(
+                err.starts_with(want),
+                "{err:?} does not start with {want:?}"
+            );
         }
         // Exactly 100 integers need no count; 10,000 combinations are allowed.
-        let cfg = grid_config("{a: {type: int, minval: 1, maxval: 100}, b: {type: int, minval: 0, maxval: 99}}");
+        let cfg = grid_config(
+            "{a: {type: int, minval: 1, maxval: 100}, b: {type: int, minval: 0, maxval: 99}}",
+        );
         assert_eq!(propose_trials(&cfg).unwrap().len(), 10_000);
         // An empty list is caught, whether or not the config was validated.
         let mut cfg = grid_config("{}");
-        cfg.hyperparameters.insert("opt".into(), Hyperparameter::Categorical { vals: vec![] });
-        assert!(propose_trials(&cfg).unwrap_err().to_string().starts_with("hyperparameters.opt.vals:"));
+        cfg.hyperparameters
+            .insert("opt".into(), Hyperparameter::Categorical { vals: vec![] });
+        assert!(error_of(&cfg).starts_with("hyperparameters.opt.vals:"));
     }
 
     #[test]
     fn random_needs_and_bounds_max_trials() {
-        let mut cfg = config("{}", "{name: random, metric: m, max_length: 1, max_trials: 1}");
+        let mut cfg = config(
+            "{}",
+            "{name: random, metric: m, max_length: 1, max_trials: 1}",
+        );
         cfg.searcher.max_trials = None;
-        assert!(propose_trials(&cfg).unwrap_err().to_string().starts_with("searcher.max_trials:"));
+        assert!(error_of(&cfg).starts_with("searcher.max_trials:"));
         cfg.searcher.max_trials = Some(10_001);
-        assert!(propose_trials(&cfg).unwrap_err().to_string().starts_with("searcher.max_trials:"));
+        assert!(error_of(&cfg).starts_with("searcher.max_trials:"));
     }
 
     const RANGES: &str = "{i: {type: int, minval: -5, maxval: 5}, d: {type: double, minval: 0.5, maxval: 2.5}, \
          l: {type: log, minval: -6, maxval: -1}, k: {type: categorical, vals: [a, b, c]}, c: 3}";
 
     fn random_config(seed: u64) -> ExperimentConfig {
-        config(RANGES, &format!("{{name: random, metric: m, max_length: 1, max_trials: 40, seed: {seed}}}"))
+        config(
+            RANGES,
+            &format!("{{name: random, metric: m, max_length: 1, max_trials: 40, seed: {seed}}}"),
+        )
     }
 
     #[test]
@@ -498,7 +586,8 @@ mod tests {
             if count > 1 {
                 prop_assert_eq!(*points.last().unwrap(), hi);
             }
-            prop_assert!(points.len() <= count as usize);
+            let values = (i128::from(hi) - i128::from(lo) + 1) as u128;
+            prop_assert_eq!(points.len() as u128, values.min(u128::from(count)));
             prop_assert!(points.windows(2).all(|w| w[0] < w[1]));
         }
     }

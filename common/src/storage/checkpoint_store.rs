@@ -149,8 +149,8 @@ impl CheckpointStore {
     pub async fn download(&self, uuid: &str, target: &Path) -> Result<Manifest, StorageError> {
         let manifest = self.read_manifest(uuid).await?;
         tokio::fs::create_dir_all(target).await.map_err(|e| StorageError::io(target, e))?;
-        futures::stream::iter(manifest.files.iter())
-            .map(|file| self.download_file(uuid, file, target))
+        futures::stream::iter(manifest.files.clone())
+            .map(|file| async move { self.download_file(uuid, &file, target).await })
             .buffer_unordered(FILE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
