@@ -116,7 +116,7 @@ pub struct GcCandidate {
     pub metric: Option<f64>,
     /// The record's state.
     pub state: CheckpointState,
-    /// Whether the checkpoint's trial can still run (its latest checkpoint is then always kept).
+    /// Whether the trial can still run; if any of its checkpoints says so, its latest is kept.
     pub trial_can_run: bool,
 }
 

@@ -24,6 +24,9 @@ struct Args {
     /// Log format: text or json.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Write the bound address to this file once serving (useful with port 0).
+    #[arg(long, env = "BATON_ADDRESS_FILE")]
+    address_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -33,6 +36,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(path) = &args.address_file {
+        let temporary = path.with_extension("partial");
+        std::fs::write(&temporary, listener.local_addr()?.to_string())?;
+        std::fs::rename(&temporary, path)?;
+    }
     let options = MasterOptions {
         data_dir: args.data_dir,
         cluster: ClusterSettings {

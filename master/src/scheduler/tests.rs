@@ -88,7 +88,8 @@ proptest! {
             prop_assert_eq!(p.slot_ids.len() as u32, trial.slots);
             for slot in &p.slot_ids {
                 prop_assert!(used.insert(slot.clone()), "slot {} given twice", slot);
-                prop_assert!(slot.starts_with(&format!("{}-", p.agent_id)));
+                let prefix = format!("{}-", p.agent_id);
+                prop_assert!(slot.starts_with(&prefix));
             }
         }
     }

@@ -1,0 +1,220 @@
+//! A cluster of real processes in a temporary directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{bin_dir, repo_root};
+
+/// A master and agents running as child processes.
+pub struct TestCluster {
+    /// Temporary directory holding data, work dirs, logs and storage.
+    pub dir: tempfile::TempDir,
+    bins: PathBuf,
+    master: Option<Child>,
+    /// The master's URL.
+    pub url: String,
+    address: Option<String>,
+    agents: BTreeMap<String, Child>,
+    master_args: Vec<String>,
+}
+
+impl TestCluster {
+    /// Starts a master (extra flags in `master_args`) and agents with one slot each.
+    pub fn start(agent_ids: &[&str], master_args: &[&str]) -> Self {
+        let mut cluster = Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+            bins: bin_dir(),
+            master: None,
+            url: String::new(),
+            address: None,
+            agents: BTreeMap::new(),
+            master_args: master_args.iter().map(|s| s.to_string()).collect(),
+        };
+        cluster.start_master();
+        for id in agent_ids {
+            cluster.start_agent(id, 1);
+        }
+        cluster.wait_for_agents(agent_ids.len());
+        cluster
+    }
+
+    /// Starts (or restarts, on the same address) the master.
+    pub fn start_master(&mut self) {
+        let address_file = self.dir.path().join("master.addr");
+        let _ = std::fs::remove_file(&address_file);
+        let listen = self.address.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+        let log = self.log_file("master");
+        let child = Command::new(self.bins.join("baton-master"))
+            .args(["--listen", &listen, "--data-dir"])
+            .arg(self.dir.path().join("master"))
+            .arg("--address-file")
+            .arg(&address_file)
+            .args(&self.master_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("baton-master starts");
+        self.master = Some(child);
+        wait_until("the master to listen", Duration::from_secs(20), || address_file.is_file());
+        let address = std::fs::read_to_string(&address_file).expect("address file");
+        self.url = format!("http://{address}");
+        self.address = Some(address);
+    }
+
+    /// Stops the master with SIGKILL.
+    pub fn kill_master(&mut self) {
+        if let Some(mut child) = self.master.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts an agent with `slots` CPU slots.
+    pub fn start_agent(&mut self, id: &str, slots: u32) {
+        let log = self.log_file(&format!("agent-{id}"));
+        let child = Command::new(self.bins.join("baton-agent"))
+            .args(["--master", &self.url, "--id", id, "--slots", &slots.to_string(), "--kill-grace", "2"])
+            .arg("--work-dir")
+            .arg(self.dir.path().join("agents").join(id))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("baton-agent starts");
+        self.agents.insert(id.to_string(), child);
+    }
+
+    /// Kills an agent process with SIGKILL.
+    pub fn kill_agent(&mut self, id: &str) {
+        if let Some(mut child) = self.agents.remove(id) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits until `count` agents are connected.
+    pub fn wait_for_agents(&self, count: usize) {
+        wait_until("agents to connect", Duration::from_secs(30), || {
+            let agents = self.json(&["agent", "list"]);
+            agents.as_array().is_some_and(|a| a.iter().filter(|x| x["connected"] == true).count() >= count)
+        });
+    }
+
+    /// Runs the CLI against this cluster.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(self.bins.join("baton"))
+            .arg("--master")
+            .arg(&self.url)
+            .args(args)
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .output()
+            .expect("baton runs")
+    }
+
+    /// Runs the CLI, asserting success, and returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "baton {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Runs the CLI with `--json` and parses its output.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let text = self.cli_ok(&args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("baton {args:?} printed invalid JSON ({e}): {text}"))
+    }
+
+    /// Writes `config` to a file and creates the experiment with `context`; returns its id.
+    pub fn create_experiment(&self, config: &str, context: &Path) -> u64 {
+        let path = self.dir.path().join(format!("config-{}.yaml", blake3::hash(config.as_bytes()).to_hex()));
+        std::fs::write(&path, config).expect("config written");
+        let created = self.json(&["experiment", "create", path.to_str().unwrap(), context.to_str().unwrap()]);
+        created["id"].as_u64().expect("experiment id")
+    }
+
+    /// Waits until an experiment reaches `state`, failing early on another terminal state.
+    pub fn wait_for_experiment(&self, id: u64, state: &str, timeout: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let described = self.json(&["experiment", "describe", &id.to_string()]);
+            let current = described["state"].as_str().unwrap_or_default().to_string();
+            if current == state {
+                return described;
+            }
+            assert!(
+                !(["COMPLETED", "CANCELED", "ERRORED"].contains(&current.as_str())),
+                "experiment {id} ended {current}, expected {state}: {described:#}\n{}",
+                self.logs()
+            );
+            assert!(started.elapsed() < timeout, "experiment {id} still {current} after {timeout:?}:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A trial's describe output.
+    pub fn trial(&self, id: u64) -> Value {
+        self.json(&["trial", "describe", &id.to_string()])
+    }
+
+    /// The storage directory used by example configs.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("checkpoints")
+    }
+
+    /// The tail of every process log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) {
+            for entry in entries.flatten() {
+                let content = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let tail: Vec<&str> = content.lines().rev().take(40).collect();
+                text += &format!("--- {}\n", entry.path().display());
+                for line in tail.into_iter().rev() {
+                    text += line;
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+
+    fn log_file(&self, name: &str) -> std::fs::File {
+        let dir = self.dir.path().join("logs");
+        std::fs::create_dir_all(&dir).expect("log directory");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{name}.log")))
+            .expect("log file")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let ids: Vec<String> = self.agents.keys().cloned().collect();
+        for id in ids {
+            self.kill_agent(&id);
+        }
+        self.kill_master();
+    }
+}
+
+/// Polls `condition` every 100 ms until it holds, panicking after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
