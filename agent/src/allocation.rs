@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use baton_common::proto::{
-    AgentMessage, AllocationExited, AllocationStarted, ExitKind, StartAllocation, agent_message::Body,
+    AgentMessage, AllocationExited, AllocationStarted, ExitKind, StartAllocation,
+    agent_message::Body,
 };
 use baton_common::storage::{CheckpointStore, safe_relative_path};
 use serde_json::json;
@@ -67,7 +68,9 @@ pub async fn run_allocation(
         }
     };
     tracing::info!(allocation = %allocation_id, kind = ?exited.kind(), code = exited.exit_code, "allocation exited");
-    let _ = outbox.send(AgentMessage { body: Some(Body::AllocationExited(exited)) });
+    let _ = outbox.send(AgentMessage {
+        body: Some(Body::AllocationExited(exited)),
+    });
     let _ = tokio::fs::remove_dir_all(&dir).await;
 }
 
@@ -81,7 +84,8 @@ async fn run(
 ) -> Result<AllocationExited, String> {
     let context_dir = dir.join("context");
     write_context(start, &context_dir).await?;
-    let store = CheckpointStore::from_storage_json(&start.storage_json).map_err(|e| e.to_string())?;
+    let store =
+        CheckpointStore::from_storage_json(&start.storage_json).map_err(|e| e.to_string())?;
     let restored = restore_checkpoint(start, &store, dir, outbox).await?;
     let (uploads_tx, uploads_rx) = mpsc::unbounded_channel();
     let uploader = tokio::spawn(uploads::commit_uploads(
@@ -113,7 +117,14 @@ async fn run(
     let listener = tokio::net::UnixListener::bind(&socket)
         .map_err(|e| format!("cannot open harness socket {}: {e}", socket.display()))?;
     let harness_task = tokio::spawn(harness.serve(listener));
-    let process = TrialProcess::spawn(start, env, &context_dir, &socket, restored.as_deref(), outbox)?;
+    let process = TrialProcess::spawn(
+        start,
+        env,
+        &context_dir,
+        &socket,
+        restored.as_deref(),
+        outbox,
+    )?;
     let _ = outbox.send(AgentMessage {
         body: Some(Body::AllocationStarted(AllocationStarted {
             allocation_id: start.allocation_id.clone(),
@@ -122,7 +133,9 @@ async fn run(
     });
     let preemption_timeout =
         std::time::Duration::from_millis(start.policy.map_or(60_000, |p| p.preemption_timeout_ms));
-    let exit = process.supervise(control, tracker.clone(), preemption_timeout, env.kill_grace).await;
+    let exit = process
+        .supervise(control, tracker.clone(), preemption_timeout, env.kill_grace)
+        .await;
     harness_task.abort();
     let _ = std::fs::remove_file(&socket);
     let upload_errors = uploader.await.unwrap_or_default();
@@ -135,13 +148,18 @@ async fn run(
         ),
         TrialExit::Exited(0) if tracker.stopped_for_suspend => (ExitKind::Suspended, String::new()),
         TrialExit::Exited(0) => (ExitKind::Completed, String::new()),
-        TrialExit::Exited(code) if code < 0 => (ExitKind::Failed, format!("killed by signal {}", -code)),
+        TrialExit::Exited(code) if code < 0 => {
+            (ExitKind::Failed, format!("killed by signal {}", -code))
+        }
         TrialExit::Exited(code) => (ExitKind::Failed, format!("exited with status {code}")),
     };
     if !upload_errors.is_empty() {
-        message = format!("{message}; checkpoint upload failed: {}", upload_errors.join("; "))
-            .trim_start_matches("; ")
-            .to_string();
+        message = format!(
+            "{message}; checkpoint upload failed: {}",
+            upload_errors.join("; ")
+        )
+        .trim_start_matches("; ")
+        .to_string();
     }
     Ok(AllocationExited {
         allocation_id: start.allocation_id.clone(),
@@ -154,18 +172,26 @@ async fn run(
 
 /// Writes the experiment's context files, refusing paths that escape the directory.
 async fn write_context(start: &StartAllocation, context_dir: &Path) -> Result<(), String> {
-    tokio::fs::create_dir_all(context_dir).await.map_err(|e| format!("cannot create {}: {e}", context_dir.display()))?;
+    tokio::fs::create_dir_all(context_dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", context_dir.display()))?;
     for file in start.context.iter().flat_map(|c| c.files.iter()) {
         let relative = safe_relative_path("context", &file.path).map_err(|e| e.to_string())?;
         let path = context_dir.join(relative);
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
-        tokio::fs::write(&path, &file.content).await.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        tokio::fs::write(&path, &file.content)
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         if file.mode != 0 {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::Permissions::from_mode(file.mode & 0o777);
-            tokio::fs::set_permissions(&path, mode).await.map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
+            tokio::fs::set_permissions(&path, mode)
+                .await
+                .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
         }
     }
     Ok(())
@@ -203,7 +229,9 @@ async fn restore_checkpoint(
 
 /// The harness socket path, kept short enough for `sun_path`.
 fn socket_path(work_dir: &Path, allocation_id: &str) -> PathBuf {
-    let preferred = work_dir.join("sockets").join(format!("{allocation_id}.sock"));
+    let preferred = work_dir
+        .join("sockets")
+        .join(format!("{allocation_id}.sock"));
     if preferred.as_os_str().len() < 100 {
         let _ = std::fs::create_dir_all(work_dir.join("sockets"));
         preferred

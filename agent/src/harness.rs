@@ -101,7 +101,10 @@ impl Harness {
     }
 
     async fn handle(&self, request: &Value, initialized: &mut bool) -> Result<Value, String> {
-        let op = request.get("op").and_then(Value::as_str).ok_or("request has no string field \"op\"")?;
+        let op = request
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or("request has no string field \"op\"")?;
         if op == "init" {
             *initialized = true;
             return Ok(self.init_reply.clone());
@@ -124,19 +127,28 @@ impl Harness {
     fn report_training(&self, request: &Value) -> Result<Value, String> {
         let step = field_u64(request, "step")?;
         let metrics = field_object(request, "metrics")?;
-        let directive = self.tracker.lock().expect("tracker lock").on_training(step)?;
+        let directive = self
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .on_training(step)?;
         self.send(Body::Training(TrainingReport {
             allocation_id: self.allocation_id.clone(),
             step,
             metrics_json: metrics.to_string(),
         }));
-        Ok(json!({"validate": directive.validate, "checkpoint": directive.checkpoint, "stop": directive.stop}))
+        Ok(
+            json!({"validate": directive.validate, "checkpoint": directive.checkpoint, "stop": directive.stop}),
+        )
     }
 
     fn report_validation(&self, request: &Value) -> Result<Value, String> {
         let step = field_u64(request, "step")?;
         let metrics = field_object(request, "metrics")?;
-        self.tracker.lock().expect("tracker lock").on_validation(step);
+        self.tracker
+            .lock()
+            .expect("tracker lock")
+            .on_validation(step);
         self.send(Body::Validation(ValidationReport {
             allocation_id: self.allocation_id.clone(),
             step,
@@ -149,14 +161,22 @@ impl Harness {
         let step = field_u64(request, "step")?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let dir = self.store.write_dir(&uuid, &self.staging);
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        self.open_checkpoints.lock().expect("checkpoint lock").insert(uuid.clone(), (step, dir.clone()));
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        self.open_checkpoints
+            .lock()
+            .expect("checkpoint lock")
+            .insert(uuid.clone(), (step, dir.clone()));
         Ok(json!({"uuid": uuid, "path": dir}))
     }
 
     async fn checkpoint_end(&self, request: &Value) -> Result<Value, String> {
         let uuid = field_str(request, "uuid")?;
-        let metadata = request.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let metadata = request
+            .get("metadata")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         if !metadata.is_object() {
             return Err("field \"metadata\" must be a JSON object".into());
         }
@@ -172,17 +192,32 @@ impl Harness {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        self.open_checkpoints.lock().expect("checkpoint lock").remove(uuid);
-        self.tracker.lock().expect("tracker lock").on_checkpoint(step);
+        self.open_checkpoints
+            .lock()
+            .expect("checkpoint lock")
+            .remove(uuid);
+        self.tracker
+            .lock()
+            .expect("tracker lock")
+            .on_checkpoint(step);
         self.uploads
-            .send(UploadJob { uuid: uuid.to_string(), step, dir, metadata })
+            .send(UploadJob {
+                uuid: uuid.to_string(),
+                step,
+                dir,
+                metadata,
+            })
             .map_err(|_| "the allocation is shutting down".to_string())?;
         Ok(json!({}))
     }
 
     async fn checkpoint_abort(&self, request: &Value) -> Result<Value, String> {
         let uuid = field_str(request, "uuid")?;
-        let entry = self.open_checkpoints.lock().expect("checkpoint lock").remove(uuid);
+        let entry = self
+            .open_checkpoints
+            .lock()
+            .expect("checkpoint lock")
+            .remove(uuid);
         if let Some((_, dir)) = entry {
             let _ = tokio::fs::remove_dir_all(&dir).await;
         }
@@ -202,7 +237,10 @@ fn field_u64(request: &Value, name: &str) -> Result<u64, String> {
 }
 
 fn field_str<'a>(request: &'a Value, name: &str) -> Result<&'a str, String> {
-    request.get(name).and_then(Value::as_str).ok_or_else(|| format!("field {name:?} must be a string"))
+    request
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("field {name:?} must be a string"))
 }
 
 fn field_object<'a>(request: &'a Value, name: &str) -> Result<&'a Value, String> {

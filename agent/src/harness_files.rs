@@ -4,9 +4,18 @@ use std::path::{Path, PathBuf};
 
 /// The harness package's files, relative to its `PYTHONPATH` entry.
 const FILES: &[(&str, &str)] = &[
-    ("baton/__init__.py", include_str!("../../harness/python/baton/__init__.py")),
-    ("baton/_client.py", include_str!("../../harness/python/baton/_client.py")),
-    ("baton/_context.py", include_str!("../../harness/python/baton/_context.py")),
+    (
+        "baton/__init__.py",
+        include_str!("../../harness/python/baton/__init__.py"),
+    ),
+    (
+        "baton/_client.py",
+        include_str!("../../harness/python/baton/_client.py"),
+    ),
+    (
+        "baton/_context.py",
+        include_str!("../../harness/python/baton/_context.py"),
+    ),
 ];
 
 /// Writes the harness under `work_dir/harness` and returns the directory to put on `PYTHONPATH`.

@@ -138,7 +138,11 @@ mod tests {
     #[test]
     fn steps_must_increase() {
         let mut t = tracker(100, 0, 0, 40);
-        assert!(t.on_training(40).unwrap_err().contains("step 40 does not follow step 40"));
+        assert!(
+            t.on_training(40)
+                .unwrap_err()
+                .contains("step 40 does not follow step 40")
+        );
         t.on_training(41).unwrap();
         assert!(t.on_training(41).is_err());
     }

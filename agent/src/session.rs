@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use baton_common::proto::agent_service_client::AgentServiceClient;
 use baton_common::proto::{
-    AgentMessage, Heartbeat, Hello, MasterMessage, PROTOCOL_VERSION, Slot, agent_message, master_message,
+    AgentMessage, Heartbeat, Hello, MasterMessage, PROTOCOL_VERSION, Slot, agent_message,
+    master_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -33,7 +34,10 @@ pub struct AgentOptions {
 }
 
 /// Runs the agent until `shutdown` resolves, reconnecting to the master whenever the stream breaks.
-pub async fn run_agent(options: AgentOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run_agent(
+    options: AgentOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.work_dir)?;
     let harness_path = install_harness(&options.work_dir)?;
     let env = AllocationEnv {
@@ -42,7 +46,13 @@ pub async fn run_agent(options: AgentOptions, shutdown: impl Future<Output = ()>
         kill_grace: options.kill_grace,
     };
     let (outbox, mut reports) = mpsc::unbounded_channel::<AgentMessage>();
-    let mut agent = Agent { options, env, outbox, running: HashMap::new(), unsent: VecDeque::new() };
+    let mut agent = Agent {
+        options,
+        env,
+        outbox,
+        running: HashMap::new(),
+        unsent: VecDeque::new(),
+    };
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -72,7 +82,10 @@ struct Agent {
 
 impl Agent {
     /// One connection: returns when the stream ends.
-    async fn session(&mut self, reports: &mut mpsc::UnboundedReceiver<AgentMessage>) -> anyhow::Result<()> {
+    async fn session(
+        &mut self,
+        reports: &mut mpsc::UnboundedReceiver<AgentMessage>,
+    ) -> anyhow::Result<()> {
         let endpoint = tonic::transport::Endpoint::from_shared(self.options.master.clone())?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(5))
@@ -90,7 +103,10 @@ impl Agent {
             token: self.options.token.clone(),
         };
         stream.send(wrap(agent_message::Body::Hello(hello))).await?;
-        let mut inbound = client.session(ReceiverStream::new(outbound)).await?.into_inner();
+        let mut inbound = client
+            .session(ReceiverStream::new(outbound))
+            .await?
+            .into_inner();
         tracing::info!(master = %self.options.master, agent = %self.options.id, "connected to master");
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
         loop {
@@ -126,7 +142,9 @@ impl Agent {
     fn handle(&mut self, message: MasterMessage) -> Option<Duration> {
         match message.body? {
             master_message::Body::Welcome(welcome) => {
-                return Some(Duration::from_millis(welcome.heartbeat_interval_ms.max(100)));
+                return Some(Duration::from_millis(
+                    welcome.heartbeat_interval_ms.max(100),
+                ));
             }
             master_message::Body::Start(start) => {
                 if self.running.contains_key(&start.allocation_id) {
@@ -135,7 +153,12 @@ impl Agent {
                 tracing::info!(allocation = %start.allocation_id, trial = start.trial_id, "starting allocation");
                 let (control, commands) = mpsc::unbounded_channel();
                 self.running.insert(start.allocation_id.clone(), control);
-                tokio::spawn(run_allocation(start, self.env.clone(), commands, self.outbox.clone()));
+                tokio::spawn(run_allocation(
+                    start,
+                    self.env.clone(),
+                    commands,
+                    self.outbox.clone(),
+                ));
             }
             master_message::Body::Suspend(suspend) => {
                 tracing::info!(allocation = %suspend.allocation_id, reason = %suspend.reason, "suspend requested");

@@ -18,14 +18,21 @@ pub fn discover_slots(count: Option<u32>) -> Vec<Slot> {
 
 fn cpu_slots(count: u32) -> Vec<Slot> {
     (0..count)
-        .map(|i| Slot { id: format!("cpu{i}"), kind: "cpu".into(), name: format!("CPU slot {i}") })
+        .map(|i| Slot {
+            id: format!("cpu{i}"),
+            kind: "cpu".into(),
+            name: format!("CPU slot {i}"),
+        })
         .collect()
 }
 
 /// Queries `nvidia-smi`; None when it is missing or fails.
 fn detect_gpus() -> Option<Vec<Slot>> {
     let output = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=index,name,uuid,memory.total", "--format=csv,noheader"])
+        .args([
+            "--query-gpu=index,name,uuid,memory.total",
+            "--format=csv,noheader",
+        ])
         .output()
         .ok()?;
     if !output.status.success() {
@@ -69,6 +76,9 @@ mod tests {
     #[test]
     fn explicit_count_gives_cpu_slots() {
         let slots = discover_slots(Some(3));
-        assert_eq!(slots.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["cpu0", "cpu1", "cpu2"]);
+        assert_eq!(
+            slots.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["cpu0", "cpu1", "cpu2"]
+        );
     }
 }

@@ -54,8 +54,10 @@ pub struct RunningAllocation {
 
 /// Places pending trials (most important first, then oldest) on agents, best fit first.
 pub fn place(pending: &[PendingTrial], agents: &[AgentCapacity]) -> Vec<Placement> {
-    let mut free: BTreeMap<&str, Vec<String>> =
-        agents.iter().map(|a| (a.agent_id.as_str(), a.free_slots.clone())).collect();
+    let mut free: BTreeMap<&str, Vec<String>> = agents
+        .iter()
+        .map(|a| (a.agent_id.as_str(), a.free_slots.clone()))
+        .collect();
     let mut order: Vec<&PendingTrial> = pending.iter().collect();
     order.sort_by_key(|t| (t.priority, t.trial_id));
     let mut placements = Vec::new();
@@ -73,7 +75,11 @@ pub fn place(pending: &[PendingTrial], agents: &[AgentCapacity]) -> Vec<Placemen
         if let Some(agent) = chosen {
             let slots = free.get_mut(agent).expect("chosen agent exists");
             let slot_ids: Vec<String> = slots.drain(..needed).collect();
-            placements.push(Placement { trial_id: trial.trial_id, agent_id: agent.to_string(), slot_ids });
+            placements.push(Placement {
+                trial_id: trial.trial_id,
+                agent_id: agent.to_string(),
+                slot_ids,
+            });
         }
     }
     placements
@@ -87,7 +93,10 @@ pub fn choose_preemptions(
 ) -> Vec<String> {
     let mut best: Option<Vec<String>> = None;
     for agent in agents {
-        if trial.target_agent.as_deref().is_some_and(|t| t != agent.agent_id)
+        if trial
+            .target_agent
+            .as_deref()
+            .is_some_and(|t| t != agent.agent_id)
             || trial.avoid_agent.as_deref() == Some(agent.agent_id.as_str())
         {
             continue;

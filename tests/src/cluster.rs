@@ -59,7 +59,9 @@ impl TestCluster {
             .spawn()
             .expect("baton-master starts");
         self.master = Some(child);
-        wait_until("the master to listen", Duration::from_secs(20), || address_file.is_file());
+        wait_until("the master to listen", Duration::from_secs(20), || {
+            address_file.is_file()
+        });
         let address = std::fs::read_to_string(&address_file).expect("address file");
         self.url = format!("http://{address}");
         self.address = Some(address);
@@ -77,7 +79,16 @@ impl TestCluster {
     pub fn start_agent(&mut self, id: &str, slots: u32) {
         let log = self.log_file(&format!("agent-{id}"));
         let child = Command::new(self.bins.join("baton-agent"))
-            .args(["--master", &self.url, "--id", id, "--slots", &slots.to_string(), "--kill-grace", "2"])
+            .args([
+                "--master",
+                &self.url,
+                "--id",
+                id,
+                "--slots",
+                &slots.to_string(),
+                "--kill-grace",
+                "2",
+            ])
             .arg("--work-dir")
             .arg(self.dir.path().join("agents").join(id))
             .stdout(Stdio::null())
@@ -99,7 +110,9 @@ impl TestCluster {
     pub fn wait_for_agents(&self, count: usize) {
         wait_until("agents to connect", Duration::from_secs(30), || {
             let agents = self.json(&["agent", "list"]);
-            agents.as_array().is_some_and(|a| a.iter().filter(|x| x["connected"] == true).count() >= count)
+            agents
+                .as_array()
+                .is_some_and(|a| a.iter().filter(|x| x["connected"] == true).count() >= count)
         });
     }
 
@@ -132,14 +145,23 @@ impl TestCluster {
         let mut args = args.to_vec();
         args.push("--json");
         let text = self.cli_ok(&args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("baton {args:?} printed invalid JSON ({e}): {text}"))
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("baton {args:?} printed invalid JSON ({e}): {text}"))
     }
 
     /// Writes `config` to a file and creates the experiment with `context`; returns its id.
     pub fn create_experiment(&self, config: &str, context: &Path) -> u64 {
-        let path = self.dir.path().join(format!("config-{}.yaml", blake3::hash(config.as_bytes()).to_hex()));
+        let path = self.dir.path().join(format!(
+            "config-{}.yaml",
+            blake3::hash(config.as_bytes()).to_hex()
+        ));
         std::fs::write(&path, config).expect("config written");
-        let created = self.json(&["experiment", "create", path.to_str().unwrap(), context.to_str().unwrap()]);
+        let created = self.json(&[
+            "experiment",
+            "create",
+            path.to_str().unwrap(),
+            context.to_str().unwrap(),
+        ]);
         created["id"].as_u64().expect("experiment id")
     }
 
@@ -157,7 +179,11 @@ impl TestCluster {
                 "experiment {id} ended {current}, expected {state}: {described:#}\n{}",
                 self.logs()
             );
-            assert!(started.elapsed() < timeout, "experiment {id} still {current} after {timeout:?}:\n{}", self.logs());
+            assert!(
+                started.elapsed() < timeout,
+                "experiment {id} still {current} after {timeout:?}:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -214,7 +240,10 @@ impl Drop for TestCluster {
 pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 /// The directory holding the workspace's built binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile directory").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory")
+        .to_path_buf();
     for name in ["baton", "baton-master", "baton-agent"] {
         assert!(
             dir.join(name).is_file(),
@@ -24,11 +28,19 @@ pub fn bin_dir() -> PathBuf {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf()
 }
 
 /// An example config with its storage under `storage` and `overrides` (YAML lines) applied.
-pub fn example_config(example: &str, config: &str, storage: &Path, overrides: &[(&str, &str)]) -> String {
+pub fn example_config(
+    example: &str,
+    config: &str,
+    storage: &Path,
+    overrides: &[(&str, &str)],
+) -> String {
     let path = repo_root().join("examples").join(example).join(config);
     let mut text = std::fs::read_to_string(&path).expect("example config");
     text = text.replace("/tmp/baton-checkpoints", &storage.display().to_string());

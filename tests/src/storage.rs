@@ -16,8 +16,18 @@ pub fn verify_stored_checkpoint(root: &Path, uuid: &str) -> Value {
     for file in files {
         let path = dir.join(file["path"].as_str().expect("file path"));
         let content = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(content.len() as u64, file["size"].as_u64().unwrap(), "size of {}", path.display());
-        assert_eq!(blake3::hash(&content).to_hex().as_str(), file["blake3"].as_str().unwrap(), "checksum of {}", path.display());
+        assert_eq!(
+            content.len() as u64,
+            file["size"].as_u64().unwrap(),
+            "size of {}",
+            path.display()
+        );
+        assert_eq!(
+            blake3::hash(&content).to_hex().as_str(),
+            file["blake3"].as_str().unwrap(),
+            "checksum of {}",
+            path.display()
+        );
     }
     manifest
 }

@@ -15,9 +15,16 @@ pub async fn pump_lines(
     loop {
         match lines.next_line().await {
             Ok(Some(text)) => {
-                let line = LogLine { stream: stream.into(), text, timestamp_ms: now_ms() };
+                let line = LogLine {
+                    stream: stream.into(),
+                    text,
+                    timestamp_ms: now_ms(),
+                };
                 let _ = outbox.send(AgentMessage {
-                    body: Some(Body::Logs(LogLines { allocation_id: allocation_id.clone(), lines: vec![line] })),
+                    body: Some(Body::Logs(LogLines {
+                        allocation_id: allocation_id.clone(),
+                        lines: vec![line],
+                    })),
                 });
             }
             Ok(None) => break,
@@ -34,7 +41,11 @@ pub fn agent_line(allocation_id: &str, text: &str) -> AgentMessage {
     AgentMessage {
         body: Some(Body::Logs(LogLines {
             allocation_id: allocation_id.into(),
-            lines: vec![LogLine { stream: "agent".into(), text: text.into(), timestamp_ms: now_ms() }],
+            lines: vec![LogLine {
+                stream: "agent".into(),
+                text: text.into(),
+                timestamp_ms: now_ms(),
+            }],
         })),
     }
 }

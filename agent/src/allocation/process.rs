@@ -58,8 +58,12 @@ impl TrialProcess {
         {
             python_path = format!("{python_path}:{existing}");
         }
-        let gpus: Vec<&str> =
-            start.slot_ids.iter().filter(|s| s.starts_with("GPU-")).map(String::as_str).collect();
+        let gpus: Vec<&str> = start
+            .slot_ids
+            .iter()
+            .filter(|s| s.starts_with("GPU-"))
+            .map(String::as_str)
+            .collect();
         let mut command = Command::new("/bin/sh");
         command
             .arg("-c")
@@ -82,14 +86,26 @@ impl TrialProcess {
         if let Some(path) = restored {
             command.env("BATON_LATEST_CHECKPOINT", path);
         }
-        let mut child = command.spawn().map_err(|e| format!("cannot start {:?}: {e}", start.entrypoint))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", start.entrypoint))?;
         let pid = Pid::from_raw(child.id().ok_or("trial process exited before it started")? as i32);
         let mut pumps = Vec::new();
         if let Some(stdout) = child.stdout.take() {
-            pumps.push(tokio::spawn(pump_lines(stdout, "stdout", start.allocation_id.clone(), outbox.clone())));
+            pumps.push(tokio::spawn(pump_lines(
+                stdout,
+                "stdout",
+                start.allocation_id.clone(),
+                outbox.clone(),
+            )));
         }
         if let Some(stderr) = child.stderr.take() {
-            pumps.push(tokio::spawn(pump_lines(stderr, "stderr", start.allocation_id.clone(), outbox.clone())));
+            pumps.push(tokio::spawn(pump_lines(
+                stderr,
+                "stderr",
+                start.allocation_id.clone(),
+                outbox.clone(),
+            )));
         }
         tracing::info!(allocation = %start.allocation_id, pid = pid.as_raw(), "trial process started");
         Ok(Self { child, pid, pumps })
@@ -162,5 +178,7 @@ impl TrialProcess {
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| -status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| -status.signal().unwrap_or(0))
 }

@@ -1,6 +1,8 @@
 //! Commits checkpoints in the background, in the order the trial finished them.
 
-use baton_common::proto::{AgentMessage, CheckpointCompleted, StartAllocation, agent_message::Body};
+use baton_common::proto::{
+    AgentMessage, CheckpointCompleted, StartAllocation, agent_message::Body,
+};
 use baton_common::storage::{CheckpointStore, CommitRequest};
 use tokio::sync::mpsc;
 
@@ -38,7 +40,8 @@ pub async fn commit_uploads(
                         uuid: job.uuid,
                         step: job.step,
                         size_bytes: manifest.size_bytes(),
-                        metadata_json: serde_json::to_string(&manifest).expect("manifest serializes"),
+                        metadata_json: serde_json::to_string(&manifest)
+                            .expect("manifest serializes"),
                     })),
                 });
             }

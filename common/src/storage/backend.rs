@@ -18,7 +18,10 @@ pub fn build_object_store(
     backend: &StorageBackend,
 ) -> Result<(Arc<dyn ObjectStore>, Option<PathBuf>), StorageError> {
     match backend {
-        StorageBackend::SharedFs { host_path, storage_path } => {
+        StorageBackend::SharedFs {
+            host_path,
+            storage_path,
+        } => {
             let mut root = PathBuf::from(host_path);
             if let Some(sub) = storage_path {
                 root.push(sub);
@@ -28,7 +31,14 @@ pub fn build_object_store(
                 .map_err(|e| StorageError::object(root.display(), e))?;
             Ok((Arc::new(store), Some(root)))
         }
-        StorageBackend::S3 { bucket, prefix, endpoint_url, region, access_key, secret_key } => {
+        StorageBackend::S3 {
+            bucket,
+            prefix,
+            endpoint_url,
+            region,
+            access_key,
+            secret_key,
+        } => {
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
             if let Some(endpoint) = endpoint_url {
                 builder = builder
@@ -44,12 +54,18 @@ pub fn build_object_store(
                 builder = builder.with_region("us-east-1");
             }
             if let (Some(key), Some(secret)) = (access_key, secret_key) {
-                builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+                builder = builder
+                    .with_access_key_id(key)
+                    .with_secret_access_key(secret);
             }
             let store = builder.build().map_err(|e| config_error("s3", e))?;
             Ok((with_prefix(store, prefix.as_deref()), None))
         }
-        StorageBackend::Gcs { bucket, prefix, service_account_path } => {
+        StorageBackend::Gcs {
+            bucket,
+            prefix,
+            service_account_path,
+        } => {
             let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
             if let Some(path) = service_account_path {
                 builder = builder.with_service_account_path(path);
@@ -92,7 +108,10 @@ pub fn build_object_store(
 }
 
 fn with_prefix<T: ObjectStore>(store: T, prefix: Option<&str>) -> Arc<dyn ObjectStore> {
-    match prefix.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) {
+    match prefix
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+    {
         Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
         None => Arc::new(store),
     }

@@ -80,13 +80,20 @@ impl CheckpointStore {
     }
 
     /// Uploads (or, in place, hashes) the files of `dir` and writes `metadata.json` last.
-    pub async fn commit(&self, request: &CommitRequest, dir: &Path) -> Result<Manifest, StorageError> {
+    pub async fn commit(
+        &self,
+        request: &CommitRequest,
+        dir: &Path,
+    ) -> Result<Manifest, StorageError> {
         let uuid = request.uuid.clone();
         let list_dir = dir.to_path_buf();
         let files = tokio::task::spawn_blocking(move || list_checkpoint_files(&uuid, &list_dir))
             .await
             .expect("file listing task panicked")?;
-        let in_place = self.local_root.as_ref().is_some_and(|root| dir == root.join(&request.uuid));
+        let in_place = self
+            .local_root
+            .as_ref()
+            .is_some_and(|root| dir == root.join(&request.uuid));
         let manifest_files: Vec<ManifestFile> = futures::stream::iter(files)
             .map(|file| {
                 let uuid = request.uuid.clone();
@@ -131,11 +138,15 @@ impl CheckpointStore {
             }
             Err(e) => return Err(StorageError::object(&location, e)),
         };
-        let body = result.bytes().await.map_err(|e| StorageError::object(&location, e))?;
-        let manifest: Manifest = serde_json::from_slice(&body).map_err(|e| StorageError::Invalid {
-            uuid: uuid.to_string(),
-            reason: format!("metadata.json is not valid: {e}"),
-        })?;
+        let body = result
+            .bytes()
+            .await
+            .map_err(|e| StorageError::object(&location, e))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&body).map_err(|e| StorageError::Invalid {
+                uuid: uuid.to_string(),
+                reason: format!("metadata.json is not valid: {e}"),
+            })?;
         if manifest.uuid != uuid {
             return Err(StorageError::Invalid {
                 uuid: uuid.to_string(),
@@ -148,7 +159,9 @@ impl CheckpointStore {
     /// Downloads a committed checkpoint into `target`, verifying every size and checksum.
     pub async fn download(&self, uuid: &str, target: &Path) -> Result<Manifest, StorageError> {
         let manifest = self.read_manifest(uuid).await?;
-        tokio::fs::create_dir_all(target).await.map_err(|e| StorageError::io(target, e))?;
+        tokio::fs::create_dir_all(target)
+            .await
+            .map_err(|e| StorageError::io(target, e))?;
         futures::stream::iter(manifest.files.clone())
             .map(|file| async move { self.download_file(uuid, &file, target).await })
             .buffer_unordered(FILE_CONCURRENCY)
@@ -156,7 +169,9 @@ impl CheckpointStore {
             .await?;
         let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         let manifest_path = target.join(MANIFEST_NAME);
-        tokio::fs::write(&manifest_path, body).await.map_err(|e| StorageError::io(&manifest_path, e))?;
+        tokio::fs::write(&manifest_path, body)
+            .await
+            .map_err(|e| StorageError::io(&manifest_path, e))?;
         Ok(manifest)
     }
 
@@ -193,13 +208,17 @@ impl CheckpointStore {
 
     async fn upload_file(&self, uuid: &str, file: LocalFile) -> Result<ManifestFile, StorageError> {
         let location = object_path(uuid, &file.relative);
-        let mut reader =
-            tokio::fs::File::open(&file.absolute).await.map_err(|e| StorageError::io(&file.absolute, e))?;
+        let mut reader = tokio::fs::File::open(&file.absolute)
+            .await
+            .map_err(|e| StorageError::io(&file.absolute, e))?;
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
         if file.size <= SINGLE_PUT_LIMIT {
             let mut body = Vec::with_capacity(file.size as usize);
-            reader.read_to_end(&mut body).await.map_err(|e| StorageError::io(&file.absolute, e))?;
+            reader
+                .read_to_end(&mut body)
+                .await
+                .map_err(|e| StorageError::io(&file.absolute, e))?;
             hasher.update(&body);
             size = body.len() as u64;
             self.store
@@ -229,9 +248,16 @@ impl CheckpointStore {
                 }
                 writer.put(Bytes::from(chunk));
             }
-            writer.finish().await.map_err(|e| StorageError::object(&location, e))?;
+            writer
+                .finish()
+                .await
+                .map_err(|e| StorageError::object(&location, e))?;
         }
-        Ok(ManifestFile { path: file.relative, size, blake3: hasher.finalize().to_hex().to_string() })
+        Ok(ManifestFile {
+            path: file.relative,
+            size,
+            blake3: hasher.finalize().to_hex().to_string(),
+        })
     }
 
     async fn download_file(
@@ -243,22 +269,31 @@ impl CheckpointStore {
         let relative = safe_relative_path(uuid, &file.path)?;
         let destination = target.join(&relative);
         if let Some(parent) = destination.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| StorageError::io(parent, e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| StorageError::io(parent, e))?;
         }
         let partial = destination.with_file_name(format!(
             "{}.partial",
-            destination.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            destination
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
         ));
         let location = object_path(uuid, &file.path);
         let result = self.store.get(&location).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => StorageError::Invalid {
                 uuid: uuid.to_string(),
-                reason: format!("file {} listed in metadata.json is missing from storage", file.path),
+                reason: format!(
+                    "file {} listed in metadata.json is missing from storage",
+                    file.path
+                ),
             },
             e => StorageError::object(&location, e),
         })?;
-        let mut out =
-            tokio::fs::File::create(&partial).await.map_err(|e| StorageError::io(&partial, e))?;
+        let mut out = tokio::fs::File::create(&partial)
+            .await
+            .map_err(|e| StorageError::io(&partial, e))?;
         let mut stream = result.into_stream();
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
@@ -266,9 +301,13 @@ impl CheckpointStore {
             let chunk = chunk.map_err(|e| StorageError::object(&location, e))?;
             hasher.update(&chunk);
             size += chunk.len() as u64;
-            out.write_all(&chunk).await.map_err(|e| StorageError::io(&partial, e))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| StorageError::io(&partial, e))?;
         }
-        out.flush().await.map_err(|e| StorageError::io(&partial, e))?;
+        out.flush()
+            .await
+            .map_err(|e| StorageError::io(&partial, e))?;
         drop(out);
         let digest = hasher.finalize().to_hex().to_string();
         if size != file.size || digest != file.blake3 {
@@ -281,7 +320,9 @@ impl CheckpointStore {
                 ),
             });
         }
-        tokio::fs::rename(&partial, &destination).await.map_err(|e| StorageError::io(&destination, e))
+        tokio::fs::rename(&partial, &destination)
+            .await
+            .map_err(|e| StorageError::io(&destination, e))
     }
 }
 
@@ -299,14 +340,20 @@ async fn hash_local_file(file: LocalFile) -> Result<ManifestFile, StorageError> 
         let mut buffer = vec![0u8; READ_CHUNK];
         let mut size = 0u64;
         loop {
-            let read = reader.read(&mut buffer).map_err(|e| StorageError::io(&file.absolute, e))?;
+            let read = reader
+                .read(&mut buffer)
+                .map_err(|e| StorageError::io(&file.absolute, e))?;
             if read == 0 {
                 break;
             }
             hasher.update(&buffer[..read]);
             size += read as u64;
         }
-        Ok(ManifestFile { path: file.relative, size, blake3: hasher.finalize().to_hex().to_string() })
+        Ok(ManifestFile {
+            path: file.relative,
+            size,
+            blake3: hasher.finalize().to_hex().to_string(),
+        })
     })
     .await
     .expect("hashing task panicked")

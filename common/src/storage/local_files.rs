@@ -27,7 +27,10 @@ pub fn list_checkpoint_files(uuid: &str, dir: &Path) -> Result<Vec<LocalFile>, S
             let kind = entry.file_type().map_err(|e| StorageError::io(&path, e))?;
             let relative = relative_name(dir, &path);
             if kind.is_symlink() {
-                return Err(invalid(uuid, format!("{relative} is a symlink; write regular files")));
+                return Err(invalid(
+                    uuid,
+                    format!("{relative} is a symlink; write regular files"),
+                ));
             } else if kind.is_dir() {
                 pending.push(path);
             } else if kind.is_file() {
@@ -37,8 +40,15 @@ pub fn list_checkpoint_files(uuid: &str, dir: &Path) -> Result<Vec<LocalFile>, S
                         "metadata.json is written by Baton; pass your metadata to checkpoint(..., metadata=...)".into(),
                     ));
                 }
-                let size = entry.metadata().map_err(|e| StorageError::io(&path, e))?.len();
-                files.push(LocalFile { relative, absolute: path, size });
+                let size = entry
+                    .metadata()
+                    .map_err(|e| StorageError::io(&path, e))?
+                    .len();
+                files.push(LocalFile {
+                    relative,
+                    absolute: path,
+                    size,
+                });
             } else {
                 return Err(invalid(uuid, format!("{relative} is not a regular file")));
             }
@@ -64,7 +74,10 @@ pub fn safe_relative_path(uuid: &str, path: &str) -> Result<PathBuf, StorageErro
         }
     }
     if clean.as_os_str().is_empty() || path.contains('\\') {
-        return Err(invalid(uuid, format!("file path {path:?} is not a plain relative path")));
+        return Err(invalid(
+            uuid,
+            format!("file path {path:?} is not a plain relative path"),
+        ));
     }
     Ok(clean)
 }
@@ -79,7 +92,10 @@ fn relative_name(root: &Path, path: &Path) -> String {
 }
 
 fn invalid(uuid: &str, reason: String) -> StorageError {
-    StorageError::Invalid { uuid: uuid.to_string(), reason }
+    StorageError::Invalid {
+        uuid: uuid.to_string(),
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -93,7 +109,10 @@ mod tests {
         std::fs::write(dir.path().join("b.bin"), b"bb").unwrap();
         std::fs::write(dir.path().join("sub/a.json"), b"a").unwrap();
         let files = list_checkpoint_files("u", dir.path()).unwrap();
-        let names: Vec<_> = files.iter().map(|f| (f.relative.as_str(), f.size)).collect();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| (f.relative.as_str(), f.size))
+            .collect();
         assert_eq!(names, vec![("b.bin", 2), ("sub/a.json", 1)]);
     }
 
@@ -101,12 +120,16 @@ mod tests {
     fn refuses_symlinks_and_own_manifest() {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
-        let err = list_checkpoint_files("u", dir.path()).unwrap_err().to_string();
+        let err = list_checkpoint_files("u", dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("link is a symlink"), "{err}");
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(MANIFEST_NAME), b"{}").unwrap();
-        let err = list_checkpoint_files("u", dir.path()).unwrap_err().to_string();
+        let err = list_checkpoint_files("u", dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("metadata.json is written by Baton"), "{err}");
     }
 
@@ -115,6 +138,9 @@ mod tests {
         for bad in ["../x", "/etc/passwd", "a/../../b", "", "./", "a\\b"] {
             assert!(safe_relative_path("u", bad).is_err(), "{bad} accepted");
         }
-        assert_eq!(safe_relative_path("u", "a/b.bin").unwrap(), PathBuf::from("a/b.bin"));
+        assert_eq!(
+            safe_relative_path("u", "a/b.bin").unwrap(),
+            PathBuf::from("a/b.bin")
+        );
     }
 }

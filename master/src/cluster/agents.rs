@@ -2,9 +2,7 @@
 
 use std::time::Instant;
 
-use baton_common::proto::{
-    Hello, KillAllocation, MasterMessage, Welcome, master_message::Body,
-};
+use baton_common::proto::{Hello, KillAllocation, MasterMessage, Welcome, master_message::Body};
 use tokio::sync::mpsc;
 
 use super::state::{AgentEntry, AgentLink, AgentMode, Cluster, StopReason};
@@ -25,14 +23,17 @@ impl Cluster {
             )));
         }
         if hello.agent_id.is_empty() {
-            return Err(MasterError::InvalidArgument("agent id must not be empty".into()));
+            return Err(MasterError::InvalidArgument(
+                "agent id must not be empty".into(),
+            ));
         }
         self.next_session += 1;
         let session = self.next_session;
         let now = Instant::now();
-        let agent = self.agents.entry(hello.agent_id.clone()).or_insert_with(|| {
-            AgentEntry::new(hello.agent_id.clone(), AgentMode::Enabled, now)
-        });
+        let agent = self
+            .agents
+            .entry(hello.agent_id.clone())
+            .or_insert_with(|| AgentEntry::new(hello.agent_id.clone(), AgentMode::Enabled, now));
         agent.slots = hello.slots;
         agent.last_seen = now;
         agent.link = Some(AgentLink { session, sender });
@@ -108,7 +109,11 @@ impl Cluster {
     /// Stops new work on an agent; suspends its trials (or lets them finish when draining).
     pub fn disable_agent(&mut self, agent_id: &str, drain: bool) -> MasterResult<()> {
         let agent = self.agent_mut(agent_id)?;
-        agent.mode = if drain { AgentMode::Draining } else { AgentMode::Disabled };
+        agent.mode = if drain {
+            AgentMode::Draining
+        } else {
+            AgentMode::Disabled
+        };
         let mode = agent.mode.as_str();
         let allocations: Vec<String> = agent.allocations.iter().cloned().collect();
         self.store.set_agent_state(agent_id, mode)?;
@@ -134,7 +139,11 @@ impl Cluster {
         self.agents.get_mut(agent_id).ok_or_else(|| {
             MasterError::NotFound(format!(
                 "agent {agent_id:?} is not known (known agents: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ))
         })
     }

@@ -8,21 +8,27 @@ use super::state::Cluster;
 use crate::error::{MasterError, MasterResult};
 use crate::store::CheckpointRow;
 
+/// A checkpoint with the searcher metric of the validation at its step.
+pub type ScoredCheckpoint = (CheckpointRow, Option<f64>);
+
 impl Cluster {
     /// Checkpoints of an experiment with their metrics; DELETED ones only when `all`.
     pub fn experiment_checkpoints(
         &self,
         experiment_id: u64,
         all: bool,
-    ) -> MasterResult<Vec<(CheckpointRow, Option<f64>)>> {
-        let experiment = self
-            .experiments
-            .get(&experiment_id)
-            .ok_or_else(|| MasterError::NotFound(format!("experiment {experiment_id} does not exist")))?;
+    ) -> MasterResult<Vec<ScoredCheckpoint>> {
+        let experiment = self.experiments.get(&experiment_id).ok_or_else(|| {
+            MasterError::NotFound(format!("experiment {experiment_id} does not exist"))
+        })?;
         let metric_name = experiment.config.searcher.metric.clone();
         let rows = self.store.checkpoints_of_experiment(experiment_id)?;
         let mut metrics: HashMap<u64, HashMap<u64, f64>> = HashMap::new();
-        for trial in self.trials.values().filter(|t| t.row.experiment_id == experiment_id) {
+        for trial in self
+            .trials
+            .values()
+            .filter(|t| t.row.experiment_id == experiment_id)
+        {
             let by_step = self
                 .store
                 .validations_of_trial(trial.row.id)?
@@ -35,25 +41,32 @@ impl Cluster {
             .into_iter()
             .filter(|row| all || row.state != "DELETED")
             .map(|row| {
-                let metric = metrics.get(&row.trial_id).and_then(|m| m.get(&row.step)).copied();
+                let metric = metrics
+                    .get(&row.trial_id)
+                    .and_then(|m| m.get(&row.step))
+                    .copied();
                 (row, metric)
             })
             .collect())
     }
 
     /// One checkpoint by uuid, or by trial and step.
-    pub fn find_checkpoint(&self, reference: &CheckpointRef) -> MasterResult<(CheckpointRow, Option<f64>)> {
+    pub fn find_checkpoint(&self, reference: &CheckpointRef) -> MasterResult<ScoredCheckpoint> {
         let row = if !reference.uuid.is_empty() {
-            self.store.checkpoint_by_uuid(&reference.uuid)?.ok_or_else(|| {
-                MasterError::NotFound(format!("checkpoint {} does not exist", reference.uuid))
-            })?
+            self.store
+                .checkpoint_by_uuid(&reference.uuid)?
+                .ok_or_else(|| {
+                    MasterError::NotFound(format!("checkpoint {} does not exist", reference.uuid))
+                })?
         } else {
-            self.store.checkpoint_by_trial_step(reference.trial_id, reference.step)?.ok_or_else(|| {
-                MasterError::NotFound(format!(
-                    "trial {} has no checkpoint at step {}",
-                    reference.trial_id, reference.step
-                ))
-            })?
+            self.store
+                .checkpoint_by_trial_step(reference.trial_id, reference.step)?
+                .ok_or_else(|| {
+                    MasterError::NotFound(format!(
+                        "trial {} has no checkpoint at step {}",
+                        reference.trial_id, reference.step
+                    ))
+                })?
         };
         let (_, metric) = self
             .experiment_checkpoints(row.experiment_id, true)?

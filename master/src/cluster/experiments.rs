@@ -17,7 +17,11 @@ pub const MAX_CONTEXT_BYTES: usize = 32 * 1024 * 1024;
 
 impl Cluster {
     /// Validates a config and context, then creates the experiment and its trials atomically.
-    pub fn create_experiment(&mut self, config_yaml: String, context: Context) -> MasterResult<u64> {
+    pub fn create_experiment(
+        &mut self,
+        config_yaml: String,
+        context: Context,
+    ) -> MasterResult<u64> {
         let config = parse_experiment_config(&config_yaml)
             .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
         let size: usize = context.files.iter().map(|f| f.content.len()).sum();
@@ -34,7 +38,12 @@ impl Cluster {
         let encoded_context = context.encode_to_vec();
         let created_ms = now_ms();
         let (experiment_id, trial_ids) = self.store.transaction(|store| {
-            let id = store.insert_experiment(&config.name, &config_yaml, &encoded_context, created_ms)?;
+            let id = store.insert_experiment(
+                &config.name,
+                &config_yaml,
+                &encoded_context,
+                created_ms,
+            )?;
             let mut trial_ids = Vec::new();
             for set in &hparams {
                 let json = serde_json::Value::Object(set.clone()).to_string();
@@ -54,7 +63,15 @@ impl Cluster {
                 latest_checkpoint_step: 0,
                 error: String::new(),
             };
-            self.trials.insert(trial_id, TrialEntry { row, allocation: None, target_agent: None, avoid_agent: None });
+            self.trials.insert(
+                trial_id,
+                TrialEntry {
+                    row,
+                    allocation: None,
+                    target_agent: None,
+                    avoid_agent: None,
+                },
+            );
         }
         let gc = config.checkpoint_storage.gc;
         let row = ExperimentRow {
@@ -66,7 +83,8 @@ impl Cluster {
             created_ms,
         };
         tracing::info!(experiment = experiment_id, name = %config.name, trials = hparams.len(), "experiment created");
-        self.experiments.insert(experiment_id, ExperimentEntry { row, config, gc });
+        self.experiments
+            .insert(experiment_id, ExperimentEntry { row, config, gc });
         self.needs_schedule = true;
         Ok(experiment_id)
     }
@@ -97,8 +115,13 @@ impl Cluster {
             )));
         }
         experiment.row.state = experiment_state::CANCELED.into();
-        self.store.set_experiment_state(id, experiment_state::CANCELED)?;
-        for trial in self.trials.values_mut().filter(|t| t.row.experiment_id == id) {
+        self.store
+            .set_experiment_state(id, experiment_state::CANCELED)?;
+        for trial in self
+            .trials
+            .values_mut()
+            .filter(|t| t.row.experiment_id == id)
+        {
             if trial.allocation.is_none() && !trial_state::is_terminal(&trial.row.state) {
                 trial.row.state = trial_state::CANCELED.into();
                 self.store.update_trial(&trial.row)?;

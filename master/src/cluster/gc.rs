@@ -4,10 +4,10 @@ use baton_common::config::GcSettings;
 use baton_common::gc::{CheckpointState, GcCandidate, GcPolicy, GcSelection, select};
 use baton_common::storage::CheckpointStore;
 
+use super::checkpoints::ScoredCheckpoint;
 use super::state::Cluster;
 use super::trials::trial_state;
 use crate::error::{MasterError, MasterResult};
-use crate::store::CheckpointRow;
 
 impl Cluster {
     /// What `policy` would keep and delete among an experiment's checkpoints.
@@ -15,11 +15,10 @@ impl Cluster {
         &self,
         experiment_id: u64,
         policy: &GcSettings,
-    ) -> MasterResult<(GcSelection, Vec<(CheckpointRow, Option<f64>)>)> {
-        let experiment = self
-            .experiments
-            .get(&experiment_id)
-            .ok_or_else(|| MasterError::NotFound(format!("experiment {experiment_id} does not exist")))?;
+    ) -> MasterResult<(GcSelection, Vec<ScoredCheckpoint>)> {
+        let experiment = self.experiments.get(&experiment_id).ok_or_else(|| {
+            MasterError::NotFound(format!("experiment {experiment_id} does not exist"))
+        })?;
         let policy = GcPolicy {
             save_experiment_best: policy.save_experiment_best,
             save_trial_best: policy.save_trial_best,
@@ -53,7 +52,9 @@ impl Cluster {
     ) -> MasterResult<GcSelection> {
         let experiment = self.experiment_mut(experiment_id)?;
         if experiment.row.state == "DELETED" {
-            return Err(MasterError::FailedPrecondition(format!("experiment {experiment_id} is deleted")));
+            return Err(MasterError::FailedPrecondition(format!(
+                "experiment {experiment_id} is deleted"
+            )));
         }
         experiment.gc = policy;
         let json = serde_json::to_string(&policy).expect("policy serializes");
@@ -77,7 +78,12 @@ impl Cluster {
             }
             Ok(())
         })?;
-        tracing::info!(experiment = experiment_id, deleting = selection.delete.len(), kept = selection.keep.len(), "garbage collecting checkpoints");
+        tracing::info!(
+            experiment = experiment_id,
+            deleting = selection.delete.len(),
+            kept = selection.keep.len(),
+            "garbage collecting checkpoints"
+        );
         self.spawn_deletion(experiment_id, selection.delete.clone());
         Ok(selection)
     }
@@ -99,7 +105,9 @@ impl Cluster {
     }
 
     fn spawn_deletion(&self, experiment_id: u64, uuids: Vec<String>) {
-        let Some(experiment) = self.experiments.get(&experiment_id) else { return };
+        let Some(experiment) = self.experiments.get(&experiment_id) else {
+            return;
+        };
         let backend = experiment.config.checkpoint_storage.backend.clone();
         let handle = self.handle.clone();
         tokio::spawn(async move {

@@ -27,7 +27,10 @@ impl ClusterHandle {
         let job: Job = Box::new(move |cluster| {
             let _ = reply.send(f(cluster));
         });
-        self.jobs.send(job).await.map_err(|_| MasterError::ShuttingDown)?;
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| MasterError::ShuttingDown)?;
         result.await.map_err(|_| MasterError::ShuttingDown)
     }
 

@@ -1,6 +1,8 @@
 //! Reports from agents, each checked against the current allocation (fencing).
 
-use baton_common::proto::{AgentMessage, AllocationExited, CheckpointCompleted, ExitKind, agent_message::Body};
+use baton_common::proto::{
+    AgentMessage, AllocationExited, CheckpointCompleted, ExitKind, agent_message::Body,
+};
 
 use super::agents::kill_message;
 use super::state::{Cluster, ClusterEvent, StopReason};
@@ -17,32 +19,50 @@ impl Cluster {
         let result = match body {
             Body::Hello(_) | Body::Heartbeat(_) => Ok(()),
             Body::Training(report) => match self.current_trial(agent_id, &report.allocation_id) {
-                Some(trial_id) => self.record_training(trial_id, &report.allocation_id, report.step, &report.metrics_json),
+                Some(trial_id) => self.record_training(
+                    trial_id,
+                    &report.allocation_id,
+                    report.step,
+                    &report.metrics_json,
+                ),
                 None => Ok(()),
             },
             Body::Validation(report) => match self.current_trial(agent_id, &report.allocation_id) {
-                Some(trial_id) => self.store.upsert_validation(trial_id, report.step, &report.metrics_json),
+                Some(trial_id) => {
+                    self.store
+                        .upsert_validation(trial_id, report.step, &report.metrics_json)
+                }
                 None => Ok(()),
             },
-            Body::CheckpointCompleted(report) => match self.current_trial(agent_id, &report.allocation_id) {
-                Some(trial_id) => self.record_checkpoint(trial_id, report),
-                None => Ok(()),
-            },
+            Body::CheckpointCompleted(report) => {
+                match self.current_trial(agent_id, &report.allocation_id) {
+                    Some(trial_id) => self.record_checkpoint(trial_id, report),
+                    None => Ok(()),
+                }
+            }
             Body::Logs(logs) => match self.current_trial(agent_id, &logs.allocation_id) {
                 Some(trial_id) => {
-                    let lines: Vec<(String, String, i64)> =
-                        logs.lines.into_iter().map(|l| (l.stream, l.text, l.timestamp_ms)).collect();
-                    self.store.insert_logs(trial_id, &logs.allocation_id, &lines).map(|rows| {
-                        for row in rows {
-                            let _ = self.events.send(ClusterEvent::Log(row));
-                        }
-                    })
+                    let lines: Vec<(String, String, i64)> = logs
+                        .lines
+                        .into_iter()
+                        .map(|l| (l.stream, l.text, l.timestamp_ms))
+                        .collect();
+                    self.store
+                        .insert_logs(trial_id, &logs.allocation_id, &lines)
+                        .map(|rows| {
+                            for row in rows {
+                                let _ = self.events.send(ClusterEvent::Log(row));
+                            }
+                        })
                 }
                 None => Ok(()),
             },
             Body::AllocationStarted(started) => {
                 if let Some(trial_id) = self.current_trial(agent_id, &started.allocation_id) {
-                    let trial = self.trials.get_mut(&trial_id).expect("current trial exists");
+                    let trial = self
+                        .trials
+                        .get_mut(&trial_id)
+                        .expect("current trial exists");
                     if trial.row.state == trial_state::STARTING {
                         trial.row.state = trial_state::RUNNING.into();
                         self.store.update_trial(&trial.row)
@@ -70,7 +90,10 @@ impl Cluster {
             _ => {
                 tracing::warn!(agent = %agent_id, allocation = %allocation_id, "report from a fenced allocation ignored");
                 if let Some(agent) = self.agents.get(agent_id) {
-                    agent.send(kill_message(allocation_id, "allocation is no longer current"));
+                    agent.send(kill_message(
+                        allocation_id,
+                        "allocation is no longer current",
+                    ));
                 }
                 None
             }
@@ -84,17 +107,28 @@ impl Cluster {
         step: u64,
         metrics_json: &str,
     ) -> rusqlite::Result<()> {
-        self.store.upsert_training_metrics(trial_id, step, metrics_json)?;
+        self.store
+            .upsert_training_metrics(trial_id, step, metrics_json)?;
         if let Some(live) = self.allocations.get_mut(allocation_id) {
             live.row.end_step = live.row.end_step.max(step);
         }
-        let trial = self.trials.get_mut(&trial_id).expect("current trial exists");
+        let trial = self
+            .trials
+            .get_mut(&trial_id)
+            .expect("current trial exists");
         trial.row.steps_completed = step;
         self.store.update_trial(&trial.row)
     }
 
-    fn record_checkpoint(&mut self, trial_id: u64, report: CheckpointCompleted) -> rusqlite::Result<()> {
-        let trial = self.trials.get_mut(&trial_id).expect("current trial exists");
+    fn record_checkpoint(
+        &mut self,
+        trial_id: u64,
+        report: CheckpointCompleted,
+    ) -> rusqlite::Result<()> {
+        let trial = self
+            .trials
+            .get_mut(&trial_id)
+            .expect("current trial exists");
         let row = CheckpointRow {
             seq: 0,
             uuid: report.uuid.clone(),
@@ -109,7 +143,9 @@ impl Cluster {
             created_ms: now_ms(),
         };
         self.store.insert_checkpoint(&row)?;
-        if trial.row.latest_checkpoint_uuid.is_none() || report.step >= trial.row.latest_checkpoint_step {
+        if trial.row.latest_checkpoint_uuid.is_none()
+            || report.step >= trial.row.latest_checkpoint_step
+        {
             trial.row.latest_checkpoint_uuid = Some(report.uuid);
             trial.row.latest_checkpoint_step = report.step;
             self.store.update_trial(&trial.row)?;
@@ -118,7 +154,9 @@ impl Cluster {
     }
 
     fn allocation_exited(&mut self, agent_id: &str, exited: AllocationExited) {
-        let Some(live) = self.allocations.get(&exited.allocation_id) else { return };
+        let Some(live) = self.allocations.get(&exited.allocation_id) else {
+            return;
+        };
         if live.row.agent_id != agent_id {
             return;
         }
@@ -126,12 +164,23 @@ impl Cluster {
         let kind = ExitKind::try_from(exited.kind).unwrap_or(ExitKind::Failed);
         let (reason, outcome) = match kind {
             ExitKind::Completed => ("completed", Outcome::Completed),
-            ExitKind::Suspended => (stop.map_or("suspended", StopReason::exit_reason), Outcome::Requeue),
+            ExitKind::Suspended => (
+                stop.map_or("suspended", StopReason::exit_reason),
+                Outcome::Requeue,
+            ),
             ExitKind::KilledAfterTimeout => ("killed-after-timeout", Outcome::Requeue),
-            ExitKind::Killed if stop == Some(StopReason::Canceled) => ("canceled", Outcome::Canceled),
+            ExitKind::Killed if stop == Some(StopReason::Canceled) => {
+                ("canceled", Outcome::Canceled)
+            }
             ExitKind::Killed => ("killed", Outcome::Requeue),
             ExitKind::Failed | ExitKind::Unspecified => ("failed", Outcome::Failed),
         };
-        self.end_allocation(&exited.allocation_id, reason, &exited.message, Some(exited.end_step), outcome);
+        self.end_allocation(
+            &exited.allocation_id,
+            reason,
+            &exited.message,
+            Some(exited.end_step),
+            outcome,
+        );
     }
 }

@@ -1,11 +1,15 @@
 //! Turning queued trials into allocations, and preempting for more important ones.
 
-use baton_common::proto::{Context, MasterMessage, StartAllocation, StepPolicy, master_message::Body};
+use baton_common::proto::{
+    Context, MasterMessage, StartAllocation, StepPolicy, master_message::Body,
+};
 use prost::Message;
 
 use super::state::{AgentMode, Cluster, LiveAllocation, StopReason};
 use super::trials::{experiment_state, trial_state};
-use crate::scheduler::{AgentCapacity, PendingTrial, Placement, RunningAllocation, choose_preemptions, place};
+use crate::scheduler::{
+    AgentCapacity, PendingTrial, Placement, RunningAllocation, choose_preemptions, place,
+};
 use crate::store::{AllocationRow, now_ms};
 
 impl Cluster {
@@ -25,7 +29,10 @@ impl Cluster {
             self.start_allocation(placement);
         }
         let placed: Vec<u64> = placements.iter().map(|p| p.trial_id).collect();
-        let waiting = pending.iter().filter(|t| !placed.contains(&t.trial_id)).min_by_key(|t| (t.priority, t.trial_id));
+        let waiting = pending
+            .iter()
+            .filter(|t| !placed.contains(&t.trial_id))
+            .min_by_key(|t| (t.priority, t.trial_id));
         if let Some(waiting) = waiting {
             self.preempt_for(waiting);
         }
@@ -60,15 +67,26 @@ impl Cluster {
                     .filter_map(|id| self.allocations.get(id))
                     .flat_map(|live| live.row.slot_ids.iter())
                     .collect();
-                let free_slots =
-                    agent.slots.iter().map(|s| s.id.clone()).filter(|id| !used.contains(&id)).collect();
-                AgentCapacity { agent_id: agent.id.clone(), free_slots }
+                let free_slots = agent
+                    .slots
+                    .iter()
+                    .map(|s| s.id.clone())
+                    .filter(|id| !used.contains(&id))
+                    .collect();
+                AgentCapacity {
+                    agent_id: agent.id.clone(),
+                    free_slots,
+                }
             })
             .collect()
     }
 
     fn preempt_for(&mut self, waiting: &PendingTrial) {
-        if self.allocations.values().any(|a| a.stop == Some(StopReason::Preempted)) {
+        if self
+            .allocations
+            .values()
+            .any(|a| a.stop == Some(StopReason::Preempted))
+        {
             return;
         }
         let running: Vec<RunningAllocation> = self
@@ -95,8 +113,12 @@ impl Cluster {
     }
 
     fn start_allocation(&mut self, placement: &Placement) {
-        let Some(trial) = self.trials.get_mut(&placement.trial_id) else { return };
-        let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else { return };
+        let Some(trial) = self.trials.get_mut(&placement.trial_id) else {
+            return;
+        };
+        let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else {
+            return;
+        };
         let context = match self.store.experiment_context(experiment.row.id) {
             Ok(bytes) => Context::decode(bytes.as_slice()).unwrap_or_default(),
             Err(e) => {
@@ -131,7 +153,8 @@ impl Cluster {
             context: Some(context),
             latest_checkpoint_uuid: trial.row.latest_checkpoint_uuid.clone().unwrap_or_default(),
             latest_checkpoint_step: trial.row.latest_checkpoint_step,
-            storage_json: serde_json::to_string(&config.checkpoint_storage).expect("storage config serializes"),
+            storage_json: serde_json::to_string(&config.checkpoint_storage)
+                .expect("storage config serializes"),
             policy: Some(StepPolicy {
                 max_length: config.searcher.max_length,
                 min_validation_period: config.min_validation_period,
@@ -151,8 +174,11 @@ impl Cluster {
         tracing::info!(trial = row.trial_id, agent = %row.agent_id, allocation = %row.id, start_step = row.start_step, "starting allocation");
         if let Some(agent) = self.agents.get_mut(&placement.agent_id) {
             agent.allocations.insert(row.id.clone());
-            agent.send(MasterMessage { body: Some(Body::Start(start)) });
+            agent.send(MasterMessage {
+                body: Some(Body::Start(start)),
+            });
         }
-        self.allocations.insert(row.id.clone(), LiveAllocation { row, stop: None });
+        self.allocations
+            .insert(row.id.clone(), LiveAllocation { row, stop: None });
     }
 }

@@ -170,26 +170,43 @@ pub struct Cluster {
 
 impl Cluster {
     /// Loads experiments, trials and open allocations from the store.
-    pub fn load(store: Store, settings: ClusterSettings, handle: ClusterHandle) -> MasterResult<Self> {
+    pub fn load(
+        store: Store,
+        settings: ClusterSettings,
+        handle: ClusterHandle,
+    ) -> MasterResult<Self> {
         let now = Instant::now();
         let mut experiments = BTreeMap::new();
         for row in store.list_experiments()? {
             let config = parse_experiment_config(&row.config_yaml)
                 .expect("stored experiment configs were validated at creation");
             let gc = match &row.gc_policy_json {
-                Some(json) => serde_json::from_str(json).unwrap_or(config.checkpoint_storage.gc.clone()),
-                None => config.checkpoint_storage.gc.clone(),
+                Some(json) => serde_json::from_str(json).unwrap_or(config.checkpoint_storage.gc),
+                None => config.checkpoint_storage.gc,
             };
             experiments.insert(row.id, ExperimentEntry { row, config, gc });
         }
         let mut trials: BTreeMap<u64, TrialEntry> = store
             .list_trials()?
             .into_iter()
-            .map(|row| (row.id, TrialEntry { row, allocation: None, target_agent: None, avoid_agent: None }))
+            .map(|row| {
+                (
+                    row.id,
+                    TrialEntry {
+                        row,
+                        allocation: None,
+                        target_agent: None,
+                        avoid_agent: None,
+                    },
+                )
+            })
             .collect();
         let mut agents = BTreeMap::new();
         for (id, mode) in store.agent_states()? {
-            agents.insert(id.clone(), AgentEntry::new(id, AgentMode::parse(&mode), now));
+            agents.insert(
+                id.clone(),
+                AgentEntry::new(id, AgentMode::parse(&mode), now),
+            );
         }
         let mut allocations = HashMap::new();
         for row in store.open_allocations()? {
@@ -235,7 +252,14 @@ impl Cluster {
 impl AgentEntry {
     /// A known agent that is not connected.
     pub fn new(id: String, mode: AgentMode, last_seen: Instant) -> Self {
-        Self { id, mode, slots: Vec::new(), link: None, last_seen, allocations: BTreeSet::new() }
+        Self {
+            id,
+            mode,
+            slots: Vec::new(),
+            link: None,
+            last_seen,
+            allocations: BTreeSet::new(),
+        }
     }
 
     /// Sends a command if connected; a lost command is healed by reconciliation.

@@ -65,7 +65,9 @@ pub(super) enum Outcome {
 impl Cluster {
     /// Asks an allocation to stop: checkpoint and suspend, or be killed when canceling.
     pub(super) fn stop_allocation(&mut self, allocation_id: &str, reason: StopReason) {
-        let Some(live) = self.allocations.get_mut(allocation_id) else { return };
+        let Some(live) = self.allocations.get_mut(allocation_id) else {
+            return;
+        };
         if live.stop.is_some() && reason != StopReason::Canceled {
             return;
         }
@@ -108,7 +110,9 @@ impl Cluster {
         end_step: Option<u64>,
         outcome: Outcome,
     ) {
-        let Some(mut live) = self.allocations.remove(allocation_id) else { return };
+        let Some(mut live) = self.allocations.remove(allocation_id) else {
+            return;
+        };
         if let Some(agent) = self.agents.get_mut(&live.row.agent_id) {
             agent.allocations.remove(allocation_id);
         }
@@ -121,9 +125,13 @@ impl Cluster {
         }
         tracing::info!(allocation = %allocation_id, trial = live.row.trial_id, exit_reason, message, "allocation ended");
         self.needs_schedule = true;
-        let Some(trial) = self.trials.get_mut(&live.row.trial_id) else { return };
+        let Some(trial) = self.trials.get_mut(&live.row.trial_id) else {
+            return;
+        };
         trial.allocation = None;
-        let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else { return };
+        let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else {
+            return;
+        };
         let canceled = experiment.row.state == experiment_state::CANCELED;
         let max_restarts = experiment.config.max_restarts;
         let next = match outcome {
@@ -176,15 +184,21 @@ impl Cluster {
         } else {
             experiment_state::CANCELED
         };
-        let Some(experiment) = self.experiments.get_mut(&experiment_id) else { return };
+        let Some(experiment) = self.experiments.get_mut(&experiment_id) else {
+            return;
+        };
         if !experiment_state::is_terminal(&experiment.row.state) {
             experiment.row.state = final_state.to_string();
             if let Err(e) = self.store.set_experiment_state(experiment_id, final_state) {
                 tracing::error!(error = %e, "cannot record experiment state");
             }
-            tracing::info!(experiment = experiment_id, state = final_state, "experiment ended");
+            tracing::info!(
+                experiment = experiment_id,
+                state = final_state,
+                "experiment ended"
+            );
         }
-        let policy = experiment.gc.clone();
+        let policy = experiment.gc;
         if let Err(e) = self.collect_garbage(experiment_id, &policy) {
             tracing::error!(experiment = experiment_id, error = %e, "garbage collection failed");
         }
@@ -219,7 +233,10 @@ impl Cluster {
         Ok(())
     }
 
-    pub(super) fn trial_mut(&mut self, trial_id: u64) -> MasterResult<&mut super::state::TrialEntry> {
+    pub(super) fn trial_mut(
+        &mut self,
+        trial_id: u64,
+    ) -> MasterResult<&mut super::state::TrialEntry> {
         self.trials
             .get_mut(&trial_id)
             .ok_or_else(|| MasterError::NotFound(format!("trial {trial_id} does not exist")))

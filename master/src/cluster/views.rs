@@ -9,7 +9,10 @@ use crate::store::{AllocationRow, CheckpointRow};
 impl Cluster {
     /// Every experiment, without trials.
     pub fn list_experiments(&self) -> Vec<proto::Experiment> {
-        self.experiments.keys().filter_map(|id| self.experiment_view(*id, false).ok()).collect()
+        self.experiments
+            .keys()
+            .filter_map(|id| self.experiment_view(*id, false).ok())
+            .collect()
     }
 
     /// One experiment, with its trials when `with_trials`.
@@ -18,7 +21,11 @@ impl Cluster {
             .experiments
             .get(&id)
             .ok_or_else(|| MasterError::NotFound(format!("experiment {id} does not exist")))?;
-        let trials = if with_trials { self.trials_of(id) } else { Vec::new() };
+        let trials = if with_trials {
+            self.trials_of(id)
+        } else {
+            Vec::new()
+        };
         Ok(proto::Experiment {
             id,
             name: experiment.row.name.clone(),
@@ -63,14 +70,19 @@ impl Cluster {
     /// One trial with its allocations and validations.
     pub fn trial_detail(&self, trial_id: u64) -> MasterResult<proto::TrialDetail> {
         if !self.trials.contains_key(&trial_id) {
-            return Err(MasterError::NotFound(format!("trial {trial_id} does not exist")));
+            return Err(MasterError::NotFound(format!(
+                "trial {trial_id} does not exist"
+            )));
         }
         let allocations = self.store.allocations_of_trial(trial_id)?;
         let validations: Vec<proto::Validation> = self
             .store
             .validations_of_trial(trial_id)?
             .into_iter()
-            .map(|v| proto::Validation { step: v.step, metrics_json: v.metrics_json })
+            .map(|v| proto::Validation {
+                step: v.step,
+                metrics_json: v.metrics_json,
+            })
             .collect();
         Ok(proto::TrialDetail {
             trial: Some(self.trial_view(trial_id)),
@@ -88,13 +100,20 @@ impl Cluster {
     /// One agent.
     pub fn agent_view(&self, agent_id: &str) -> proto::Agent {
         let agent = &self.agents[agent_id];
-        let allocations: Vec<_> = agent.allocations.iter().filter_map(|id| self.allocations.get(id)).collect();
+        let allocations: Vec<_> = agent
+            .allocations
+            .iter()
+            .filter_map(|id| self.allocations.get(id))
+            .collect();
         proto::Agent {
             id: agent.id.clone(),
             state: agent.mode.as_str().into(),
             connected: agent.link.is_some(),
             slots: agent.slots.len() as u32,
-            used_slots: allocations.iter().map(|a| a.row.slot_ids.len() as u32).sum(),
+            used_slots: allocations
+                .iter()
+                .map(|a| a.row.slot_ids.len() as u32)
+                .sum(),
             slot_details: agent.slots.clone(),
             trial_ids: allocations.iter().map(|a| a.row.trial_id).collect(),
             last_seen_ms: crate::store::now_ms() - agent.last_seen.elapsed().as_millis() as i64,
@@ -137,7 +156,11 @@ impl Cluster {
     pub fn trial_logs(
         &self,
         trial_id: u64,
-    ) -> MasterResult<(Vec<crate::store::LogRow>, tokio::sync::broadcast::Receiver<super::ClusterEvent>, bool)> {
+    ) -> MasterResult<(
+        Vec<crate::store::LogRow>,
+        tokio::sync::broadcast::Receiver<super::ClusterEvent>,
+        bool,
+    )> {
         let trial = self
             .trials
             .get(&trial_id)

@@ -3,15 +3,30 @@ use proptest::prelude::*;
 use super::*;
 
 fn pending(trial_id: u64, priority: u32, slots: u32) -> PendingTrial {
-    PendingTrial { trial_id, priority, slots, target_agent: None, avoid_agent: None }
+    PendingTrial {
+        trial_id,
+        priority,
+        slots,
+        target_agent: None,
+        avoid_agent: None,
+    }
 }
 
 fn agent(id: &str, free: usize) -> AgentCapacity {
-    AgentCapacity { agent_id: id.into(), free_slots: (0..free).map(|i| format!("{id}-s{i}")).collect() }
+    AgentCapacity {
+        agent_id: id.into(),
+        free_slots: (0..free).map(|i| format!("{id}-s{i}")).collect(),
+    }
 }
 
 fn running(id: &str, agent_id: &str, priority: u32, slots: u32, started: i64) -> RunningAllocation {
-    RunningAllocation { allocation_id: id.into(), agent_id: agent_id.into(), priority, slots, started }
+    RunningAllocation {
+        allocation_id: id.into(),
+        agent_id: agent_id.into(),
+        priority,
+        slots,
+        started,
+    }
 }
 
 #[test]
@@ -32,11 +47,17 @@ fn places_by_priority_then_age_with_best_fit() {
 fn honours_target_and_avoid() {
     let mut t = pending(1, 42, 1);
     t.avoid_agent = Some("a".into());
-    assert_eq!(place(&[t.clone()], &[agent("a", 1), agent("b", 1)])[0].agent_id, "b");
+    assert_eq!(
+        place(&[t.clone()], &[agent("a", 1), agent("b", 1)])[0].agent_id,
+        "b"
+    );
     assert!(place(&[t.clone()], &[agent("a", 4)]).is_empty());
     t.avoid_agent = None;
     t.target_agent = Some("c".into());
-    assert_eq!(place(&[t], &[agent("a", 1), agent("c", 1)])[0].agent_id, "c");
+    assert_eq!(
+        place(&[t], &[agent("a", 1), agent("c", 1)])[0].agent_id,
+        "c"
+    );
 }
 
 #[test]
@@ -68,7 +89,11 @@ fn preempts_least_important_then_newest() {
     let victims = choose_preemptions(
         &pending(9, 10, 1),
         &[agent("a", 0)],
-        &[running("old", "a", 50, 1, 1), running("new", "a", 50, 1, 2), running("low", "a", 40, 1, 3)],
+        &[
+            running("old", "a", 50, 1, 1),
+            running("new", "a", 50, 1, 2),
+            running("low", "a", 40, 1, 3),
+        ],
     );
     assert_eq!(victims, vec!["new"]);
 }

@@ -43,23 +43,37 @@ impl AdminService for AdminApi {
     ) -> Result<Response<CreateExperimentResponse>, Status> {
         let request = request.into_inner();
         let context = request.context.unwrap_or_default();
-        self.run(move |c| c.create_experiment(request.config_yaml, context).map(|id| CreateExperimentResponse { id }))
-            .await
+        self.run(move |c| {
+            c.create_experiment(request.config_yaml, context)
+                .map(|id| CreateExperimentResponse { id })
+        })
+        .await
     }
 
     async fn list_experiments(
         &self,
         _: Request<ListExperimentsRequest>,
     ) -> Result<Response<ListExperimentsResponse>, Status> {
-        self.run(|c| Ok(ListExperimentsResponse { experiments: c.list_experiments() })).await
+        self.run(|c| {
+            Ok(ListExperimentsResponse {
+                experiments: c.list_experiments(),
+            })
+        })
+        .await
     }
 
-    async fn describe_experiment(&self, request: Request<ExperimentRef>) -> Result<Response<Experiment>, Status> {
+    async fn describe_experiment(
+        &self,
+        request: Request<ExperimentRef>,
+    ) -> Result<Response<Experiment>, Status> {
         let id = request.into_inner().id;
         self.run(move |c| c.experiment_view(id, true)).await
     }
 
-    async fn kill_experiment(&self, request: Request<ExperimentRef>) -> Result<Response<Experiment>, Status> {
+    async fn kill_experiment(
+        &self,
+        request: Request<ExperimentRef>,
+    ) -> Result<Response<Experiment>, Status> {
         let id = request.into_inner().id;
         self.run(move |c| {
             c.kill_experiment(id)?;
@@ -68,7 +82,10 @@ impl AdminService for AdminApi {
         .await
     }
 
-    async fn pause_experiment(&self, request: Request<ExperimentRef>) -> Result<Response<Experiment>, Status> {
+    async fn pause_experiment(
+        &self,
+        request: Request<ExperimentRef>,
+    ) -> Result<Response<Experiment>, Status> {
         let id = request.into_inner().id;
         self.run(move |c| {
             c.pause_experiment(id)?;
@@ -77,7 +94,10 @@ impl AdminService for AdminApi {
         .await
     }
 
-    async fn activate_experiment(&self, request: Request<ExperimentRef>) -> Result<Response<Experiment>, Status> {
+    async fn activate_experiment(
+        &self,
+        request: Request<ExperimentRef>,
+    ) -> Result<Response<Experiment>, Status> {
         let id = request.into_inner().id;
         self.run(move |c| {
             c.activate_experiment(id)?;
@@ -93,7 +113,10 @@ impl AdminService for AdminApi {
         let request = request.into_inner();
         self.run(move |c| {
             let rows = c.experiment_checkpoints(request.experiment_id, request.all)?;
-            let checkpoints = rows.into_iter().map(|(row, metric)| c.checkpoint_view(row, metric)).collect();
+            let checkpoints = rows
+                .into_iter()
+                .map(|(row, metric)| c.checkpoint_view(row, metric))
+                .collect();
             Ok(ListCheckpointsResponse { checkpoints })
         })
         .await
@@ -105,13 +128,20 @@ impl AdminService for AdminApi {
     ) -> Result<Response<SetGcPolicyResponse>, Status> {
         let request = request.into_inner();
         let policy = GcSettings {
-            save_experiment_best: non_negative("save_experiment_best", request.save_experiment_best)?,
+            save_experiment_best: non_negative(
+                "save_experiment_best",
+                request.save_experiment_best,
+            )?,
             save_trial_best: non_negative("save_trial_best", request.save_trial_best)?,
             save_trial_latest: non_negative("save_trial_latest", request.save_trial_latest)?,
         };
         self.run(move |c| {
             let (selection, rows) = c.gc_preview(request.experiment_id, &policy)?;
-            let selection = if request.dry_run { selection } else { c.set_gc_policy(request.experiment_id, policy)? };
+            let selection = if request.dry_run {
+                selection
+            } else {
+                c.set_gc_policy(request.experiment_id, policy)?
+            };
             let view = |uuids: &[String]| -> Vec<Checkpoint> {
                 uuids
                     .iter()
@@ -119,21 +149,32 @@ impl AdminService for AdminApi {
                     .map(|(row, metric)| c.checkpoint_view(row.clone(), *metric))
                     .collect()
             };
-            Ok(SetGcPolicyResponse { keep: view(&selection.keep), delete: view(&selection.delete) })
+            Ok(SetGcPolicyResponse {
+                keep: view(&selection.keep),
+                delete: view(&selection.delete),
+            })
         })
         .await
     }
 
-    async fn list_trials(&self, request: Request<ExperimentRef>) -> Result<Response<ListTrialsResponse>, Status> {
+    async fn list_trials(
+        &self,
+        request: Request<ExperimentRef>,
+    ) -> Result<Response<ListTrialsResponse>, Status> {
         let id = request.into_inner().id;
         self.run(move |c| {
             c.experiment_view(id, false)?;
-            Ok(ListTrialsResponse { trials: c.trials_of(id) })
+            Ok(ListTrialsResponse {
+                trials: c.trials_of(id),
+            })
         })
         .await
     }
 
-    async fn describe_trial(&self, request: Request<TrialRef>) -> Result<Response<TrialDetail>, Status> {
+    async fn describe_trial(
+        &self,
+        request: Request<TrialRef>,
+    ) -> Result<Response<TrialDetail>, Status> {
         let id = request.into_inner().id;
         self.run(move |c| c.trial_detail(id)).await
     }
@@ -144,7 +185,10 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Self::TrialLogsStream>, Status> {
         let request = request.into_inner();
         let trial_id = request.trial_id;
-        let (backlog, mut events, ended) = self.cluster.try_call(move |c| c.trial_logs(trial_id)).await?;
+        let (backlog, mut events, ended) = self
+            .cluster
+            .try_call(move |c| c.trial_logs(trial_id))
+            .await?;
         let follow = request.follow && !ended;
         let stream = async_stream::stream! {
             let mut last_id = 0;
@@ -152,23 +196,28 @@ impl AdminService for AdminApi {
                 last_id = row.id;
                 yield Ok(log_line(row));
             }
-            while follow {
-                match events.recv().await {
-                    Ok(ClusterEvent::Log(row)) if row.trial_id == trial_id && row.id > last_id => {
-                        last_id = row.id;
-                        yield Ok(log_line(row));
+            if follow {
+                loop {
+                    match events.recv().await {
+                        Ok(ClusterEvent::Log(row)) if row.trial_id == trial_id && row.id > last_id => {
+                            last_id = row.id;
+                            yield Ok(log_line(row));
+                        }
+                        Ok(ClusterEvent::TrialEnded(id)) if id == trial_id => break,
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }
-                    Ok(ClusterEvent::TrialEnded(id)) if id == trial_id => break,
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }
             }
         };
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn move_trial(&self, request: Request<MoveTrialRequest>) -> Result<Response<TrialDetail>, Status> {
+    async fn move_trial(
+        &self,
+        request: Request<MoveTrialRequest>,
+    ) -> Result<Response<TrialDetail>, Status> {
         let request = request.into_inner();
         let to = Some(request.to_agent).filter(|a| !a.is_empty());
         self.run(move |c| {
@@ -178,7 +227,10 @@ impl AdminService for AdminApi {
         .await
     }
 
-    async fn describe_checkpoint(&self, request: Request<CheckpointRef>) -> Result<Response<Checkpoint>, Status> {
+    async fn describe_checkpoint(
+        &self,
+        request: Request<CheckpointRef>,
+    ) -> Result<Response<Checkpoint>, Status> {
         let reference = request.into_inner();
         self.run(move |c| {
             let (row, metric) = c.find_checkpoint(&reference)?;
@@ -187,11 +239,22 @@ impl AdminService for AdminApi {
         .await
     }
 
-    async fn list_agents(&self, _: Request<ListAgentsRequest>) -> Result<Response<ListAgentsResponse>, Status> {
-        self.run(|c| Ok(ListAgentsResponse { agents: c.list_agents() })).await
+    async fn list_agents(
+        &self,
+        _: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        self.run(|c| {
+            Ok(ListAgentsResponse {
+                agents: c.list_agents(),
+            })
+        })
+        .await
     }
 
-    async fn disable_agent(&self, request: Request<DisableAgentRequest>) -> Result<Response<Agent>, Status> {
+    async fn disable_agent(
+        &self,
+        request: Request<DisableAgentRequest>,
+    ) -> Result<Response<Agent>, Status> {
         let request = request.into_inner();
         self.run(move |c| {
             c.disable_agent(&request.id, request.drain)?;
@@ -212,7 +275,9 @@ impl AdminService for AdminApi {
 
 fn non_negative(field: &str, value: i64) -> Result<u64, MasterError> {
     u64::try_from(value).map_err(|_| {
-        MasterError::InvalidArgument(format!("{field}: must be a non-negative integer (got {value})"))
+        MasterError::InvalidArgument(format!(
+            "{field}: must be a non-negative integer (got {value})"
+        ))
     })
 }
 

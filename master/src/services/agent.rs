@@ -34,19 +34,32 @@ impl AgentService for AgentApi {
     ) -> Result<Response<Self::SessionStream>, Status> {
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
-            Some(AgentMessage { body: Some(Body::Hello(hello)) }) => hello,
-            _ => return Err(Status::invalid_argument("the first message of a session must be Hello")),
+            Some(AgentMessage {
+                body: Some(Body::Hello(hello)),
+            }) => hello,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of a session must be Hello",
+                ));
+            }
         };
         let agent_id = hello.agent_id.clone();
         let (sender, receiver) = mpsc::unbounded_channel();
-        let session = self.cluster.try_call(move |c| c.agent_connected(hello, sender)).await?;
+        let session = self
+            .cluster
+            .try_call(move |c| c.agent_connected(hello, sender))
+            .await?;
         let cluster = self.cluster.clone();
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
                     Ok(Some(message)) => {
                         let id = agent_id.clone();
-                        if cluster.call(move |c| c.agent_message(&id, session, message)).await.is_err() {
+                        if cluster
+                            .call(move |c| c.agent_message(&id, session, message))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -57,8 +70,12 @@ impl AgentService for AgentApi {
                     }
                 }
             }
-            let _ = cluster.call(move |c| c.agent_disconnected(&agent_id, session)).await;
+            let _ = cluster
+                .call(move |c| c.agent_disconnected(&agent_id, session))
+                .await;
         });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(receiver))))
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(
+            receiver,
+        ))))
     }
 }

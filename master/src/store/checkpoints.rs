@@ -66,15 +66,23 @@ impl Store {
     /// One checkpoint by uuid.
     pub fn checkpoint_by_uuid(&self, uuid: &str) -> StoreResult<Option<CheckpointRow>> {
         let sql = format!("SELECT {COLUMNS} FROM checkpoints WHERE uuid = ?1");
-        self.conn.query_row(&sql, [uuid], checkpoint_from_row).optional()
+        self.conn
+            .query_row(&sql, [uuid], checkpoint_from_row)
+            .optional()
     }
 
     /// The live checkpoint a trial took at a step.
-    pub fn checkpoint_by_trial_step(&self, trial_id: u64, step: u64) -> StoreResult<Option<CheckpointRow>> {
+    pub fn checkpoint_by_trial_step(
+        &self,
+        trial_id: u64,
+        step: u64,
+    ) -> StoreResult<Option<CheckpointRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM checkpoints WHERE trial_id = ?1 AND step = ?2 ORDER BY state = 'DELETED', seq DESC LIMIT 1"
         );
-        self.conn.query_row(&sql, params![trial_id, step], checkpoint_from_row).optional()
+        self.conn
+            .query_row(&sql, params![trial_id, step], checkpoint_from_row)
+            .optional()
     }
 
     /// Records a checkpoint's state and last error.

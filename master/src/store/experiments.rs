@@ -57,25 +57,36 @@ impl Store {
 
     /// The encoded context directory of an experiment.
     pub fn experiment_context(&self, id: u64) -> StoreResult<Vec<u8>> {
-        self.conn.query_row("SELECT context FROM experiments WHERE id = ?1", [id], |row| row.get(0))
+        self.conn.query_row(
+            "SELECT context FROM experiments WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )
     }
 
     /// Records an experiment's state.
     pub fn set_experiment_state(&self, id: u64, state: &str) -> StoreResult<()> {
-        self.conn.execute("UPDATE experiments SET state = ?2 WHERE id = ?1", params![id, state])?;
+        self.conn.execute(
+            "UPDATE experiments SET state = ?2 WHERE id = ?1",
+            params![id, state],
+        )?;
         Ok(())
     }
 
     /// Records a GC policy set after creation.
     pub fn set_gc_policy(&self, id: u64, policy_json: &str) -> StoreResult<()> {
-        self.conn
-            .execute("UPDATE experiments SET gc_policy_json = ?2 WHERE id = ?1", params![id, policy_json])?;
+        self.conn.execute(
+            "UPDATE experiments SET gc_policy_json = ?2 WHERE id = ?1",
+            params![id, policy_json],
+        )?;
         Ok(())
     }
 
     /// Operator-set states of agents (enabled, disabled, draining).
     pub fn agent_states(&self) -> StoreResult<Vec<(String, String)>> {
-        let mut statement = self.conn.prepare("SELECT id, state FROM agents ORDER BY id")?;
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, state FROM agents ORDER BY id")?;
         let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         rows.collect()
     }
@@ -92,7 +103,9 @@ impl Store {
     /// The state recorded for one agent, if any.
     pub fn agent_state(&self, id: &str) -> StoreResult<Option<String>> {
         self.conn
-            .query_row("SELECT state FROM agents WHERE id = ?1", [id], |row| row.get(0))
+            .query_row("SELECT state FROM agents WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
             .optional()
     }
 }

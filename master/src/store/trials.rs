@@ -62,8 +62,7 @@ pub struct ValidationRow {
 }
 
 const TRIAL_COLUMNS: &str = "id, experiment_id, state, hparams_json, steps_completed, restarts, latest_checkpoint_uuid, latest_checkpoint_step, error";
-const ALLOCATION_COLUMNS: &str =
-    "id, trial_id, agent_id, slot_ids, start_step, end_step, exit_reason, message, started_ms, ended_ms";
+const ALLOCATION_COLUMNS: &str = "id, trial_id, agent_id, slot_ids, start_step, end_step, exit_reason, message, started_ms, ended_ms";
 
 impl Store {
     /// Inserts a QUEUED trial and returns its id.
@@ -151,7 +150,12 @@ impl Store {
     }
 
     /// Records (or replaces) the validation of a trial at a step.
-    pub fn upsert_validation(&self, trial_id: u64, step: u64, metrics_json: &str) -> StoreResult<()> {
+    pub fn upsert_validation(
+        &self,
+        trial_id: u64,
+        step: u64,
+        metrics_json: &str,
+    ) -> StoreResult<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO validations (trial_id, step, metrics_json) VALUES (?1, ?2, ?3)",
             params![trial_id, step, metrics_json],
@@ -160,7 +164,12 @@ impl Store {
     }
 
     /// Records (or replaces) the training metrics of a trial at a step.
-    pub fn upsert_training_metrics(&self, trial_id: u64, step: u64, metrics_json: &str) -> StoreResult<()> {
+    pub fn upsert_training_metrics(
+        &self,
+        trial_id: u64,
+        step: u64,
+        metrics_json: &str,
+    ) -> StoreResult<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO training_metrics (trial_id, step, metrics_json) VALUES (?1, ?2, ?3)",
             params![trial_id, step, metrics_json],
@@ -170,11 +179,14 @@ impl Store {
 
     /// Validations of a trial, by step.
     pub fn validations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<ValidationRow>> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT step, metrics_json FROM validations WHERE trial_id = ?1 ORDER BY step")?;
+        let mut statement = self.conn.prepare(
+            "SELECT step, metrics_json FROM validations WHERE trial_id = ?1 ORDER BY step",
+        )?;
         let rows = statement.query_map([trial_id], |row| {
-            Ok(ValidationRow { step: row.get(0)?, metrics_json: row.get(1)? })
+            Ok(ValidationRow {
+                step: row.get(0)?,
+                metrics_json: row.get(1)?,
+            })
         })?;
         rows.collect()
     }

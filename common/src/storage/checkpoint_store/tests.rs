@@ -37,8 +37,14 @@ async fn in_place_commit_then_download_round_trips() {
     let out = tempfile::tempdir().unwrap();
     let downloaded = store.download("u1", out.path()).await.unwrap();
     assert_eq!(downloaded, manifest);
-    assert_eq!(std::fs::read(out.path().join("weights.bin")).unwrap(), vec![7u8; 3000]);
-    assert_eq!(std::fs::read(out.path().join("sub/state.json")).unwrap(), b"{}");
+    assert_eq!(
+        std::fs::read(out.path().join("weights.bin")).unwrap(),
+        vec![7u8; 3000]
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("sub/state.json")).unwrap(),
+        b"{}"
+    );
 }
 
 #[tokio::test]
@@ -48,11 +54,16 @@ async fn staged_commit_uploads_large_files_in_parts() {
     let store = shared_fs(root.path());
     let dir = staging.path().join("u2");
     std::fs::create_dir_all(&dir).unwrap();
-    let big: Vec<u8> = (0..(SINGLE_PUT_LIMIT as usize + 3 * PART_SIZE + 17)).map(|i| (i % 251) as u8).collect();
+    let big: Vec<u8> = (0..(SINGLE_PUT_LIMIT as usize + 3 * PART_SIZE + 17))
+        .map(|i| (i % 251) as u8)
+        .collect();
     std::fs::write(dir.join("big.bin"), &big).unwrap();
     let manifest = store.commit(&request("u2"), &dir).await.unwrap();
     assert_eq!(manifest.files[0].size, big.len() as u64);
-    assert_eq!(manifest.files[0].blake3, blake3::hash(&big).to_hex().to_string());
+    assert_eq!(
+        manifest.files[0].blake3,
+        blake3::hash(&big).to_hex().to_string()
+    );
     assert_eq!(std::fs::read(root.path().join("u2/big.bin")).unwrap(), big);
 }
 
@@ -66,7 +77,11 @@ async fn corrupted_byte_is_detected_on_download() {
     store.commit(&request("u3"), &dir).await.unwrap();
     std::fs::write(dir.join("w.bin"), b"abcdeX").unwrap();
     let out = tempfile::tempdir().unwrap();
-    let err = store.download("u3", out.path()).await.unwrap_err().to_string();
+    let err = store
+        .download("u3", out.path())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not match metadata.json"), "{err}");
     assert!(!out.path().join("w.bin").exists());
     assert!(!out.path().join("w.bin.partial").exists());
@@ -85,7 +100,11 @@ async fn uncommitted_and_missing_files_are_refused() {
 
     store.commit(&request("u4"), &dir).await.unwrap();
     std::fs::remove_file(dir.join("w.bin")).unwrap();
-    let err = store.download("u4", out.path()).await.unwrap_err().to_string();
+    let err = store
+        .download("u4", out.path())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing from storage"), "{err}");
 }
 

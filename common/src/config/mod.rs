@@ -1,0 +1,23 @@
+//! The experiment config: its YAML schema, parsing with field paths, and semantic validation.
+//!
+//! Every error names the offending field by its path (`searcher.max_length`,
+//! `hyperparameters.lr.minval`, `checkpoint_storage.host_path`), says what was found and what
+//! would be right. Unknown fields are rejected everywhere.
+
+mod entrypoint;
+mod error;
+mod experiment;
+mod hyperparameter;
+mod resources;
+mod searcher;
+mod storage;
+#[cfg(test)]
+mod test_support;
+
+pub use entrypoint::check_entrypoint;
+pub use error::ConfigError;
+pub use experiment::{ExperimentConfig, parse_experiment_config};
+pub use hyperparameter::Hyperparameter;
+pub use resources::ResourcesConfig;
+pub use searcher::{SearcherConfig, SearcherName};
+pub use storage::{CheckpointStorageConfig, GcSettings, StorageBackend};
