@@ -193,6 +193,92 @@ impl TestCluster {
         self.json(&["trial", "describe", &id.to_string()])
     }
 
+    /// The id of an experiment's first trial.
+    pub fn first_trial(&self, experiment: u64) -> u64 {
+        self.json(&["experiment", "describe", &experiment.to_string()])["trials"][0]["id"]
+            .as_u64()
+            .expect("trial id")
+    }
+
+    /// Waits until a trial's describe output satisfies `condition`; returns that output.
+    pub fn wait_for_trial(
+        &self,
+        id: u64,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let trial = self.trial(id);
+            if condition(&trial) {
+                return trial;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "trial {id}: timed out waiting for {what}: {trial:#}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pid of the process running trial `trial_id` under this cluster, if any.
+    pub fn trial_process(&self, trial_id: u64) -> Option<i32> {
+        self.processes_with_env(&format!("BATON_TRIAL_ID={trial_id}"))
+            .into_iter()
+            .next()
+    }
+
+    /// Pids of processes under this cluster's directory whose environment holds `variable` (`NAME=value`).
+    pub fn processes_with_env(&self, variable: &str) -> Vec<i32> {
+        let mut pids = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return pids;
+        };
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+                continue;
+            };
+            if !cwd.starts_with(self.dir.path()) {
+                continue;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ
+                .split(|b| *b == 0)
+                .any(|var| var == variable.as_bytes())
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// The weights of an experiment's checkpoint at `step` (the final one), read from storage.
+    pub fn final_weights(&self, experiment: u64, step: u64) -> Value {
+        let listed = self.json(&["experiment", "list-checkpoints", &experiment.to_string()]);
+        let last = listed
+            .as_array()
+            .expect("checkpoint list")
+            .iter()
+            .max_by_key(|c| c["step"].as_u64())
+            .cloned();
+        let last = last.unwrap_or_else(|| panic!("experiment {experiment} has no checkpoint"));
+        assert_eq!(
+            last["step"], step,
+            "final checkpoint of experiment {experiment}"
+        );
+        crate::read_weights(&self.storage().join(last["uuid"].as_str().expect("uuid")))
+    }
+
+    /// The pid of an agent process.
+    pub fn agent_pid(&self, id: &str) -> i32 {
+        self.agents[id].id() as i32
+    }
+
     /// The storage directory used by example configs.
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("checkpoints")

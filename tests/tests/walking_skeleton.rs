@@ -117,7 +117,7 @@ fn killed_trial_process_resumes_from_its_latest_checkpoint_with_identical_result
     let context = repo_root().join("examples/linreg");
     let interrupted = cluster.create_experiment(&config, &context);
     let reference = cluster.create_experiment(&config, &context);
-    let trial_id = first_trial(&cluster, interrupted);
+    let trial_id = cluster.first_trial(interrupted);
 
     let mut checkpoint_step = 0;
     wait_until(
@@ -133,7 +133,9 @@ fn killed_trial_process_resumes_from_its_latest_checkpoint_with_identical_result
             checkpoint_step > 0 && trial["steps_completed"].as_u64().unwrap() > checkpoint_step + 2
         },
     );
-    let pid = trial_process(&cluster, trial_id).expect("trial process is running");
+    let pid = cluster
+        .trial_process(trial_id)
+        .expect("trial process is running");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -153,14 +155,14 @@ fn killed_trial_process_resumes_from_its_latest_checkpoint_with_identical_result
     );
     assert_eq!(allocations[1]["exit_reason"], "completed");
 
-    let reference_trial = cluster.trial(first_trial(&cluster, reference));
+    let reference_trial = cluster.trial(cluster.first_trial(reference));
     assert_eq!(
         trial["latest_validation"],
         reference_trial["latest_validation"]
     );
     assert_eq!(
-        final_weights(&cluster, interrupted),
-        final_weights(&cluster, reference)
+        cluster.final_weights(interrupted, 100),
+        cluster.final_weights(reference, 100)
     );
 }
 
@@ -181,7 +183,7 @@ fn a_trial_that_keeps_crashing_errors_after_max_restarts_with_its_logs_kept() {
     );
     let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
     cluster.wait_for_experiment(id, "ERRORED", Duration::from_secs(60));
-    let trial_id = first_trial(&cluster, id);
+    let trial_id = cluster.first_trial(id);
     let trial = cluster.trial(trial_id);
     assert_eq!(trial["state"], "ERRORED");
     assert_eq!(trial["restarts"], 2);
@@ -305,13 +307,6 @@ fn bad_input_is_refused_with_the_field_named_and_nothing_created() {
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the Baton master"));
 }
 
-/// The id of an experiment's first trial.
-pub fn first_trial(cluster: &TestCluster, experiment: u64) -> u64 {
-    cluster.json(&["experiment", "describe", &experiment.to_string()])["trials"][0]["id"]
-        .as_u64()
-        .unwrap()
-}
-
 fn latest_checkpoint_step(cluster: &TestCluster, experiment: u64, uuid: &str) -> u64 {
     if uuid.is_empty() {
         return 0;
@@ -324,42 +319,4 @@ fn latest_checkpoint_step(cluster: &TestCluster, experiment: u64, uuid: &str) ->
         .find(|c| c["uuid"] == uuid)
         .and_then(|c| c["step"].as_u64())
         .unwrap_or(0)
-}
-
-/// The weights of an experiment's checkpoint at the final step.
-fn final_weights(cluster: &TestCluster, experiment: u64) -> Value {
-    let listed = cluster.json(&["experiment", "list-checkpoints", &experiment.to_string()]);
-    let last = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by_key(|c| c["step"].as_u64())
-        .unwrap()
-        .clone();
-    assert_eq!(last["step"], 100);
-    read_weights(&cluster.storage().join(last["uuid"].as_str().unwrap()))
-}
-
-/// The pid of the trial process running trial `trial_id` under this cluster.
-fn trial_process(cluster: &TestCluster, trial_id: u64) -> Option<i32> {
-    let marker = format!("BATON_TRIAL_ID={trial_id}");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
-            continue;
-        };
-        if !cwd.starts_with(cluster.dir.path()) {
-            continue;
-        }
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        if environ
-            .split(|b| *b == 0)
-            .any(|var| var == marker.as_bytes())
-        {
-            return Some(pid);
-        }
-    }
-    None
 }

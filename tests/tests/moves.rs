@@ -1,0 +1,307 @@
+//! Suspend, move and resume: every trigger and failure path, with real processes.
+
+use std::time::Duration;
+
+use baton_cluster_tests::{TestCluster, example_config, repo_root, wait_until};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// linreg single, 200 steps, slow enough to be moved mid-training.
+fn slow_single(cluster: &TestCluster, step_seconds: &str, extra: &[(&str, &str)]) -> String {
+    let slow = format!("  batch_size: 16\n  step_seconds: {step_seconds}\n");
+    let mut overrides = vec![
+        ("  batch_size: 16\n", slow.as_str()),
+        ("max_length: 100", "max_length: 200"),
+    ];
+    overrides.extend_from_slice(extra);
+    example_config("linreg", "single.yaml", &cluster.storage(), &overrides)
+}
+
+/// The same trial trained without interruption (fast: the sleep does not change results).
+fn reference_run(cluster: &TestCluster) -> (Value, Value) {
+    let config = slow_single(cluster, "0.0", &[]);
+    let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
+    cluster.wait_for_experiment(id, "COMPLETED", MINUTE);
+    let trial = cluster.trial(cluster.first_trial(id));
+    (
+        cluster.final_weights(id, 200),
+        trial["latest_validation"].clone(),
+    )
+}
+
+fn running_on_other_agent(trial: &Value, previous: &str, beyond: u64) -> bool {
+    trial["state"] == "RUNNING"
+        && trial["agent_id"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty() && a != previous)
+        && trial["steps_completed"].as_u64().unwrap_or(0) > beyond
+}
+
+fn agent_of(trial: &Value) -> String {
+    trial["agent_id"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_trial_moved_by_disable_move_and_pause_ends_exactly_like_an_uninterrupted_run() {
+    let cluster = TestCluster::start(&["a1", "a2", "a3"], &[]);
+    let (reference_weights, reference_validation) = reference_run(&cluster);
+
+    let id = cluster.create_experiment(
+        &slow_single(&cluster, "0.03", &[]),
+        &repo_root().join("examples/linreg"),
+    );
+    let trial_id = cluster.first_trial(id);
+    let trial = cluster.wait_for_trial(trial_id, "running", MINUTE, |t| {
+        t["steps_completed"].as_u64() > Some(5)
+    });
+    let first = agent_of(&trial);
+
+    cluster.cli_ok(&["agent", "disable", &first]);
+    let trial = cluster.wait_for_trial(trial_id, "resume after disable", MINUTE, |t| {
+        running_on_other_agent(t, &first, 0)
+    });
+    let second = agent_of(&trial);
+    let steps = trial["steps_completed"].as_u64().unwrap();
+    cluster.cli_ok(&["agent", "enable", &first]);
+
+    cluster.cli_ok(&["trial", "move", &trial_id.to_string(), "--to", &first]);
+    let trial = cluster.wait_for_trial(trial_id, "resume after move", MINUTE, |t| {
+        running_on_other_agent(t, &second, steps)
+    });
+    assert_eq!(agent_of(&trial), first, "moved to the named agent");
+    let steps = trial["steps_completed"].as_u64().unwrap();
+
+    cluster.cli_ok(&["experiment", "pause", &id.to_string()]);
+    cluster.wait_for_trial(trial_id, "suspend on pause", MINUTE, |t| {
+        t["state"] == "QUEUED"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        cluster.trial(trial_id)["state"],
+        "QUEUED",
+        "a paused experiment's trial stays queued"
+    );
+    cluster.cli_ok(&["experiment", "activate", &id.to_string()]);
+    cluster.wait_for_trial(trial_id, "resume after activate", MINUTE, |t| {
+        t["state"] == "RUNNING" && t["steps_completed"].as_u64() > Some(steps)
+    });
+
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.trial(trial_id);
+    let reasons: Vec<&str> = trial["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["exit_reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["suspended-by-disable", "moved", "paused", "completed"],
+        "{trial:#}"
+    );
+    let allocations = trial["allocations"].as_array().unwrap();
+    for pair in allocations.windows(2) {
+        assert_eq!(
+            pair[1]["start_step"], pair[0]["end_step"],
+            "each run resumes at the step the previous one checkpointed: {trial:#}"
+        );
+    }
+    assert_eq!(trial["restarts"], 0);
+    assert_eq!(cluster.final_weights(id, 200), reference_weights);
+    assert_eq!(trial["latest_validation"], reference_validation);
+}
+
+#[test]
+fn a_killed_agent_s_trial_resumes_elsewhere_and_the_restarted_agent_runs_nothing_stale() {
+    let mut cluster = TestCluster::start(&["a1", "a2"], &["--agent-timeout", "3"]);
+    let (reference_weights, _) = reference_run(&cluster);
+    let id = cluster.create_experiment(
+        &slow_single(&cluster, "0.03", &[]),
+        &repo_root().join("examples/linreg"),
+    );
+    let trial_id = cluster.first_trial(id);
+    let trial = cluster.wait_for_trial(trial_id, "a checkpoint", MINUTE, |t| {
+        t["latest_checkpoint"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+            && t["steps_completed"].as_u64() > Some(28)
+    });
+    let victim = agent_of(&trial);
+    cluster.kill_agent(&victim);
+
+    let trial = cluster.wait_for_trial(trial_id, "resume elsewhere", MINUTE, |t| {
+        running_on_other_agent(t, &victim, 0)
+    });
+    let lost = &trial["allocations"].as_array().unwrap()[0];
+    assert_eq!(lost["exit_reason"], "agent-lost");
+    assert_eq!(
+        trial["allocations"][1]["start_step"], 25,
+        "resumed from the latest checkpoint"
+    );
+
+    cluster.start_agent(&victim, 1);
+    cluster.wait_for_agents(2);
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.trial(trial_id);
+    assert_eq!(
+        trial["restarts"], 0,
+        "agent loss does not count against max_restarts"
+    );
+    assert_eq!(
+        trial["allocations"].as_array().unwrap().len(),
+        2,
+        "{trial:#}"
+    );
+    assert_eq!(cluster.final_weights(id, 200), reference_weights);
+}
+
+#[test]
+fn a_partitioned_agent_is_fenced_when_it_comes_back() {
+    let cluster = TestCluster::start(&["a1", "a2"], &["--agent-timeout", "3"]);
+    let id = cluster.create_experiment(
+        &slow_single(&cluster, "0.03", &[]),
+        &repo_root().join("examples/linreg"),
+    );
+    let trial_id = cluster.first_trial(id);
+    let trial = cluster.wait_for_trial(trial_id, "running", MINUTE, |t| {
+        t["steps_completed"].as_u64() > Some(5)
+    });
+    let stale_agent = agent_of(&trial);
+    let stale_allocation = trial["allocations"][0]["id"].as_str().unwrap().to_string();
+    let agent = Pid::from_raw(cluster.agent_pid(&stale_agent));
+
+    kill(agent, Signal::SIGSTOP).unwrap();
+    let moved = cluster.wait_for_trial(trial_id, "resume elsewhere", MINUTE, |t| {
+        running_on_other_agent(t, &stale_agent, 0)
+    });
+    kill(agent, Signal::SIGCONT).unwrap();
+    assert_eq!(moved["allocations"][0]["exit_reason"], "agent-lost");
+
+    let marker = format!("BATON_ALLOCATION_ID={stale_allocation}");
+    wait_until("the stale trial process to be killed", MINUTE, || {
+        cluster.processes_with_env(&marker).is_empty()
+    });
+    cluster.wait_for_agents(2);
+    let master_log = std::fs::read_to_string(cluster.dir.path().join("logs/master.log")).unwrap();
+    assert!(
+        master_log.contains("killing stale allocation") && master_log.contains(&stale_allocation),
+        "the returning agent was told to kill its stale allocation:\n{master_log}"
+    );
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.trial(trial_id);
+    assert_eq!(
+        trial["allocations"][0]["exit_reason"], "agent-lost",
+        "a fenced allocation's later exit is not recorded"
+    );
+    let latest = cluster.json(&[
+        "checkpoint",
+        "describe",
+        trial["latest_checkpoint"].as_str().unwrap(),
+    ]);
+    assert_ne!(
+        latest["metadata"]["allocation_id"],
+        stale_allocation.as_str()
+    );
+    for checkpoint in cluster
+        .json(&["experiment", "list-checkpoints", &id.to_string(), "--all"])
+        .as_array()
+        .unwrap()
+    {
+        let described = cluster.json(&[
+            "checkpoint",
+            "describe",
+            checkpoint["uuid"].as_str().unwrap(),
+        ]);
+        if described["metadata"]["allocation_id"] == stale_allocation.as_str() {
+            assert!(
+                checkpoint["step"].as_u64() <= moved["allocations"][0]["end_step"].as_u64(),
+                "stale checkpoint after the fence: {described:#}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_more_important_experiment_preempts_a_less_important_one_on_a_one_slot_cluster() {
+    let cluster = TestCluster::start(&["a1"], &[]);
+    let context = repo_root().join("examples/linreg");
+    let low = cluster.create_experiment(
+        &slow_single(
+            &cluster,
+            "0.02",
+            &[("slots_per_trial: 1", "slots_per_trial: 1\n  priority: 60")],
+        ),
+        &context,
+    );
+    let low_trial = cluster.first_trial(low);
+    cluster.wait_for_trial(low_trial, "running", MINUTE, |t| {
+        t["steps_completed"].as_u64() > Some(5)
+    });
+    let high_config = example_config(
+        "linreg",
+        "single.yaml",
+        &cluster.storage(),
+        &[
+            ("name: linreg-single", "name: urgent"),
+            ("slots_per_trial: 1", "slots_per_trial: 1\n  priority: 10"),
+        ],
+    );
+    let high = cluster.create_experiment(&high_config, &context);
+    cluster.wait_for_experiment(high, "COMPLETED", MINUTE);
+    cluster.wait_for_experiment(low, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.trial(low_trial);
+    assert_eq!(
+        trial["allocations"][0]["exit_reason"], "preempted",
+        "{trial:#}"
+    );
+    assert_eq!(trial["allocations"].as_array().unwrap().len(), 2);
+    let high_trial = cluster.trial(cluster.first_trial(high));
+    assert_eq!(
+        high_trial["allocations"].as_array().unwrap().len(),
+        1,
+        "the urgent trial ran once, uninterrupted"
+    );
+}
+
+#[test]
+fn a_trial_that_ignores_suspend_is_killed_after_the_preemption_timeout_and_resumes() {
+    let cluster = TestCluster::start(&["a1", "a2"], &[]);
+    let config = slow_single(
+        &cluster,
+        "0.03",
+        &[
+            (
+                "  batch_size: 16\n",
+                "  batch_size: 16\n  ignore_stop: true\n",
+            ),
+            ("max_restarts: 3", "max_restarts: 3\npreemption_timeout: 2"),
+        ],
+    );
+    let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
+    let trial_id = cluster.first_trial(id);
+    let trial = cluster.wait_for_trial(trial_id, "a checkpoint", MINUTE, |t| {
+        t["latest_checkpoint"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+            && t["steps_completed"].as_u64() > Some(28)
+    });
+    let first = agent_of(&trial);
+    cluster.cli_ok(&["trial", "move", &trial_id.to_string()]);
+    let trial = cluster.wait_for_trial(trial_id, "resume elsewhere", MINUTE, |t| {
+        running_on_other_agent(t, &first, 0)
+    });
+    let allocation = &trial["allocations"][0];
+    assert_eq!(
+        allocation["exit_reason"], "killed-after-timeout",
+        "{trial:#}"
+    );
+    let resumed_from = trial["allocations"][1]["start_step"].as_u64().unwrap();
+    assert!(
+        resumed_from >= 25 && resumed_from % 25 == 0,
+        "resumed from a periodic checkpoint: {trial:#}"
+    );
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
+}
