@@ -21,6 +21,14 @@ struct Args {
     /// Seconds without a heartbeat after which an agent is lost.
     #[arg(long, env = "BATON_AGENT_TIMEOUT", default_value_t = 15)]
     agent_timeout: u64,
+    /// Seconds between sweeps of checkpoint storage for incomplete uploads.
+    #[arg(long, env = "BATON_SWEEP_INTERVAL_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    sweep_interval_secs: u64,
+    /// Seconds an uncommitted checkpoint directory must be unchanged before a sweep deletes it.
+    #[arg(long, env = "BATON_UPLOAD_GRACE_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    upload_grace_secs: u64,
     /// Log format: text or json.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -45,6 +53,8 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         cluster: ClusterSettings {
             agent_timeout: Duration::from_secs(args.agent_timeout),
+            sweep_interval: Duration::from_secs(args.sweep_interval_secs),
+            upload_grace: Duration::from_secs(args.upload_grace_secs),
             ..ClusterSettings::default()
         },
     };

@@ -123,6 +123,8 @@ impl TestCluster {
             .arg(&self.url)
             .args(args)
             .current_dir(repo_root())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .stdin(Stdio::null())
             .output()
             .expect("baton runs")
@@ -257,8 +259,22 @@ impl TestCluster {
         pids
     }
 
-    /// The weights of an experiment's checkpoint at `step` (the final one), read from storage.
+    /// The weights of an experiment's checkpoint at `step` (the final one), read from shared_fs storage.
     pub fn final_weights(&self, experiment: u64, step: u64) -> Value {
+        self.final_weights_in(
+            &crate::TestStorage::SharedFs(self.storage()),
+            experiment,
+            step,
+        )
+    }
+
+    /// The weights of an experiment's checkpoint at `step` (the final one), read from `storage`.
+    pub fn final_weights_in(
+        &self,
+        storage: &crate::TestStorage,
+        experiment: u64,
+        step: u64,
+    ) -> Value {
         let listed = self.json(&["experiment", "list-checkpoints", &experiment.to_string()]);
         let last = listed
             .as_array()
@@ -271,7 +287,7 @@ impl TestCluster {
             last["step"], step,
             "final checkpoint of experiment {experiment}"
         );
-        crate::read_weights(&self.storage().join(last["uuid"].as_str().expect("uuid")))
+        storage.weights(last["uuid"].as_str().expect("uuid"))
     }
 
     /// The pid of an agent process.

@@ -2,9 +2,11 @@
 
 mod cluster;
 mod storage;
+mod test_storage;
 
 pub use cluster::{TestCluster, wait_until};
 pub use storage::{read_weights, verify_stored_checkpoint};
+pub use test_storage::TestStorage;
 
 use std::path::{Path, PathBuf};
 

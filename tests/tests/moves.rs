@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use baton_cluster_tests::{TestCluster, example_config, repo_root, wait_until};
+use baton_cluster_tests::{TestCluster, TestStorage, example_config, repo_root, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -11,23 +11,37 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 /// linreg single, 200 steps, slow enough to be moved mid-training.
 fn slow_single(cluster: &TestCluster, step_seconds: &str, extra: &[(&str, &str)]) -> String {
+    slow_single_in(
+        &TestStorage::SharedFs(cluster.storage()),
+        step_seconds,
+        extra,
+    )
+}
+
+/// linreg single, 200 steps, checkpoints in `storage`.
+fn slow_single_in(storage: &TestStorage, step_seconds: &str, extra: &[(&str, &str)]) -> String {
     let slow = format!("  batch_size: 16\n  step_seconds: {step_seconds}\n");
     let mut overrides = vec![
         ("  batch_size: 16\n", slow.as_str()),
         ("max_length: 100", "max_length: 200"),
     ];
     overrides.extend_from_slice(extra);
-    example_config("linreg", "single.yaml", &cluster.storage(), &overrides)
+    storage.config("linreg", "single.yaml", &overrides)
 }
 
 /// The same trial trained without interruption (fast: the sleep does not change results).
 fn reference_run(cluster: &TestCluster) -> (Value, Value) {
-    let config = slow_single(cluster, "0.0", &[]);
+    reference_run_in(cluster, &TestStorage::SharedFs(cluster.storage()))
+}
+
+/// The same trial trained without interruption with checkpoints in `storage`.
+fn reference_run_in(cluster: &TestCluster, storage: &TestStorage) -> (Value, Value) {
+    let config = slow_single_in(storage, "0.0", &[]);
     let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
     cluster.wait_for_experiment(id, "COMPLETED", MINUTE);
     let trial = cluster.trial(cluster.first_trial(id));
     (
-        cluster.final_weights(id, 200),
+        cluster.final_weights_in(storage, id, 200),
         trial["latest_validation"].clone(),
     )
 }
@@ -47,10 +61,20 @@ fn agent_of(trial: &Value) -> String {
 #[test]
 fn a_trial_moved_by_disable_move_and_pause_ends_exactly_like_an_uninterrupted_run() {
     let cluster = TestCluster::start(&["a1", "a2", "a3"], &[]);
-    let (reference_weights, reference_validation) = reference_run(&cluster);
+    move_across_three_agents(&cluster, &TestStorage::SharedFs(cluster.storage()));
+}
 
+#[test]
+fn a_trial_moves_across_agents_with_s3_checkpoint_storage() {
+    let cluster = TestCluster::start(&["a1", "a2", "a3"], &[]);
+    move_across_three_agents(&cluster, &TestStorage::s3("moves"));
+}
+
+/// Moves the linreg trial by disable, move and pause/activate; checks it ends like an uninterrupted run.
+fn move_across_three_agents(cluster: &TestCluster, storage: &TestStorage) {
+    let (reference_weights, reference_validation) = reference_run_in(cluster, storage);
     let id = cluster.create_experiment(
-        &slow_single(&cluster, "0.03", &[]),
+        &slow_single_in(storage, "0.03", &[]),
         &repo_root().join("examples/linreg"),
     );
     let trial_id = cluster.first_trial(id);
@@ -110,7 +134,10 @@ fn a_trial_moved_by_disable_move_and_pause_ends_exactly_like_an_uninterrupted_ru
         );
     }
     assert_eq!(trial["restarts"], 0);
-    assert_eq!(cluster.final_weights(id, 200), reference_weights);
+    assert_eq!(
+        cluster.final_weights_in(storage, id, 200),
+        reference_weights
+    );
     assert_eq!(trial["latest_validation"], reference_validation);
 }
 
@@ -300,7 +327,7 @@ fn a_trial_that_ignores_suspend_is_killed_after_the_preemption_timeout_and_resum
     );
     let resumed_from = trial["allocations"][1]["start_step"].as_u64().unwrap();
     assert!(
-        resumed_from >= 25 && resumed_from % 25 == 0,
+        resumed_from >= 25 && resumed_from.is_multiple_of(25),
         "resumed from a periodic checkpoint: {trial:#}"
     );
     cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use baton_cluster_tests::{
-    TestCluster, example_config, read_weights, repo_root, verify_stored_checkpoint, wait_until,
+    TestCluster, TestStorage, example_config, read_weights, repo_root, wait_until,
 };
 use serde_json::Value;
 
@@ -16,11 +16,34 @@ const SLOW_STEPS: (&str, &str) = (
 #[test]
 fn grid_experiment_completes_with_verified_checkpoints_and_survives_a_master_restart() {
     let mut cluster = TestCluster::start(&["a1", "a2"], &[]);
-    let storage = cluster.storage();
-    let config = example_config(
+    let storage = TestStorage::SharedFs(cluster.storage());
+    run_grid_and_check_storage(&cluster, &storage);
+    let id = 1;
+    let before = cluster.json(&["experiment", "describe", &id.to_string()]);
+    let checkpoints_before = cluster.json(&["experiment", "list-checkpoints", &id.to_string()]);
+    cluster.kill_master();
+    cluster.start_master();
+    assert_eq!(
+        cluster.json(&["experiment", "describe", &id.to_string()]),
+        before
+    );
+    assert_eq!(
+        cluster.json(&["experiment", "list-checkpoints", &id.to_string()]),
+        checkpoints_before
+    );
+}
+
+#[test]
+fn grid_experiment_completes_with_s3_checkpoint_storage() {
+    let cluster = TestCluster::start(&["a1", "a2"], &[]);
+    run_grid_and_check_storage(&cluster, &TestStorage::s3("grid"));
+}
+
+/// Runs the linreg grid to completion and checks every checkpoint against storage and a download.
+fn run_grid_and_check_storage(cluster: &TestCluster, storage: &TestStorage) {
+    let config = storage.config(
         "linreg",
         "grid.yaml",
-        &storage,
         &[("save_trial_latest: 1", "save_trial_latest: 100")],
     );
     let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
@@ -42,7 +65,7 @@ fn grid_experiment_completes_with_verified_checkpoints_and_survives_a_master_res
     let mut listed_uuids = BTreeSet::new();
     for checkpoint in listed {
         let uuid = checkpoint["uuid"].as_str().unwrap();
-        let manifest = verify_stored_checkpoint(&storage, uuid);
+        let manifest = storage.verify(uuid);
         let size: u64 = manifest["files"]
             .as_array()
             .unwrap()
@@ -59,31 +82,30 @@ fn grid_experiment_completes_with_verified_checkpoints_and_survives_a_master_res
         );
         listed_uuids.insert(uuid.to_string());
     }
-    let stored: BTreeSet<String> = std::fs::read_dir(&storage)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
     assert_eq!(
-        stored, listed_uuids,
+        storage.checkpoint_uuids(),
+        listed_uuids,
         "storage holds exactly the listed checkpoints"
     );
 
     let uuid = listed[0]["uuid"].as_str().unwrap();
-    let out = cluster.dir.path().join("download");
+    let out = cluster.dir.path().join(format!("download-{uuid}"));
     cluster.cli_ok(&["checkpoint", "download", uuid, "-o", out.to_str().unwrap()]);
-    for entry in std::fs::read_dir(storage.join(uuid)).unwrap() {
-        let entry = entry.unwrap();
-        let downloaded = std::fs::read(out.join(entry.file_name())).unwrap();
+    let manifest = storage.verify(uuid);
+    for file in manifest["files"].as_array().unwrap() {
+        let path = file["path"].as_str().unwrap();
         assert_eq!(
-            downloaded,
-            std::fs::read(entry.path()).unwrap(),
-            "{:?} differs",
-            entry.file_name()
+            std::fs::read(out.join(path)).unwrap(),
+            storage.read(uuid, path),
+            "{path} differs"
         );
     }
     let trial_id = listed[0]["trial_id"].as_u64().unwrap().to_string();
     let step = listed[0]["step"].as_u64().unwrap().to_string();
-    let by_step = cluster.dir.path().join("download-by-step");
+    let by_step = cluster
+        .dir
+        .path()
+        .join(format!("download-{trial_id}-{step}"));
     cluster.cli_ok(&[
         "checkpoint",
         "download",
@@ -94,20 +116,7 @@ fn grid_experiment_completes_with_verified_checkpoints_and_survives_a_master_res
         "-o",
         by_step.to_str().unwrap(),
     ]);
-    assert_eq!(read_weights(&by_step), read_weights(&storage.join(uuid)));
-
-    let before = cluster.json(&["experiment", "describe", &id.to_string()]);
-    let checkpoints_before = cluster.json(&["experiment", "list-checkpoints", &id.to_string()]);
-    cluster.kill_master();
-    cluster.start_master();
-    assert_eq!(
-        cluster.json(&["experiment", "describe", &id.to_string()]),
-        before
-    );
-    assert_eq!(
-        cluster.json(&["experiment", "list-checkpoints", &id.to_string()]),
-        checkpoints_before
-    );
+    assert_eq!(read_weights(&by_step), storage.weights(uuid));
 }
 
 #[test]

@@ -378,5 +378,9 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+// A child module, to read the store's private fields; the file lives beside this one.
+#[path = "sweep.rs"]
+mod sweep;
+
 #[cfg(test)]
 mod tests;

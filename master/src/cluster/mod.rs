@@ -8,6 +8,7 @@ mod handle;
 mod reports;
 mod scheduling;
 mod state;
+mod sweep;
 mod trials;
 mod views;
 

@@ -8,6 +8,7 @@ use baton_common::proto::{MasterMessage, Slot};
 use tokio::sync::{broadcast, mpsc};
 
 use super::ClusterHandle;
+use super::sweep::SweepState;
 use crate::error::MasterResult;
 use crate::store::{AllocationRow, ExperimentRow, LogRow, Store, TrialRow};
 
@@ -20,6 +21,10 @@ pub struct ClusterSettings {
     pub heartbeat_interval: Duration,
     /// An agent silent for this long is lost and its trials restart elsewhere.
     pub agent_timeout: Duration,
+    /// How often checkpoint storage is swept for incomplete uploads.
+    pub sweep_interval: Duration,
+    /// An uncommitted checkpoint directory unchanged for this long is an abandoned upload.
+    pub upload_grace: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -28,6 +33,8 @@ impl Default for ClusterSettings {
             tick: Duration::from_millis(250),
             heartbeat_interval: Duration::from_secs(2),
             agent_timeout: Duration::from_secs(15),
+            sweep_interval: Duration::from_secs(600),
+            upload_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -166,6 +173,7 @@ pub struct Cluster {
     pub(super) events: broadcast::Sender<ClusterEvent>,
     pub(super) next_session: u64,
     pub(super) needs_schedule: bool,
+    pub(super) sweep: SweepState,
 }
 
 impl Cluster {
@@ -232,14 +240,16 @@ impl Cluster {
             events,
             next_session: 0,
             needs_schedule: true,
+            sweep: SweepState::new(now),
         };
         cluster.resume_deletions();
         Ok(cluster)
     }
 
-    /// Periodic reconciliation: lost agents, pending work.
+    /// Periodic reconciliation: lost agents, pending work, the storage sweep when due.
     pub fn reconcile(&mut self) {
         self.expire_agents();
+        self.sweep_if_due(Instant::now());
         self.needs_schedule = true;
     }
 
