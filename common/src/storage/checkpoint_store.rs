@@ -25,6 +25,11 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 const PART_CONCURRENCY: usize = 4;
 /// Read buffer for hashing and streaming.
 const READ_CHUNK: usize = 1024 * 1024;
+/// Files larger than this are downloaded as concurrent ranged reads of `PART_SIZE`.
+const RANGED_DOWNLOAD_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Called with the number of bytes just transferred.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
 /// What the manifest of a new checkpoint records besides its files.
 #[derive(Debug, Clone)]
@@ -48,8 +53,8 @@ pub struct CommitRequest {
 /// Checkpoint storage of one experiment.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
-    store: Arc<dyn ObjectStore>,
-    local_root: Option<PathBuf>,
+    pub(super) store: Arc<dyn ObjectStore>,
+    pub(super) local_root: Option<PathBuf>,
 }
 
 impl CheckpointStore {
@@ -158,12 +163,25 @@ impl CheckpointStore {
 
     /// Downloads a committed checkpoint into `target`, verifying every size and checksum.
     pub async fn download(&self, uuid: &str, target: &Path) -> Result<Manifest, StorageError> {
+        self.download_with_progress(uuid, target, &|_| {}).await
+    }
+
+    /// Like [`CheckpointStore::download`], reporting transferred bytes to `progress`.
+    ///
+    /// Memory stays bounded whatever the checkpoint size: at most `FILE_CONCURRENCY` files at once,
+    /// each with at most `PART_CONCURRENCY` ranged reads of `PART_SIZE` in flight (128 MiB in all).
+    pub async fn download_with_progress(
+        &self,
+        uuid: &str,
+        target: &Path,
+        progress: Progress<'_>,
+    ) -> Result<Manifest, StorageError> {
         let manifest = self.read_manifest(uuid).await?;
         tokio::fs::create_dir_all(target)
             .await
             .map_err(|e| StorageError::io(target, e))?;
         futures::stream::iter(manifest.files.clone())
-            .map(|file| async move { self.download_file(uuid, &file, target).await })
+            .map(|file| async move { self.download_file(uuid, &file, target, progress).await })
             .buffer_unordered(FILE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
@@ -265,6 +283,7 @@ impl CheckpointStore {
         uuid: &str,
         file: &ManifestFile,
         target: &Path,
+        progress: Progress<'_>,
     ) -> Result<(), StorageError> {
         let relative = safe_relative_path(uuid, &file.path)?;
         let destination = target.join(&relative);
@@ -281,7 +300,7 @@ impl CheckpointStore {
                 .unwrap_or_default()
         ));
         let location = object_path(uuid, &file.path);
-        let result = self.store.get(&location).await.map_err(|e| match e {
+        let missing = |e: object_store::Error| match e {
             object_store::Error::NotFound { .. } => StorageError::Invalid {
                 uuid: uuid.to_string(),
                 reason: format!(
@@ -290,35 +309,64 @@ impl CheckpointStore {
                 ),
             },
             e => StorageError::object(&location, e),
-        })?;
+        };
+        let mut chunks = if file.size > RANGED_DOWNLOAD_LIMIT {
+            let ranges: Vec<std::ops::Range<u64>> = (0..file.size)
+                .step_by(PART_SIZE)
+                .map(|start| start..(start + PART_SIZE as u64).min(file.size))
+                .collect();
+            let store = self.store.clone();
+            let ranged = location.clone();
+            futures::stream::iter(ranges)
+                .map(move |range| {
+                    let (store, location) = (store.clone(), ranged.clone());
+                    async move { store.get_range(&location, range).await }
+                })
+                .buffered(PART_CONCURRENCY)
+                .boxed()
+        } else {
+            self.store
+                .get(&location)
+                .await
+                .map_err(missing)?
+                .into_stream()
+        };
         let mut out = tokio::fs::File::create(&partial)
             .await
             .map_err(|e| StorageError::io(&partial, e))?;
-        let mut stream = result.into_stream();
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| StorageError::object(&location, e))?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| StorageError::io(&partial, e))?;
+        let written: Result<(), StorageError> = async {
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(missing)?;
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                out.write_all(&chunk)
+                    .await
+                    .map_err(|e| StorageError::io(&partial, e))?;
+                progress(chunk.len() as u64);
+            }
+            out.flush().await.map_err(|e| StorageError::io(&partial, e))
         }
-        out.flush()
-            .await
-            .map_err(|e| StorageError::io(&partial, e))?;
+        .await;
         drop(out);
         let digest = hasher.finalize().to_hex().to_string();
-        if size != file.size || digest != file.blake3 {
+        let verified = written.and_then(|()| {
+            if size == file.size && digest == file.blake3 {
+                Ok(())
+            } else {
+                Err(StorageError::Invalid {
+                    uuid: uuid.to_string(),
+                    reason: format!(
+                        "file {} does not match metadata.json (size {size} vs {}, checksum {digest} vs {})",
+                        file.path, file.size, file.blake3
+                    ),
+                })
+            }
+        });
+        if let Err(e) = verified {
             let _ = tokio::fs::remove_file(&partial).await;
-            return Err(StorageError::Invalid {
-                uuid: uuid.to_string(),
-                reason: format!(
-                    "file {} does not match metadata.json (size {size} vs {}, checksum {digest} vs {})",
-                    file.path, file.size, file.blake3
-                ),
-            });
+            return Err(e);
         }
         tokio::fs::rename(&partial, &destination)
             .await
@@ -377,10 +425,6 @@ fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }
-
-// A child module, to read the store's private fields; the file lives beside this one.
-#[path = "sweep.rs"]
-mod sweep;
 
 #[cfg(test)]
 mod tests;

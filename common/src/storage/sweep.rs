@@ -1,9 +1,11 @@
 //! Finding upload leftovers: `<uuid>/` prefixes that never got their `metadata.json`.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
+use object_store::ObjectStore;
 
 use super::{CheckpointStore, MANIFEST_NAME, StorageError};
 
@@ -47,19 +49,39 @@ impl CheckpointStore {
                 .newest_ms
                 .max(object.last_modified.timestamp_millis());
         }
-        if let Some(root) = self.local_root.clone() {
-            let empty = tokio::task::spawn_blocking(move || empty_uuid_dirs(&root))
+        if self.writes_in_place() {
+            // A shared filesystem also has directories holding no file, which the listing skips.
+            let listed = self
+                .store
+                .list_with_delimiter(None)
                 .await
-                .expect("directory listing task panicked")?;
+                .map_err(|e| StorageError::object("the storage root", e))?;
+            let dirs: Vec<(String, PathBuf)> = listed
+                .common_prefixes
+                .iter()
+                .filter_map(|prefix| prefix.parts().next())
+                .map(|part| part.as_ref().to_string())
+                .filter(|name| !prefixes.contains_key(name) && uuid::Uuid::parse_str(name).is_ok())
+                .map(|uuid| {
+                    let dir = self.write_dir(&uuid, Path::new(""));
+                    (uuid, dir)
+                })
+                .collect();
+            let empty = tokio::task::spawn_blocking(move || empty_dirs(dirs))
+                .await
+                .expect("directory listing task panicked");
             for (uuid, modified_ms) in empty {
-                prefixes.entry(uuid).or_insert(Prefix {
-                    committed: false,
-                    newest_ms: modified_ms,
-                });
+                prefixes.insert(
+                    uuid,
+                    Prefix {
+                        committed: false,
+                        newest_ms: modified_ms,
+                    },
+                );
             }
         }
-        let cutoff =
-            millis(SystemTime::now()) - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = millis(SystemTime::now())
+            .saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
         Ok(prefixes
             .into_iter()
             .filter(|(_, prefix)| !prefix.committed && prefix.newest_ms < cutoff)
@@ -68,35 +90,22 @@ impl CheckpointStore {
     }
 }
 
-/// Directories under `root` named like a uuid that hold no file at any depth, with their mtimes.
-fn empty_uuid_dirs(root: &std::path::Path) -> Result<Vec<(String, i64)>, StorageError> {
-    let entries = match std::fs::read_dir(root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StorageError::io(root, e)),
-    };
-    let mut empty = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io(root, e))?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if uuid::Uuid::parse_str(&name).is_err() {
-            continue;
-        }
-        let path = entry.path();
-        // Vanished or unreadable entries are skipped: the next sweep looks again.
-        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if metadata.is_dir() && holds_no_file(&path) {
-            let modified = metadata.modified().map(millis).unwrap_or(i64::MAX);
-            empty.push((name, modified));
-        }
-    }
-    Ok(empty)
+/// The directories among `dirs` that hold no file at any depth, with their mtimes.
+fn empty_dirs(dirs: Vec<(String, PathBuf)>) -> Vec<(String, i64)> {
+    dirs.into_iter()
+        .filter_map(|(uuid, dir)| {
+            // Vanished or unreadable directories are skipped: the next sweep looks again.
+            let metadata = std::fs::symlink_metadata(&dir).ok()?;
+            (metadata.is_dir() && holds_no_file(&dir)).then(|| {
+                let modified = metadata.modified().map(millis).unwrap_or(i64::MAX);
+                (uuid, modified)
+            })
+        })
+        .collect()
 }
 
 /// Whether a directory tree holds nothing but directories (false when it cannot be read).
-fn holds_no_file(dir: &std::path::Path) -> bool {
+fn holds_no_file(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
     };
@@ -117,8 +126,6 @@ fn millis(time: SystemTime) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::config::StorageBackend;
     use crate::storage::CommitRequest;

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use baton_common::config::GcSettings;
 use baton_common::proto::admin_service_server::AdminService;
 use baton_common::proto::*;
+use baton_common::storage::CheckpointStore;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
@@ -31,6 +32,9 @@ impl AdminApi {
     }
 }
 
+/// How long experiment creation waits for checkpoint storage to answer.
+const STORAGE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 type LogStream = Pin<Box<dyn Stream<Item = Result<TrialLogLine, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -42,6 +46,7 @@ impl AdminService for AdminApi {
         request: Request<CreateExperimentRequest>,
     ) -> Result<Response<CreateExperimentResponse>, Status> {
         let request = request.into_inner();
+        check_storage(&request.config_yaml).await?;
         let context = request.context.unwrap_or_default();
         self.run(move |c| {
             c.create_experiment(request.config_yaml, context)
@@ -271,6 +276,19 @@ impl AdminService for AdminApi {
         })
         .await
     }
+}
+
+/// Fails early when a config's checkpoint storage cannot be reached or written.
+async fn check_storage(config_yaml: &str) -> Result<(), MasterError> {
+    let Ok(config) = baton_common::config::parse_experiment_config(config_yaml) else {
+        return Ok(());
+    };
+    let store = CheckpointStore::new(&config.checkpoint_storage.backend)
+        .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
+    store
+        .check_access(STORAGE_CHECK_TIMEOUT)
+        .await
+        .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))
 }
 
 fn non_negative(field: &str, value: i64) -> Result<u64, MasterError> {
