@@ -197,6 +197,10 @@ pub struct DownloadArgs {
     /// Target directory (default ./checkpoint-<uuid>); must be absent or empty.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Stream the files through the master instead of reading storage directly
+    /// (for users without storage credentials).
+    #[arg(long)]
+    pub via_master: bool,
 }
 
 /// `baton agent ...`

@@ -8,8 +8,10 @@ use baton_common::storage::CheckpointStore;
 use serde_json::{Value, json};
 
 use crate::args::DownloadArgs;
-use crate::client::{Run, error_chain};
+use crate::client::Run;
 use crate::output;
+
+mod via_master;
 
 /// Hint added to storage errors of S3 checkpoints: the master never hands out credentials.
 const S3_CREDENTIALS_HINT: &str =
@@ -57,24 +59,28 @@ pub async fn download(app: &Run, args: &DownloadArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("checkpoint-{}", ckpt.uuid)));
     ensure_empty_target(&dir)?;
     let created = !dir.exists();
-    let store = CheckpointStore::from_storage_json(&ckpt.storage_json)?;
-    let spinner = indicatif::ProgressBar::new_spinner()
-        .with_message(format!("downloading checkpoint {}", ckpt.uuid));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let result = store.download(&ckpt.uuid, &dir).await;
-    spinner.finish_and_clear();
+    let bar = progress_bar(ckpt.size_bytes);
+    let progress = |bytes: u64| bar.inc(bytes);
+    let result = if args.via_master {
+        via_master::download(app, &ckpt.uuid, &dir, &progress).await
+    } else {
+        match CheckpointStore::from_storage_json(&ckpt.storage_json) {
+            Ok(store) => store
+                .download_with_progress(&ckpt.uuid, &dir, &progress)
+                .await
+                .map_err(Into::into),
+            Err(e) => Err(e.into()),
+        }
+    };
+    bar.finish_and_clear();
     if result.is_err() && created {
         // Leave no half-written directory behind; a failed removal changes nothing for the user.
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let manifest = result.map_err(|e| {
-        let s3 = storage_type(&ckpt.storage_json).as_deref() == Some("s3");
+    let manifest = result.map_err(|e: anyhow::Error| {
+        let s3 = !args.via_master && storage_type(&ckpt.storage_json).as_deref() == Some("s3");
         let hint = if s3 { S3_CREDENTIALS_HINT } else { "" };
-        anyhow::anyhow!(
-            "downloading checkpoint {}: {}{hint}",
-            ckpt.uuid,
-            error_chain(&e)
-        )
+        anyhow::anyhow!("downloading checkpoint {}: {e:#}{hint}", ckpt.uuid,)
     })?;
     let (files, size) = (manifest.files.len(), manifest.size_bytes());
     if app.json {
@@ -88,6 +94,20 @@ pub async fn download(app: &Run, args: &DownloadArgs) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(output::print(&text)?)
+}
+
+/// A bytes / rate / ETA bar on a terminal's stderr; hidden when stderr is not a terminal.
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// The `type` of a checkpoint_storage section given as JSON.

@@ -21,7 +21,8 @@ struct Args {
     /// Seconds without a heartbeat after which an agent is lost.
     #[arg(long, env = "BATON_AGENT_TIMEOUT", default_value_t = 15)]
     agent_timeout: u64,
-    /// Seconds between sweeps of checkpoint storage for incomplete uploads.
+    /// Seconds between sweeps of checkpoint storage for incomplete uploads (failed checkpoint
+    /// deletions are retried at the same pace).
     #[arg(long, env = "BATON_SWEEP_INTERVAL_SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..))]
     sweep_interval_secs: u64,

@@ -473,3 +473,38 @@ fn the_sweep_removes_old_incomplete_uploads_and_nothing_else() {
     }
     assert!(other.join("notes.txt").is_file());
 }
+
+#[test]
+fn a_failed_deletion_is_retried_without_a_master_restart() {
+    let cluster = TestCluster::start(&["a1"], &["--sweep-interval-secs", "1"]);
+    let storage = cluster.storage();
+    let (id, numbers) = run_two_trials(&cluster);
+    // Block the deletion of checkpoint 1: its metadata.json becomes a directory, which the
+    // storage cannot delete as a file.
+    let blocked = numbers[&1].clone();
+    let manifest = storage.join(&blocked).join("metadata.json");
+    std::fs::remove_file(&manifest).unwrap();
+    std::fs::create_dir_all(manifest.join("blocker")).unwrap();
+
+    let (keep, delete) = set_policy(&cluster, id, (0, 0, 1), &["--yes"]);
+    let kept: BTreeSet<String> = keep.into_iter().collect();
+    assert_eq!(
+        kept,
+        BTreeSet::from([numbers[&5].clone(), numbers[&10].clone()])
+    );
+    let deleted: BTreeSet<String> = delete.into_iter().collect();
+    assert!(deleted.contains(&blocked));
+    wait_until("the blocked deletion to fail", MINUTE, || {
+        let states = states(&cluster, id);
+        states[&blocked] == "ERROR"
+            && deleted
+                .iter()
+                .filter(|u| **u != blocked)
+                .all(|u| states[u] == "DELETED")
+    });
+    assert!(storage.join(&blocked).exists());
+
+    std::fs::remove_dir_all(&manifest).unwrap();
+    wait_for_deletion(&cluster, id, &deleted, MINUTE);
+    assert_eq!(stored_dirs(&storage), kept);
+}

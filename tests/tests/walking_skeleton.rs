@@ -100,6 +100,23 @@ fn run_grid_and_check_storage(cluster: &TestCluster, storage: &TestStorage) {
             "{path} differs"
         );
     }
+    let through_master = cluster.dir.path().join(format!("via-master-{uuid}"));
+    cluster.cli_ok(&[
+        "checkpoint",
+        "download",
+        uuid,
+        "--via-master",
+        "-o",
+        through_master.to_str().unwrap(),
+    ]);
+    for file in manifest["files"].as_array().unwrap() {
+        let path = file["path"].as_str().unwrap();
+        assert_eq!(
+            std::fs::read(through_master.join(path)).unwrap(),
+            storage.read(uuid, path),
+            "{path} differs via the master"
+        );
+    }
     let trial_id = listed[0]["trial_id"].as_u64().unwrap().to_string();
     let step = listed[0]["step"].as_u64().unwrap().to_string();
     let by_step = cluster

@@ -4,14 +4,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{
     LocalFile, MANIFEST_NAME, Manifest, ManifestFile, StorageError, build_object_store,
-    list_checkpoint_files, safe_relative_path,
+    list_checkpoint_files, write_verified_file,
 };
 use crate::config::{CheckpointStorageConfig, StorageBackend};
 
@@ -285,92 +286,46 @@ impl CheckpointStore {
         target: &Path,
         progress: Progress<'_>,
     ) -> Result<(), StorageError> {
-        let relative = safe_relative_path(uuid, &file.path)?;
-        let destination = target.join(&relative);
-        if let Some(parent) = destination.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| StorageError::io(parent, e))?;
-        }
-        let partial = destination.with_file_name(format!(
-            "{}.partial",
-            destination
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ));
+        let chunks = self.file_chunks(uuid, file).await?;
+        write_verified_file(uuid, file, target, chunks, progress).await
+    }
+
+    /// The content of one file of a checkpoint, as a stream of chunks (ranged reads when large).
+    pub async fn file_chunks(
+        &self,
+        uuid: &str,
+        file: &ManifestFile,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
         let location = object_path(uuid, &file.path);
-        let missing = |e: object_store::Error| match e {
-            object_store::Error::NotFound { .. } => StorageError::Invalid {
-                uuid: uuid.to_string(),
-                reason: format!(
-                    "file {} listed in metadata.json is missing from storage",
-                    file.path
-                ),
-            },
-            e => StorageError::object(&location, e),
+        let (uuid, path) = (uuid.to_string(), file.path.clone());
+        let missing = {
+            let location = location.clone();
+            move |e: object_store::Error| match e {
+                object_store::Error::NotFound { .. } => StorageError::Invalid {
+                    uuid: uuid.clone(),
+                    reason: format!("file {path} listed in metadata.json is missing from storage"),
+                },
+                e => StorageError::object(&location, e),
+            }
         };
-        let mut chunks = if file.size > RANGED_DOWNLOAD_LIMIT {
+        if file.size > RANGED_DOWNLOAD_LIMIT {
             let ranges: Vec<std::ops::Range<u64>> = (0..file.size)
                 .step_by(PART_SIZE)
                 .map(|start| start..(start + PART_SIZE as u64).min(file.size))
                 .collect();
             let store = self.store.clone();
-            let ranged = location.clone();
-            futures::stream::iter(ranges)
+            Ok(futures::stream::iter(ranges)
                 .map(move |range| {
-                    let (store, location) = (store.clone(), ranged.clone());
+                    let (store, location) = (store.clone(), location.clone());
                     async move { store.get_range(&location, range).await }
                 })
                 .buffered(PART_CONCURRENCY)
-                .boxed()
+                .map_err(missing)
+                .boxed())
         } else {
-            self.store
-                .get(&location)
-                .await
-                .map_err(missing)?
-                .into_stream()
-        };
-        let mut out = tokio::fs::File::create(&partial)
-            .await
-            .map_err(|e| StorageError::io(&partial, e))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut size = 0u64;
-        let written: Result<(), StorageError> = async {
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(missing)?;
-                hasher.update(&chunk);
-                size += chunk.len() as u64;
-                out.write_all(&chunk)
-                    .await
-                    .map_err(|e| StorageError::io(&partial, e))?;
-                progress(chunk.len() as u64);
-            }
-            out.flush().await.map_err(|e| StorageError::io(&partial, e))
+            let result = self.store.get(&location).await.map_err(missing.clone())?;
+            Ok(result.into_stream().map_err(missing).boxed())
         }
-        .await;
-        drop(out);
-        let digest = hasher.finalize().to_hex().to_string();
-        let verified = written.and_then(|()| {
-            if size == file.size && digest == file.blake3 {
-                Ok(())
-            } else {
-                Err(StorageError::Invalid {
-                    uuid: uuid.to_string(),
-                    reason: format!(
-                        "file {} does not match metadata.json (size {size} vs {}, checksum {digest} vs {})",
-                        file.path, file.size, file.blake3
-                    ),
-                })
-            }
-        });
-        if let Err(e) = verified {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(e);
-        }
-        tokio::fs::rename(&partial, &destination)
-            .await
-            .map_err(|e| StorageError::io(&destination, e))
     }
 }
 

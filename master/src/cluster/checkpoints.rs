@@ -76,6 +76,19 @@ impl Cluster {
         Ok((row, metric))
     }
 
+    /// The storage backend of an experiment, with its credentials (for the master's own use).
+    pub fn storage_backend(
+        &self,
+        experiment_id: u64,
+    ) -> MasterResult<baton_common::config::StorageBackend> {
+        self.experiments
+            .get(&experiment_id)
+            .map(|e| e.config.checkpoint_storage.backend.clone())
+            .ok_or_else(|| {
+                MasterError::NotFound(format!("experiment {experiment_id} does not exist"))
+            })
+    }
+
     /// The storage description of an experiment, secrets removed.
     pub fn redacted_storage_json(&self, experiment_id: u64) -> String {
         self.experiments

@@ -90,7 +90,16 @@ impl Cluster {
 
     /// Restarts deletions that were in flight or failed when the master stopped.
     pub(super) fn resume_deletions(&mut self) {
-        for state in [CheckpointState::Deleting, CheckpointState::Error] {
+        self.restart_deletions(&[CheckpointState::Deleting, CheckpointState::Error]);
+    }
+
+    /// Retries deletions that failed (ERROR), so that a storage outage heals without a restart.
+    pub(super) fn retry_failed_deletions(&mut self) {
+        self.restart_deletions(&[CheckpointState::Error]);
+    }
+
+    fn restart_deletions(&mut self, states: &[CheckpointState]) {
+        for &state in states {
             let rows = match self.store.checkpoints_in_state(state.as_str()) {
                 Ok(rows) => rows,
                 Err(e) => {

@@ -21,7 +21,7 @@ pub struct ClusterSettings {
     pub heartbeat_interval: Duration,
     /// An agent silent for this long is lost and its trials restart elsewhere.
     pub agent_timeout: Duration,
-    /// How often checkpoint storage is swept for incomplete uploads.
+    /// How often checkpoint storage is swept for incomplete uploads and failed deletions retried.
     pub sweep_interval: Duration,
     /// An uncommitted checkpoint directory unchanged for this long is an abandoned upload.
     pub upload_grace: Duration,
@@ -229,6 +229,7 @@ impl Cluster {
             allocations.insert(row.id.clone(), LiveAllocation { row, stop: None });
         }
         let (events, _) = broadcast::channel(4096);
+        let sweep = SweepState::new(now, settings.sweep_interval);
         let mut cluster = Self {
             store,
             settings,
@@ -240,7 +241,7 @@ impl Cluster {
             events,
             next_session: 0,
             needs_schedule: true,
-            sweep: SweepState::new(now),
+            sweep,
         };
         cluster.resume_deletions();
         Ok(cluster)

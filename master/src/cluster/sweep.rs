@@ -4,6 +4,7 @@
 //! The owner task only decides when to sweep and which storages; listing and deleting run in a
 //! spawned task. Uploads in flight are protected by the grace period: a directory is a leftover
 //! only when its newest object is older than `upload_grace`, far longer than any upload stalls.
+//! Each sweep also retries the checkpoint deletions that failed (state ERROR).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +24,10 @@ pub(super) struct SweepState {
 }
 
 impl SweepState {
-    /// A sweep due at the first reconciliation after `now`.
-    pub(super) fn new(now: Instant) -> Self {
+    /// The first sweep is due one `interval` after `now` (deletions are resumed at load anyway).
+    pub(super) fn new(now: Instant, interval: Duration) -> Self {
         Self {
-            next: now,
+            next: now + interval,
             running: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -42,12 +43,17 @@ impl Drop for Running {
 }
 
 impl Cluster {
-    /// Starts a sweep of every experiment's storage if one is due and the last one has finished.
+    /// When due: retries failed deletions, and sweeps every experiment's storage unless the last
+    /// sweep is still running.
     pub(super) fn sweep_if_due(&mut self, now: Instant) {
-        if now < self.sweep.next || self.sweep.running.load(Ordering::Acquire) {
+        if now < self.sweep.next {
             return;
         }
         self.sweep.next = now + self.settings.sweep_interval;
+        self.retry_failed_deletions();
+        if self.sweep.running.load(Ordering::Acquire) {
+            return;
+        }
         let mut backends: Vec<StorageBackend> = Vec::new();
         for experiment in self.experiments.values() {
             let backend = &experiment.config.checkpoint_storage.backend;

@@ -35,11 +35,13 @@ impl AdminApi {
 /// How long experiment creation waits for checkpoint storage to answer.
 const STORAGE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<CheckpointChunk, Status>> + Send>>;
 type LogStream = Pin<Box<dyn Stream<Item = Result<TrialLogLine, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     type TrialLogsStream = LogStream;
+    type DownloadCheckpointStream = ChunkStream;
 
     async fn create_experiment(
         &self,
@@ -242,6 +244,47 @@ impl AdminService for AdminApi {
             Ok(c.checkpoint_view(row, metric))
         })
         .await
+    }
+
+    async fn download_checkpoint(
+        &self,
+        request: Request<CheckpointRef>,
+    ) -> Result<Response<Self::DownloadCheckpointStream>, Status> {
+        let reference = request.into_inner();
+        let (row, backend) = self
+            .cluster
+            .try_call(move |c| {
+                let (row, _) = c.find_checkpoint(&reference)?;
+                let backend = c.storage_backend(row.experiment_id)?;
+                Ok((row, backend))
+            })
+            .await?;
+        if row.state != "COMPLETED" {
+            return Err(Status::failed_precondition(format!(
+                "checkpoint {} is {}",
+                row.uuid, row.state
+            )));
+        }
+        let store = CheckpointStore::new(&backend).map_err(|e| Status::internal(e.to_string()))?;
+        let manifest = store
+            .read_manifest(&row.uuid)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let manifest_json = serde_json::to_string(&manifest).expect("manifest serializes");
+        let stream = async_stream::try_stream! {
+            yield CheckpointChunk { manifest_json, ..Default::default() };
+            for file in &manifest.files {
+                let mut chunks = store.file_chunks(&manifest.uuid, file).await.map_err(|e| Status::internal(e.to_string()))?;
+                let mut offset = 0u64;
+                while let Some(chunk) = futures::StreamExt::next(&mut chunks).await {
+                    let data = chunk.map_err(|e| Status::internal(e.to_string()))?;
+                    let length = data.len() as u64;
+                    yield CheckpointChunk { manifest_json: String::new(), path: file.path.clone(), offset, data: data.to_vec() };
+                    offset += length;
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_agents(
