@@ -141,6 +141,14 @@ impl AdminService for FakeMaster {
         }))
     }
     type TrialLogsStream = tokio_stream::Iter<std::vec::IntoIter<Result<TrialLogLine, Status>>>;
+    type DownloadCheckpointStream =
+        tokio_stream::Iter<std::vec::IntoIter<Result<CheckpointChunk, Status>>>;
+    async fn download_checkpoint(
+        &self,
+        _: Request<CheckpointRef>,
+    ) -> Reply<Self::DownloadCheckpointStream> {
+        Err(Status::unimplemented("not served by the fake master"))
+    }
     async fn trial_logs(&self, _: Request<TrialLogsRequest>) -> Reply<Self::TrialLogsStream> {
         let line = |id, text: &str| {
             Ok(TrialLogLine {
