@@ -11,6 +11,9 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "baton-agent", version)]
 struct Args {
+    /// YAML file of settings (flag names as keys); flags and BATON_* variables take precedence.
+    #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// URL of the master, e.g. http://master:8090.
     #[arg(long, env = "BATON_MASTER", default_value = "http://127.0.0.1:8090")]
     master: String,
@@ -23,9 +26,9 @@ struct Args {
     /// Work directory for trial files.
     #[arg(long, env = "BATON_WORK_DIR", default_value = "/var/lib/baton-agent")]
     work_dir: PathBuf,
-    /// Cluster join token.
-    #[arg(long, env = "BATON_TOKEN", default_value = "")]
-    token: String,
+    /// Cluster join token (must match the master's).
+    #[arg(long, env = "BATON_CLUSTER_TOKEN", default_value = "")]
+    cluster_token: String,
     /// Seconds between SIGTERM and SIGKILL when a trial is stopped.
     #[arg(long, env = "BATON_KILL_GRACE", default_value_t = 10)]
     kill_grace: u64,
@@ -36,7 +39,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args: Args = baton_common::layered_args::parse_layered("/etc/baton/agent.yaml");
     init_logging(&args.log_format);
     let id = match args.id {
         Some(id) if !id.trim().is_empty() => id,
@@ -48,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         id,
         slots: discover_slots(args.slots),
         work_dir: args.work_dir,
-        token: args.token,
+        token: args.cluster_token,
         kill_grace: Duration::from_secs(args.kill_grace),
     };
     run_agent(options, shutdown_signal()).await

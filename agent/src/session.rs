@@ -108,6 +108,7 @@ impl Agent {
             .await?
             .into_inner();
         tracing::info!(master = %self.options.master, agent = %self.options.id, "connected to master");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
         loop {
             while let Some(message) = self.unsent.pop_front() {

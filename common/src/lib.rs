@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod gc;
+pub mod layered_args;
 pub mod proto;
 pub mod storage;

@@ -12,6 +12,9 @@ pub enum MasterError {
     /// The request is valid but the current state does not allow it.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller did not prove who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The database failed.
     #[error("database error: {0}")]
     Store(#[from] rusqlite::Error),
@@ -27,6 +30,7 @@ impl From<MasterError> for tonic::Status {
             MasterError::NotFound(_) => tonic::Status::not_found(message),
             MasterError::InvalidArgument(_) => tonic::Status::invalid_argument(message),
             MasterError::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
+            MasterError::Unauthenticated(_) => tonic::Status::unauthenticated(message),
             MasterError::Store(_) => tonic::Status::internal(message),
             MasterError::ShuttingDown => tonic::Status::unavailable(message),
         }

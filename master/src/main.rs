@@ -12,6 +12,9 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "baton-master", version)]
 struct Args {
+    /// YAML file of settings (flag names as keys); flags and BATON_* variables take precedence.
+    #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to serve gRPC on.
     #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
@@ -33,6 +36,9 @@ struct Args {
     /// Log format: text or json.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Token agents must present to join ("" lets any agent join).
+    #[arg(long, env = "BATON_CLUSTER_TOKEN", default_value = "")]
+    cluster_token: String,
     /// Write the bound address to this file once serving (useful with port 0).
     #[arg(long, env = "BATON_ADDRESS_FILE")]
     address_file: Option<PathBuf>,
@@ -40,7 +46,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args: Args = baton_common::layered_args::parse_layered("/etc/baton/master.yaml");
     init_logging(&args.log_format);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -54,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         cluster: ClusterSettings {
             agent_timeout: Duration::from_secs(args.agent_timeout),
+            cluster_token: args.cluster_token,
             sweep_interval: Duration::from_secs(args.sweep_interval_secs),
             upload_grace: Duration::from_secs(args.upload_grace_secs),
             ..ClusterSettings::default()

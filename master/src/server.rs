@@ -47,6 +47,7 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(address = %listener.local_addr()?, "master serving");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(admin)

@@ -4,6 +4,7 @@ mod access;
 mod backend;
 mod checkpoint_store;
 mod error;
+mod local_copy;
 mod local_files;
 mod manifest;
 mod sweep;

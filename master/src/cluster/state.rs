@@ -25,6 +25,8 @@ pub struct ClusterSettings {
     pub sweep_interval: Duration,
     /// An uncommitted checkpoint directory unchanged for this long is an abandoned upload.
     pub upload_grace: Duration,
+    /// Token agents must present to join ("" lets any agent join).
+    pub cluster_token: String,
 }
 
 impl Default for ClusterSettings {
@@ -35,6 +37,7 @@ impl Default for ClusterSettings {
             agent_timeout: Duration::from_secs(15),
             sweep_interval: Duration::from_secs(600),
             upload_grace: Duration::from_secs(3600),
+            cluster_token: String::new(),
         }
     }
 }
