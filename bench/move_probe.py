@@ -10,8 +10,10 @@ hyperparameter `events_path`:
     save_start/_end       around writing a checkpoint (inside `with ctx.checkpoint(...)`)
     checkpoint_committed  the `with ctx.checkpoint(...)` block returned (Baton accepted it)
     stop                  it is about to return after a stop
+    process_end           the harness connection is closed; the script returns
 
-Every line holds "event", "t" (time.time()) and "allocation" (BATON_ALLOCATION_ID).
+Every line holds "event", "t" (time.time()) and "allocation" (BATON_ALLOCATION_ID); process_start
+also holds "pid", save_start the checkpoint's "uuid".
 bench/move_latency.py reads the file.
 """
 
@@ -35,7 +37,7 @@ def emit(event: str, t: float | None = None, **fields: object) -> None:
     _EVENTS.write(json.dumps(record) + "\n")
 
 
-emit("process_start", t=_STARTED)
+emit("process_start", t=_STARTED, pid=os.getpid())
 
 import sys  # noqa: E402
 
@@ -70,7 +72,8 @@ def main() -> int:
                 ctx.report_validation(step, {"validation_loss": 1.0 / step})
             if d.checkpoint:
                 with ctx.checkpoint(step, metadata={"framework": "none"}) as path:
-                    emit("save_start", step=step, directive_t=reported, previous_report_t=previous_report)
+                    emit("save_start", step=step, uuid=path.name, directive_t=reported,
+                         previous_report_t=previous_report)
                     with open(path / STATE_FILE, "w", encoding="utf-8") as f:
                         json.dump({"step": step}, f)
                     emit("save_end", step=step)
@@ -79,6 +82,7 @@ def main() -> int:
                 emit("stop", step=step)
                 break
             previous_report = reported
+    emit("process_end", step=step)
     return 0
 
 

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use baton_common::proto::agent_service_client::AgentServiceClient;
 use baton_common::proto::{
@@ -15,6 +15,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::allocation::{AllocationEnv, Control, run_allocation};
 use crate::harness_files::install_harness;
+
+/// How long sent reports are kept for replay after a reconnect.
+const REPLAY_WINDOW: Duration = Duration::from_secs(30);
 
 /// What an agent needs to run.
 #[derive(Debug, Clone)]
@@ -52,6 +55,7 @@ pub async fn run_agent(
         outbox,
         running: HashMap::new(),
         unsent: VecDeque::new(),
+        recent: VecDeque::new(),
     };
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
@@ -78,6 +82,8 @@ struct Agent {
     running: HashMap<String, mpsc::UnboundedSender<Control>>,
     /// Reports not yet handed to a live stream.
     unsent: VecDeque<AgentMessage>,
+    /// Reports handed to a stream lately, replayed after a reconnect in case the stream lost them.
+    recent: VecDeque<(Instant, AgentMessage)>,
 }
 
 impl Agent {
@@ -103,6 +109,7 @@ impl Agent {
             token: self.options.token.clone(),
         };
         stream.send(wrap(agent_message::Body::Hello(hello))).await?;
+        self.replay_recent();
         let mut inbound = client
             .session(ReceiverStream::new(outbound))
             .await?
@@ -112,9 +119,12 @@ impl Agent {
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
         loop {
             while let Some(message) = self.unsent.pop_front() {
-                if let Err(e) = stream.try_send(message) {
-                    self.unsent.push_front(e.into_inner());
-                    break;
+                match stream.try_send(message.clone()) {
+                    Ok(()) => self.remember(message),
+                    Err(e) => {
+                        self.unsent.push_front(e.into_inner());
+                        break;
+                    }
                 }
             }
             tokio::select! {
@@ -175,6 +185,28 @@ impl Agent {
             }
         }
         None
+    }
+
+    /// Keeps a sent report for replay; log lines are not replayed (the master would store them twice).
+    fn remember(&mut self, message: AgentMessage) {
+        let now = Instant::now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > REPLAY_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        if !matches!(message.body, Some(agent_message::Body::Logs(_))) {
+            self.recent.push_back((now, message));
+        }
+    }
+
+    /// Queues the recently sent reports again, ahead of new ones; the master applies them idempotently.
+    fn replay_recent(&mut self) {
+        for (_, message) in self.recent.drain(..).rev() {
+            self.unsent.push_front(message);
+        }
     }
 
     /// Forgets allocations whose exit is being reported.

@@ -346,3 +346,54 @@ fn latest_checkpoint_step(cluster: &TestCluster, experiment: u64, uuid: &str) ->
         .and_then(|c| c["step"].as_u64())
         .unwrap_or(0)
 }
+
+#[test]
+fn trials_keep_running_through_a_master_restart_and_lose_no_reports() {
+    let mut cluster = TestCluster::start(&["a1"], &[]);
+    let config = example_config("linreg", "single.yaml", &cluster.storage(), &[SLOW_STEPS]);
+    let context = repo_root().join("examples/linreg");
+    let reference = cluster.create_experiment(
+        &example_config("linreg", "single.yaml", &cluster.storage(), &[]),
+        &context,
+    );
+    cluster.wait_for_experiment(reference, "COMPLETED", Duration::from_secs(60));
+    let id = cluster.create_experiment(&config, &context);
+    let trial_id = cluster.first_trial(id);
+    cluster.wait_for_trial(trial_id, "progress", Duration::from_secs(60), |t| {
+        t["steps_completed"].as_u64() > Some(20)
+    });
+    let pid = cluster.trial_process(trial_id).expect("trial process");
+    cluster.kill_master();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.start_master();
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.trial(trial_id);
+    assert_eq!(
+        trial["allocations"].as_array().unwrap().len(),
+        1,
+        "the trial kept running: {trial:#}"
+    );
+    assert_eq!(trial["restarts"], 0);
+    assert_eq!(trial["steps_completed"], 100);
+    assert!(cluster.trial_process(trial_id) != Some(pid));
+    let checkpoints = cluster.json(&["experiment", "list-checkpoints", &id.to_string(), "--all"]);
+    let steps: Vec<u64> = checkpoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [25, 50, 75, 100],
+        "every checkpoint reported across the restart is recorded"
+    );
+    assert_eq!(
+        cluster.final_weights(id, 100),
+        cluster.final_weights(reference, 100)
+    );
+    assert_eq!(
+        trial["latest_validation"],
+        cluster.trial(cluster.first_trial(reference))["latest_validation"]
+    );
+}
