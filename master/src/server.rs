@@ -48,8 +48,12 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(address = %listener.local_addr()?, "master serving");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_common::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
     tonic::transport::Server::builder()
         .add_service(health_service)
+        .add_service(reflection)
         .add_service(admin)
         .add_service(agents)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
