@@ -332,3 +332,76 @@ fn a_trial_that_ignores_suspend_is_killed_after_the_preemption_timeout_and_resum
     );
     cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
 }
+
+#[test]
+fn a_draining_agent_finishes_its_trial_but_takes_no_new_work() {
+    let cluster = TestCluster::start(&["a1", "a2"], &[]);
+    let context = repo_root().join("examples/linreg");
+    let first = cluster.create_experiment(&slow_single(&cluster, "0.02", &[]), &context);
+    let trial_id = cluster.first_trial(first);
+    let trial = cluster.wait_for_trial(trial_id, "running", MINUTE, |t| {
+        t["steps_completed"].as_u64() > Some(5)
+    });
+    let draining = agent_of(&trial);
+    cluster.cli_ok(&["agent", "disable", &draining, "--drain"]);
+    let agents = cluster.json(&["agent", "list"]);
+    let entry = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == draining.as_str())
+        .unwrap();
+    assert_eq!(entry["state"], "draining");
+    assert_eq!(entry["trial_ids"], serde_json::json!([trial_id]));
+
+    let second = cluster.create_experiment(&slow_single(&cluster, "0.0", &[]), &context);
+    cluster.wait_for_experiment(second, "COMPLETED", MINUTE);
+    let other = cluster.trial(cluster.first_trial(second));
+    assert_ne!(
+        other["allocations"][0]["agent_id"],
+        draining.as_str(),
+        "no new work on a draining agent"
+    );
+    cluster.wait_for_experiment(first, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.trial(trial_id);
+    assert_eq!(
+        trial["allocations"].as_array().unwrap().len(),
+        1,
+        "the running trial finished in place: {trial:#}"
+    );
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_reported_and_never_used() {
+    let cluster = TestCluster::start(&["a1"], &[]);
+    let config = slow_single(&cluster, "0.03", &[("max_restarts: 3", "max_restarts: 1")]);
+    let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
+    let trial_id = cluster.first_trial(id);
+    let trial = cluster.wait_for_trial(trial_id, "a checkpoint", MINUTE, |t| {
+        t["latest_checkpoint"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+            && t["steps_completed"].as_u64() > Some(28)
+    });
+    let uuid = trial["latest_checkpoint"].as_str().unwrap().to_string();
+    let weights = cluster.storage().join(&uuid).join("weights.json");
+    let mut content = std::fs::read(&weights).unwrap();
+    content[5] ^= 1;
+    std::fs::write(&weights, content).unwrap();
+    let pid = cluster.trial_process(trial_id).expect("trial process");
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+
+    cluster.wait_for_experiment(id, "ERRORED", MINUTE);
+    let trial = cluster.trial(trial_id);
+    let allocations = trial["allocations"].as_array().unwrap();
+    assert_eq!(allocations.len(), 2, "{trial:#}");
+    let message = allocations[1]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&uuid) && message.contains("weights.json does not match metadata.json"),
+        "the restore failure names the checkpoint and file: {trial:#}"
+    );
+    assert_eq!(
+        allocations[1]["end_step"], 25,
+        "no step ran from the corrupt checkpoint"
+    );
+}
