@@ -34,9 +34,45 @@ fn grid_experiment_completes_with_verified_checkpoints_and_survives_a_master_res
 }
 
 #[test]
-fn grid_experiment_completes_with_s3_checkpoint_storage() {
-    let cluster = TestCluster::start(&["a1", "a2"], &[]);
-    run_grid_and_check_storage(&cluster, &TestStorage::s3("grid"));
+fn grid_experiment_completes_with_s3_checkpoint_storage_then_gc_and_sweep_clean_it() {
+    let cluster = TestCluster::start(
+        &["a1", "a2"],
+        &["--sweep-interval-secs", "1", "--upload-grace-secs", "2"],
+    );
+    let storage = TestStorage::s3("grid");
+    run_grid_and_check_storage(&cluster, &storage);
+
+    let leftover = uuid::Uuid::new_v4().to_string();
+    storage.write(&leftover, "partial.bin", vec![1; 1024]);
+    let listed = cluster.json(&["experiment", "list-checkpoints", "1", "--best", "1"]);
+    let best = listed[0]["uuid"].as_str().unwrap().to_string();
+    cluster.cli_ok(&[
+        "experiment",
+        "set",
+        "gc-policy",
+        "1",
+        "--save-experiment-best",
+        "1",
+        "--save-trial-best",
+        "0",
+        "--save-trial-latest",
+        "0",
+        "--yes",
+    ]);
+    wait_until(
+        "GC and the sweep to empty S3 of everything but the best checkpoint",
+        Duration::from_secs(60),
+        || storage.checkpoint_uuids() == BTreeSet::from([best.clone()]),
+    );
+    storage.verify(&best);
+    let all = cluster.json(&["experiment", "list-checkpoints", "1", "--all"]);
+    let deleted = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["state"] == "DELETED")
+        .count();
+    assert_eq!(deleted, 11, "{all:#}");
 }
 
 /// Runs the linreg grid to completion and checks every checkpoint against storage and a download.

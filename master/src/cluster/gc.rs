@@ -113,10 +113,17 @@ impl Cluster {
         }
     }
 
-    fn spawn_deletion(&self, experiment_id: u64, uuids: Vec<String>) {
+    fn spawn_deletion(&mut self, experiment_id: u64, uuids: Vec<String>) {
         let Some(experiment) = self.experiments.get(&experiment_id) else {
             return;
         };
+        let uuids: Vec<String> = uuids
+            .into_iter()
+            .filter(|uuid| self.deletions_in_flight.insert(uuid.clone()))
+            .collect();
+        if uuids.is_empty() {
+            return;
+        }
         let backend = experiment.config.checkpoint_storage.backend.clone();
         let handle = self.handle.clone();
         tokio::spawn(async move {
@@ -128,6 +135,7 @@ impl Cluster {
                 };
                 let recorded = handle
                     .call(move |cluster| {
+                        cluster.deletions_in_flight.remove(&uuid);
                         let (state, error) = match &result {
                             Ok(()) => (CheckpointState::Deleted, String::new()),
                             Err(error) => {

@@ -177,6 +177,8 @@ pub struct Cluster {
     pub(super) next_session: u64,
     pub(super) needs_schedule: bool,
     pub(super) sweep: SweepState,
+    /// Checkpoints whose storage deletion is running now.
+    pub(super) deletions_in_flight: std::collections::HashSet<String>,
 }
 
 impl Cluster {
@@ -244,6 +246,7 @@ impl Cluster {
             events,
             next_session: 0,
             needs_schedule: true,
+            deletions_in_flight: Default::default(),
             sweep,
         };
         cluster.resume_deletions();

@@ -143,16 +143,23 @@ impl AdminService for AdminApi {
             save_trial_latest: non_negative("save_trial_latest", request.save_trial_latest)?,
         };
         self.run(move |c| {
-            let (selection, rows) = c.gc_preview(request.experiment_id, &policy)?;
-            let selection = if request.dry_run {
-                selection
+            let (selection, rows) = if request.dry_run {
+                c.gc_preview(request.experiment_id, &policy)?
             } else {
-                c.set_gc_policy(request.experiment_id, policy)?
+                let selection = c.set_gc_policy(request.experiment_id, policy)?;
+                (
+                    selection,
+                    c.experiment_checkpoints(request.experiment_id, true)?,
+                )
             };
+            let by_uuid: std::collections::HashMap<&str, _> = rows
+                .iter()
+                .map(|scored| (scored.0.uuid.as_str(), scored))
+                .collect();
             let view = |uuids: &[String]| -> Vec<Checkpoint> {
                 uuids
                     .iter()
-                    .filter_map(|uuid| rows.iter().find(|(row, _)| &row.uuid == uuid))
+                    .filter_map(|uuid| by_uuid.get(uuid.as_str()).copied())
                     .map(|(row, metric)| c.checkpoint_view(row.clone(), *metric))
                     .collect()
             };
