@@ -40,7 +40,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Args = baton_common::layered_args::parse_layered("/etc/baton/agent.yaml");
-    init_logging(&args.log_format);
+    baton_common::daemon::init_logging(&args.log_format);
     let id = match args.id {
         Some(id) if !id.trim().is_empty() => id,
         Some(_) => anyhow::bail!("--id must not be empty"),
@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         token: args.cluster_token,
         kill_grace: Duration::from_secs(args.kill_grace),
     };
-    run_agent(options, shutdown_signal()).await
+    run_agent(options, baton_common::daemon::shutdown_signal()).await
 }
 
 fn hostname() -> String {
@@ -63,26 +63,4 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "agent".into())
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
 }

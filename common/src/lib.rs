@@ -2,6 +2,7 @@
 //! checkpoint storage.
 
 pub mod config;
+pub mod daemon;
 pub mod gc;
 pub mod layered_args;
 pub mod proto;
