@@ -314,6 +314,18 @@ fn bad_input_is_refused_with_the_field_named_and_nothing_created() {
             "name: [unclosed".to_string(),
             "experiment config",
         ),
+        (
+            "s3 without bucket",
+            s3_config("  endpoint_url: http://127.0.0.1:9\n"),
+            "checkpoint_storage.bucket",
+        ),
+        (
+            "unreachable s3 endpoint",
+            s3_config(
+                "  bucket: ckpts\n  endpoint_url: http://127.0.0.1:9\n  access_key: AKIAEXAMPLE\n  secret_key: s3cr3t-value\n",
+            ),
+            "cannot write to checkpoint storage",
+        ),
     ];
     for (what, config, expected) in cases {
         let path = cluster.dir.path().join("bad.yaml");
@@ -326,6 +338,10 @@ fn bad_input_is_refused_with_the_field_named_and_nothing_created() {
         ]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            !stderr.contains("s3cr3t-value"),
+            "{what}: a secret was printed: {stderr}"
+        );
         assert!(
             stderr.contains(expected),
             "{what}: {stderr:?} does not name {expected:?}"
@@ -432,4 +448,18 @@ fn trials_keep_running_through_a_master_restart_and_lose_no_reports() {
         trial["latest_validation"],
         cluster.trial(cluster.first_trial(reference))["latest_validation"]
     );
+}
+
+/// The linreg single config with S3 storage described by `storage_lines`.
+fn s3_config(storage_lines: &str) -> String {
+    let text = example_config(
+        "linreg",
+        "single.yaml",
+        std::path::Path::new("/unused"),
+        &[],
+    );
+    text.replace(
+        "  type: shared_fs\n  host_path: /unused\n",
+        &format!("  type: s3\n{storage_lines}"),
+    )
 }
