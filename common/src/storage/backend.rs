@@ -155,4 +155,29 @@ mod tests {
         assert_eq!(root.unwrap(), dir.path().join("ckpts"));
         assert!(dir.path().join("ckpts").is_dir());
     }
+
+    #[test]
+    fn gcs_and_azure_clients_build_from_their_configs() {
+        let gcs = StorageBackend::Gcs { bucket: "ckpts".into(), prefix: Some("team".into()), service_account_path: None };
+        let (_, root) = build_object_store(&gcs).unwrap();
+        assert!(root.is_none());
+        let azure = StorageBackend::Azure {
+            container: "ckpts".into(),
+            prefix: None,
+            account_url: None,
+            connection_string: Some(
+                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1".into(),
+            ),
+            account: None,
+            access_key: None,
+        };
+        build_object_store(&azure).unwrap();
+        let missing_key = StorageBackend::Gcs {
+            bucket: "ckpts".into(),
+            prefix: None,
+            service_account_path: Some("/nonexistent/key.json".into()),
+        };
+        let err = build_object_store(&missing_key).unwrap_err().to_string();
+        assert!(err.starts_with("checkpoint_storage: cannot use gcs storage"), "{err}");
+    }
 }
