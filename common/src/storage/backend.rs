@@ -158,7 +158,11 @@ mod tests {
 
     #[test]
     fn gcs_and_azure_clients_build_from_their_configs() {
-        let gcs = StorageBackend::Gcs { bucket: "ckpts".into(), prefix: Some("team".into()), service_account_path: None };
+        let gcs = StorageBackend::Gcs {
+            bucket: "ckpts".into(),
+            prefix: Some("team".into()),
+            service_account_path: None,
+        };
         let (_, root) = build_object_store(&gcs).unwrap();
         assert!(root.is_none());
         let azure = StorageBackend::Azure {
@@ -178,6 +182,9 @@ mod tests {
             service_account_path: Some("/nonexistent/key.json".into()),
         };
         let err = build_object_store(&missing_key).unwrap_err().to_string();
-        assert!(err.starts_with("checkpoint_storage: cannot use gcs storage"), "{err}");
+        assert!(
+            err.starts_with("checkpoint_storage: cannot use gcs storage"),
+            "{err}"
+        );
     }
 }
