@@ -191,8 +191,13 @@ impl Cluster {
         let now = Instant::now();
         let mut experiments = BTreeMap::new();
         for row in store.list_experiments()? {
-            let config = parse_experiment_config(&row.config_yaml)
-                .expect("stored experiment configs were validated at creation");
+            let config = match parse_experiment_config(&row.config_yaml) {
+                Ok(config) => config,
+                Err(e) => {
+                    tracing::error!(experiment = row.id, error = %e, "stored config no longer parses; experiment left out");
+                    continue;
+                }
+            };
             let gc = match &row.gc_policy_json {
                 Some(json) => serde_json::from_str(json).unwrap_or(config.checkpoint_storage.gc),
                 None => config.checkpoint_storage.gc,
