@@ -104,7 +104,7 @@ impl CheckpointStore {
             .local_root
             .as_ref()
             .is_some_and(|root| dir == root.join(&request.uuid));
-        let manifest_files: Vec<ManifestFile> = futures::stream::iter(files)
+        let mut manifest_files: Vec<ManifestFile> = futures::stream::iter(files)
             .map(|file| {
                 let uuid = request.uuid.clone();
                 async move {
@@ -118,9 +118,11 @@ impl CheckpointStore {
                     }
                 }
             })
-            .buffered(FILE_CONCURRENCY)
+            // Unordered: a large file in flight must not hold back the files listed after it.
+            .buffer_unordered(FILE_CONCURRENCY)
             .try_collect()
             .await?;
+        manifest_files.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = Manifest {
             uuid: request.uuid.clone(),
             experiment_id: request.experiment_id,
@@ -293,6 +295,10 @@ impl CheckpointStore {
         target: &Path,
         progress: Progress<'_>,
     ) -> Result<(), StorageError> {
+        if let Some(root) = &self.local_root {
+            let checkpoint_dir = root.join(uuid);
+            return local_copy::copy_from_store(uuid, file, checkpoint_dir, target, progress).await;
+        }
         let chunks = self.file_chunks(uuid, file).await?;
         write_verified_file(uuid, file, target, chunks, progress).await
     }
