@@ -7,7 +7,9 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+};
 use tokio::io::AsyncReadExt;
 
 use super::local_copy;
@@ -179,7 +181,9 @@ impl CheckpointStore {
     /// Like [`CheckpointStore::download`], reporting transferred bytes to `progress`.
     ///
     /// Memory stays bounded whatever the checkpoint size: at most `FILE_CONCURRENCY` files at once,
-    /// each with at most `PART_CONCURRENCY` ranged reads of `PART_SIZE` in flight (128 MiB in all).
+    /// each read as a stream (large files as up to `PART_CONCURRENCY` concurrent ranged streams
+    /// whose unread bytes HTTP flow control leaves on the server), so only transport buffers and
+    /// one chunk per file are held.
     pub async fn download_with_progress(
         &self,
         uuid: &str,
@@ -322,17 +326,33 @@ impl CheckpointStore {
             }
         };
         if file.size > RANGED_DOWNLOAD_LIMIT {
+            // At most PART_CONCURRENCY large ranges, requested together and read in order so the
+            // checksum follows the bytes; HTTP flow control holds back the ranges not yet read.
+            let range_size = file
+                .size
+                .div_ceil(PART_CONCURRENCY as u64)
+                .next_multiple_of(PART_SIZE as u64);
             let ranges: Vec<std::ops::Range<u64>> = (0..file.size)
-                .step_by(PART_SIZE)
-                .map(|start| start..(start + PART_SIZE as u64).min(file.size))
+                .step_by(range_size as usize)
+                .map(|start| start..(start + range_size).min(file.size))
                 .collect();
             let store = self.store.clone();
             Ok(futures::stream::iter(ranges)
                 .map(move |range| {
                     let (store, location) = (store.clone(), location.clone());
-                    async move { store.get_range(&location, range).await }
+                    async move {
+                        let options = GetOptions {
+                            range: Some(GetRange::Bounded(range)),
+                            ..GetOptions::default()
+                        };
+                        store
+                            .get_opts(&location, options)
+                            .await
+                            .map(GetResult::into_stream)
+                    }
                 })
                 .buffered(PART_CONCURRENCY)
+                .try_flatten()
                 .map_err(missing)
                 .boxed())
         } else {
