@@ -48,7 +48,7 @@ async fn in_place_commit_then_download_round_trips() {
 }
 
 #[tokio::test]
-async fn staged_commit_uploads_large_files_in_parts() {
+async fn staged_commit_copies_large_files_into_shared_fs() {
     let root = tempfile::tempdir().unwrap();
     let staging = tempfile::tempdir().unwrap();
     let store = shared_fs(root.path());
