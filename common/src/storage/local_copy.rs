@@ -20,6 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use super::verified_write::check_matches;
 use super::{LocalFile, ManifestFile, Progress, StorageError, safe_relative_path};
 
 /// Bytes copied per `copy_file_range` step.
@@ -115,19 +116,7 @@ fn fetch_file(
         &source,
         &target.join(&relative),
         on_copied,
-        |size, digest| {
-            if size == file.size && digest == file.blake3 {
-                Ok(())
-            } else {
-                Err(StorageError::Invalid {
-                    uuid: uuid.to_string(),
-                    reason: format!(
-                        "file {} does not match metadata.json (size {size} vs {}, checksum {digest} vs {})",
-                        file.path, file.size, file.blake3
-                    ),
-                })
-            }
-        },
+        |size, digest| check_matches(uuid, file, size, digest),
     )
     .map(|_| ())
 }

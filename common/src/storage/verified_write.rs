@@ -50,19 +50,7 @@ pub async fn write_verified_file(
     .await;
     drop(out);
     let digest = hasher.finalize().to_hex().to_string();
-    let verified = written.and_then(|()| {
-        if size == file.size && digest == file.blake3 {
-            Ok(())
-        } else {
-            Err(StorageError::Invalid {
-                uuid: uuid.to_string(),
-                reason: format!(
-                    "file {} does not match metadata.json (size {size} vs {}, checksum {digest} vs {})",
-                    file.path, file.size, file.blake3
-                ),
-            })
-        }
-    });
+    let verified = written.and_then(|()| check_matches(uuid, file, size, &digest));
     if let Err(e) = verified {
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(e);
@@ -70,4 +58,24 @@ pub async fn write_verified_file(
     tokio::fs::rename(&partial, &destination)
         .await
         .map_err(|e| StorageError::io(&destination, e))
+}
+
+/// Checks a received file's size and BLAKE3 against its manifest entry.
+pub fn check_matches(
+    uuid: &str,
+    file: &ManifestFile,
+    size: u64,
+    digest: &str,
+) -> Result<(), StorageError> {
+    if size == file.size && digest == file.blake3 {
+        Ok(())
+    } else {
+        Err(StorageError::Invalid {
+            uuid: uuid.to_string(),
+            reason: format!(
+                "file {} does not match metadata.json (size {size} vs {}, checksum {digest} vs {})",
+                file.path, file.size, file.blake3
+            ),
+        })
+    }
 }
