@@ -54,6 +54,14 @@ fn running_on_other_agent(trial: &Value, previous: &str, beyond: u64) -> bool {
         && trial["steps_completed"].as_u64().unwrap_or(0) > beyond
 }
 
+/// Whether a trial has a committed checkpoint and has trained a few steps past the first one (25).
+fn checkpointed_and_past_step_28(trial: &Value) -> bool {
+    trial["latest_checkpoint"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty())
+        && trial["steps_completed"].as_u64() > Some(28)
+}
+
 fn agent_of(trial: &Value) -> String {
     trial["agent_id"].as_str().unwrap_or_default().to_string()
 }
@@ -150,12 +158,12 @@ fn a_killed_agent_s_trial_resumes_elsewhere_and_the_restarted_agent_runs_nothing
         &repo_root().join("examples/linreg"),
     );
     let trial_id = cluster.first_trial(id);
-    let trial = cluster.wait_for_trial(trial_id, "a checkpoint", MINUTE, |t| {
-        t["latest_checkpoint"]
-            .as_str()
-            .is_some_and(|c| !c.is_empty())
-            && t["steps_completed"].as_u64() > Some(28)
-    });
+    let trial = cluster.wait_for_trial(
+        trial_id,
+        "a checkpoint",
+        MINUTE,
+        checkpointed_and_past_step_28,
+    );
     let victim = agent_of(&trial);
     cluster.kill_agent(&victim);
 
@@ -309,12 +317,12 @@ fn a_trial_that_ignores_suspend_is_killed_after_the_preemption_timeout_and_resum
     );
     let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
     let trial_id = cluster.first_trial(id);
-    let trial = cluster.wait_for_trial(trial_id, "a checkpoint", MINUTE, |t| {
-        t["latest_checkpoint"]
-            .as_str()
-            .is_some_and(|c| !c.is_empty())
-            && t["steps_completed"].as_u64() > Some(28)
-    });
+    let trial = cluster.wait_for_trial(
+        trial_id,
+        "a checkpoint",
+        MINUTE,
+        checkpointed_and_past_step_28,
+    );
     let first = agent_of(&trial);
     cluster.cli_ok(&["trial", "move", &trial_id.to_string()]);
     let trial = cluster.wait_for_trial(trial_id, "resume elsewhere", MINUTE, |t| {
@@ -377,12 +385,12 @@ fn a_corrupt_checkpoint_is_reported_and_never_used() {
     let config = slow_single(&cluster, "0.03", &[("max_restarts: 3", "max_restarts: 1")]);
     let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
     let trial_id = cluster.first_trial(id);
-    let trial = cluster.wait_for_trial(trial_id, "a checkpoint", MINUTE, |t| {
-        t["latest_checkpoint"]
-            .as_str()
-            .is_some_and(|c| !c.is_empty())
-            && t["steps_completed"].as_u64() > Some(28)
-    });
+    let trial = cluster.wait_for_trial(
+        trial_id,
+        "a checkpoint",
+        MINUTE,
+        checkpointed_and_past_step_28,
+    );
     let uuid = trial["latest_checkpoint"].as_str().unwrap().to_string();
     let weights = cluster.storage().join(&uuid).join("weights.json");
     let mut content = std::fs::read(&weights).unwrap();

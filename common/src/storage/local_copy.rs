@@ -262,21 +262,10 @@ fn entry(file: &LocalFile, size: u64, blake3: String) -> ManifestFile {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CheckpointStore, CommitRequest, MANIFEST_NAME};
+    use super::super::test_support::request;
+    use super::super::{CheckpointStore, MANIFEST_NAME};
     use super::*;
     use crate::config::StorageBackend;
-
-    fn request(uuid: &str) -> CommitRequest {
-        CommitRequest {
-            uuid: uuid.into(),
-            experiment_id: 1,
-            trial_id: 2,
-            allocation_id: "a".into(),
-            step: 5,
-            hparams: serde_json::json!({"lr": 0.1}),
-            metadata: serde_json::json!({"framework": "test"}),
-        }
-    }
 
     #[tokio::test]
     async fn staged_shared_fs_commit_copies_then_downloads_nested_files() {

@@ -8,6 +8,8 @@ mod local_copy;
 mod local_files;
 mod manifest;
 mod sweep;
+#[cfg(test)]
+mod test_support;
 mod verified_write;
 
 pub use backend::build_object_store;

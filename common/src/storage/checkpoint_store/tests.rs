@@ -1,24 +1,5 @@
 use super::*;
-
-fn shared_fs(dir: &Path) -> CheckpointStore {
-    CheckpointStore::new(&StorageBackend::SharedFs {
-        host_path: dir.display().to_string(),
-        storage_path: None,
-    })
-    .unwrap()
-}
-
-fn request(uuid: &str) -> CommitRequest {
-    CommitRequest {
-        uuid: uuid.into(),
-        experiment_id: 1,
-        trial_id: 2,
-        allocation_id: "a".into(),
-        step: 5,
-        hparams: serde_json::json!({"lr": 0.1}),
-        metadata: serde_json::json!({"framework": "test"}),
-    }
-}
+use crate::storage::test_support::{request, shared_fs};
 
 #[tokio::test]
 async fn in_place_commit_then_download_round_trips() {
