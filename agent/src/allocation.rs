@@ -6,11 +6,12 @@ mod process;
 mod uploads;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use baton_common::proto::{
-    AgentMessage, AllocationExited, AllocationStarted, ExitKind, StartAllocation,
-    agent_message::Body,
+    AgentMessage, AllocationExited, AllocationPhase, AllocationStarted, AllocationStatus, ExitKind,
+    StartAllocation, agent_message::Body,
 };
 use baton_common::storage::{CheckpointStore, safe_relative_path};
 use serde_json::json;
@@ -29,6 +30,46 @@ pub enum Control {
     Kill,
 }
 
+/// What the agent's session sees of a running allocation: its phase and step, for heartbeats.
+#[derive(Clone)]
+pub struct AllocationProgress {
+    phase: Arc<AtomicI32>,
+    /// Step bookkeeping, shared with the harness socket.
+    pub tracker: Arc<Mutex<StepTracker>>,
+}
+
+impl AllocationProgress {
+    /// Progress of an allocation about to start.
+    pub fn new(start: &StartAllocation) -> Self {
+        Self {
+            phase: Arc::new(AtomicI32::new(AllocationPhase::Starting as i32)),
+            tracker: Arc::new(Mutex::new(StepTracker::new(
+                start.policy.unwrap_or_default(),
+                start.latest_checkpoint_step,
+            ))),
+        }
+    }
+
+    fn set(&self, phase: AllocationPhase) {
+        self.phase.store(phase as i32, Ordering::Relaxed);
+    }
+
+    /// The allocation as heartbeats report it.
+    pub fn status(&self, allocation_id: &str) -> AllocationStatus {
+        let tracker = self.tracker.lock().expect("tracker lock");
+        let mut phase = AllocationPhase::try_from(self.phase.load(Ordering::Relaxed))
+            .unwrap_or(AllocationPhase::Unspecified);
+        if phase == AllocationPhase::Running && tracker.suspend_requested() {
+            phase = AllocationPhase::Suspending;
+        }
+        AllocationStatus {
+            allocation_id: allocation_id.to_string(),
+            phase: phase as i32,
+            last_step: tracker.last_step,
+        }
+    }
+}
+
 /// Where an allocation runs and what it needs from the agent.
 #[derive(Debug, Clone)]
 pub struct AllocationEnv {
@@ -44,16 +85,13 @@ pub struct AllocationEnv {
 pub async fn run_allocation(
     start: StartAllocation,
     env: AllocationEnv,
+    progress: AllocationProgress,
     control: mpsc::UnboundedReceiver<Control>,
     outbox: mpsc::UnboundedSender<AgentMessage>,
 ) {
     let allocation_id = start.allocation_id.clone();
     let dir = env.work_dir.join("allocations").join(&allocation_id);
-    let tracker = Arc::new(Mutex::new(StepTracker::new(
-        start.policy.unwrap_or_default(),
-        start.latest_checkpoint_step,
-    )));
-    let exited = match run(&start, &env, &dir, tracker.clone(), control, &outbox).await {
+    let exited = match run(&start, &env, &dir, &progress, control, &outbox).await {
         Ok(exited) => exited,
         Err(message) => {
             tracing::error!(allocation = %allocation_id, %message, "allocation failed to start");
@@ -78,10 +116,11 @@ async fn run(
     start: &StartAllocation,
     env: &AllocationEnv,
     dir: &Path,
-    tracker: Arc<Mutex<StepTracker>>,
+    progress: &AllocationProgress,
     control: mpsc::UnboundedReceiver<Control>,
     outbox: &mpsc::UnboundedSender<AgentMessage>,
 ) -> Result<AllocationExited, String> {
+    let tracker = progress.tracker.clone();
     let context_dir = dir.join("context");
     write_context(start, &context_dir).await?;
     let store =
@@ -125,6 +164,7 @@ async fn run(
         restored.as_deref(),
         outbox,
     )?;
+    progress.set(AllocationPhase::Running);
     let _ = outbox.send(AgentMessage {
         body: Some(Body::AllocationStarted(AllocationStarted {
             allocation_id: start.allocation_id.clone(),
@@ -136,6 +176,7 @@ async fn run(
     let exit = process
         .supervise(control, tracker.clone(), preemption_timeout, env.kill_grace)
         .await;
+    progress.set(AllocationPhase::Exiting);
     harness_task.abort();
     let _ = std::fs::remove_file(&socket);
     let upload_errors = uploader.await.unwrap_or_default();

@@ -1,23 +1,26 @@
 //! The agent's session with the master: connect, register, heartbeat, run commands, reconnect.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use baton_common::proto::agent_service_client::AgentServiceClient;
 use baton_common::proto::{
-    AgentMessage, Heartbeat, Hello, MasterMessage, PROTOCOL_VERSION, Slot, agent_message,
-    master_message,
+    AgentMessage, AllocationPhase, AllocationStatus, Heartbeat, Hello, MasterMessage,
+    PROTOCOL_VERSION, Slot, agent_message, master_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::allocation::{AllocationEnv, Control, run_allocation};
+use crate::allocation::{AllocationEnv, AllocationProgress, Control, run_allocation};
 use crate::harness_files::install_harness;
 
 /// How long sent reports are kept for replay after a reconnect.
 const REPLAY_WINDOW: Duration = Duration::from_secs(30);
+
+/// How many ended allocations are remembered, so that a repeated start never runs one twice.
+const ENDED_MEMORY: usize = 4096;
 
 /// What an agent needs to run.
 #[derive(Debug, Clone)]
@@ -54,8 +57,10 @@ pub async fn run_agent(
         env,
         outbox,
         running: HashMap::new(),
+        ended: VecDeque::new(),
         unsent: VecDeque::new(),
         recent: VecDeque::new(),
+        received: 0,
     };
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
@@ -79,11 +84,21 @@ struct Agent {
     options: AgentOptions,
     env: AllocationEnv,
     outbox: mpsc::UnboundedSender<AgentMessage>,
-    running: HashMap<String, mpsc::UnboundedSender<Control>>,
+    running: HashMap<String, Running>,
+    /// Allocations that ended here, most recent last.
+    ended: VecDeque<String>,
     /// Reports not yet handed to a live stream.
     unsent: VecDeque<AgentMessage>,
     /// Reports handed to a stream lately, replayed after a reconnect in case the stream lost them.
     recent: VecDeque<(Instant, AgentMessage)>,
+    /// Master messages handled in the current session.
+    received: u64,
+}
+
+/// A running allocation as the session sees it.
+struct Running {
+    control: mpsc::UnboundedSender<Control>,
+    progress: AllocationProgress,
 }
 
 impl Agent {
@@ -101,15 +116,19 @@ impl Agent {
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);
         let (stream, outbound) = mpsc::channel::<AgentMessage>(1024);
+        // A heartbeat counts the messages of its own session: an old one would mislead the master.
+        self.unsent
+            .retain(|m| !matches!(m.body, Some(agent_message::Body::Heartbeat(_))));
+        self.replay_recent();
+        self.received = 0;
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
             agent_id: self.options.id.clone(),
             slots: self.options.slots.clone(),
-            running_allocation_ids: self.running.keys().cloned().collect(),
             token: self.options.token.clone(),
+            allocations: self.hello_statuses(),
         };
         stream.send(wrap(agent_message::Body::Hello(hello))).await?;
-        self.replay_recent();
         let mut inbound = client
             .session(ReceiverStream::new(outbound))
             .await?
@@ -130,6 +149,7 @@ impl Agent {
             tokio::select! {
                 message = inbound.message() => match message? {
                     Some(message) => {
+                        self.received += 1;
                         if let Some(interval) = self.handle(message) {
                             heartbeat = tokio::time::interval(interval);
                         }
@@ -141,9 +161,13 @@ impl Agent {
                     self.unsent.push_back(report);
                 }
                 _ = heartbeat.tick() => {
-                    if stream.send(wrap(agent_message::Body::Heartbeat(Heartbeat {}))).await.is_err() {
-                        return Ok(());
-                    }
+                    // In order with the reports: an exit always reaches the master before the
+                    // first heartbeat that no longer lists its allocation.
+                    let beat = Heartbeat {
+                        allocations: self.statuses(),
+                        commands_received: self.received,
+                    };
+                    self.unsent.push_back(wrap(agent_message::Body::Heartbeat(beat)));
                 }
             }
         }
@@ -158,29 +182,39 @@ impl Agent {
                 ));
             }
             master_message::Body::Start(start) => {
-                if self.running.contains_key(&start.allocation_id) {
+                if self.running.contains_key(&start.allocation_id)
+                    || self.ended.contains(&start.allocation_id)
+                {
                     return None;
                 }
                 tracing::info!(allocation = %start.allocation_id, trial = start.trial_id, "starting allocation");
                 let (control, commands) = mpsc::unbounded_channel();
-                self.running.insert(start.allocation_id.clone(), control);
+                let progress = AllocationProgress::new(&start);
+                self.running.insert(
+                    start.allocation_id.clone(),
+                    Running {
+                        control,
+                        progress: progress.clone(),
+                    },
+                );
                 tokio::spawn(run_allocation(
                     start,
                     self.env.clone(),
+                    progress,
                     commands,
                     self.outbox.clone(),
                 ));
             }
             master_message::Body::Suspend(suspend) => {
-                tracing::info!(allocation = %suspend.allocation_id, reason = %suspend.reason, "suspend requested");
-                if let Some(control) = self.running.get(&suspend.allocation_id) {
-                    let _ = control.send(Control::Suspend);
+                if let Some(running) = self.running.get(&suspend.allocation_id) {
+                    tracing::info!(allocation = %suspend.allocation_id, reason = %suspend.reason, "suspend requested");
+                    let _ = running.control.send(Control::Suspend);
                 }
             }
             master_message::Body::Kill(kill) => {
-                tracing::info!(allocation = %kill.allocation_id, reason = %kill.reason, "kill requested");
-                if let Some(control) = self.running.get(&kill.allocation_id) {
-                    let _ = control.send(Control::Kill);
+                if let Some(running) = self.running.get(&kill.allocation_id) {
+                    tracing::info!(allocation = %kill.allocation_id, reason = %kill.reason, "kill requested");
+                    let _ = running.control.send(Control::Kill);
                 }
             }
         }
@@ -197,7 +231,10 @@ impl Agent {
         {
             self.recent.pop_front();
         }
-        if !matches!(message.body, Some(agent_message::Body::Logs(_))) {
+        if !matches!(
+            message.body,
+            Some(agent_message::Body::Logs(_) | agent_message::Body::Heartbeat(_))
+        ) {
             self.recent.push_back((now, message));
         }
     }
@@ -213,7 +250,42 @@ impl Agent {
     fn track(&mut self, report: &AgentMessage) {
         if let Some(agent_message::Body::AllocationExited(exited)) = &report.body {
             self.running.remove(&exited.allocation_id);
+            self.ended.push_back(exited.allocation_id.clone());
+            if self.ended.len() > ENDED_MEMORY {
+                self.ended.pop_front();
+            }
         }
+    }
+
+    /// Every running allocation, for a heartbeat.
+    fn statuses(&self) -> Vec<AllocationStatus> {
+        self.running
+            .iter()
+            .map(|(id, running)| running.progress.status(id))
+            .collect()
+    }
+
+    /// For a hello: the running allocations, and those whose exit report the master may not have
+    /// received yet (queued or replayed), so that it waits for that report instead of calling
+    /// them lost.
+    fn hello_statuses(&self) -> Vec<AllocationStatus> {
+        let mut statuses = self.statuses();
+        let pending: HashSet<&str> = self
+            .unsent
+            .iter()
+            .filter_map(|message| match &message.body {
+                Some(agent_message::Body::AllocationExited(exited)) => {
+                    Some(exited.allocation_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        statuses.extend(pending.into_iter().map(|id| AllocationStatus {
+            allocation_id: id.to_string(),
+            phase: AllocationPhase::Exiting as i32,
+            last_step: 0,
+        }));
+        statuses
     }
 }
 

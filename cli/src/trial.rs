@@ -94,6 +94,7 @@ pub fn trial_json(trial: &Trial) -> Value {
         "agent_id": output::non_empty(&trial.agent_id),
         "latest_checkpoint": output::non_empty(&trial.latest_checkpoint_uuid),
         "error": output::non_empty(&trial.error),
+        "state_reason": output::non_empty(&trial.state_reason),
     })
 }
 
@@ -175,6 +176,11 @@ fn detail_text(detail: &TrialDetail) -> String {
         ("ID", trial.id.to_string()),
         ("Experiment", trial.experiment_id.to_string()),
         ("State", trial.state.clone()),
+    ];
+    if !trial.state_reason.is_empty() {
+        pairs.push(("Why", trial.state_reason.clone()));
+    }
+    pairs.extend([
         (
             "Hparams",
             output::compact(&output::parse_json_field(&trial.hparams_json, Value::Null)),
@@ -184,7 +190,7 @@ fn detail_text(detail: &TrialDetail) -> String {
         ("Agent", output::dash(&trial.agent_id)),
         ("Checkpoint", output::dash(&trial.latest_checkpoint_uuid)),
         ("Validation", validation),
-    ];
+    ]);
     if !trial.error.is_empty() {
         pairs.push(("Error", trial.error.clone()));
     }

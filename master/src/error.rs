@@ -18,6 +18,9 @@ pub enum MasterError {
     /// The database failed.
     #[error("database error: {0}")]
     Store(#[from] rusqlite::Error),
+    /// The master's own records are inconsistent (a stored value it does not know).
+    #[error("{0}")]
+    Internal(String),
     /// The master is shutting down.
     #[error("the master is shutting down")]
     ShuttingDown,
@@ -31,7 +34,7 @@ impl From<MasterError> for tonic::Status {
             MasterError::InvalidArgument(_) => tonic::Status::invalid_argument(message),
             MasterError::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
             MasterError::Unauthenticated(_) => tonic::Status::unauthenticated(message),
-            MasterError::Store(_) => tonic::Status::internal(message),
+            MasterError::Store(_) | MasterError::Internal(_) => tonic::Status::internal(message),
             MasterError::ShuttingDown => tonic::Status::unavailable(message),
         }
     }

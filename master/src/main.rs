@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use baton_master::cluster::ClusterSettings;
+use baton_master::cluster::{ClusterSettings, Deadlines};
 use baton_master::{MasterOptions, serve};
 use clap::Parser;
 
@@ -33,6 +33,15 @@ struct Args {
     #[arg(long, env = "BATON_UPLOAD_GRACE_SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     upload_grace_secs: u64,
+    /// Seconds beyond a trial's preemption timeout before the master has a suspending trial killed
+    /// (the agent's own SIGTERM/SIGKILL normally comes first).
+    #[arg(long, env = "BATON_STOP_GRACE_SECS", default_value_t = 30)]
+    stop_grace_secs: u64,
+    /// Seconds an allocation may take to start, checkpoint restore included, before it is killed
+    /// and placed again.
+    #[arg(long, env = "BATON_START_TIMEOUT_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    start_timeout_secs: u64,
     /// Log format: text or json.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -63,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
             cluster_token: args.cluster_token,
             sweep_interval: Duration::from_secs(args.sweep_interval_secs),
             upload_grace: Duration::from_secs(args.upload_grace_secs),
+            deadlines: Deadlines {
+                stop_grace: Duration::from_secs(args.stop_grace_secs),
+                start_timeout: Duration::from_secs(args.start_timeout_secs),
+                ..ClusterSettings::default().deadlines
+            },
             ..ClusterSettings::default()
         },
     };

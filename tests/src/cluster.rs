@@ -77,11 +77,26 @@ impl TestCluster {
 
     /// Starts an agent with `slots` CPU slots.
     pub fn start_agent(&mut self, id: &str, slots: u32) {
+        let url = self.url.clone();
+        self.start_agent_via(id, slots, &url);
+    }
+
+    /// The master's listening address.
+    pub fn master_address(&self) -> std::net::SocketAddr {
+        self.address
+            .as_deref()
+            .expect("the master has started")
+            .parse()
+            .expect("socket address")
+    }
+
+    /// Starts an agent with `slots` CPU slots that reaches the master at `master_url` (a proxy).
+    pub fn start_agent_via(&mut self, id: &str, slots: u32, master_url: &str) {
         let log = self.log_file(&format!("agent-{id}"));
         let child = Command::new(self.bins.join("baton-agent"))
             .args([
                 "--master",
-                &self.url,
+                master_url,
                 "--id",
                 id,
                 "--slots",

@@ -1,10 +1,13 @@
 //! Helpers for cluster tests: start real master and agent processes, drive the `baton` CLI.
 
 mod cluster;
+pub mod linreg;
+mod proxy;
 mod storage;
 mod test_storage;
 
 pub use cluster::{TestCluster, wait_until};
+pub use proxy::LinkProxy;
 pub use storage::{read_weights, verify_stored_checkpoint};
 pub use test_storage::TestStorage;
 

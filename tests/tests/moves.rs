@@ -2,69 +2,15 @@
 
 use std::time::Duration;
 
+use baton_cluster_tests::linreg::{
+    agent_of, checkpointed_and_past_step_28, reference_run, reference_run_in,
+    running_on_other_agent, slow_single, slow_single_in,
+};
 use baton_cluster_tests::{TestCluster, TestStorage, example_config, repo_root, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::Value;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// linreg single, 200 steps, slow enough to be moved mid-training.
-fn slow_single(cluster: &TestCluster, step_seconds: &str, extra: &[(&str, &str)]) -> String {
-    slow_single_in(
-        &TestStorage::SharedFs(cluster.storage()),
-        step_seconds,
-        extra,
-    )
-}
-
-/// linreg single, 200 steps, checkpoints in `storage`.
-fn slow_single_in(storage: &TestStorage, step_seconds: &str, extra: &[(&str, &str)]) -> String {
-    let slow = format!("  batch_size: 16\n  step_seconds: {step_seconds}\n");
-    let mut overrides = vec![
-        ("  batch_size: 16\n", slow.as_str()),
-        ("max_length: 100", "max_length: 200"),
-    ];
-    overrides.extend_from_slice(extra);
-    storage.config("linreg", "single.yaml", &overrides)
-}
-
-/// The same trial trained without interruption (fast: the sleep does not change results).
-fn reference_run(cluster: &TestCluster) -> (Value, Value) {
-    reference_run_in(cluster, &TestStorage::SharedFs(cluster.storage()))
-}
-
-/// The same trial trained without interruption with checkpoints in `storage`.
-fn reference_run_in(cluster: &TestCluster, storage: &TestStorage) -> (Value, Value) {
-    let config = slow_single_in(storage, "0.0", &[]);
-    let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
-    cluster.wait_for_experiment(id, "COMPLETED", MINUTE);
-    let trial = cluster.trial(cluster.first_trial(id));
-    (
-        cluster.final_weights_in(storage, id, 200),
-        trial["latest_validation"].clone(),
-    )
-}
-
-fn running_on_other_agent(trial: &Value, previous: &str, beyond: u64) -> bool {
-    trial["state"] == "RUNNING"
-        && trial["agent_id"]
-            .as_str()
-            .is_some_and(|a| !a.is_empty() && a != previous)
-        && trial["steps_completed"].as_u64().unwrap_or(0) > beyond
-}
-
-/// Whether a trial has a committed checkpoint and has trained a few steps past the first one (25).
-fn checkpointed_and_past_step_28(trial: &Value) -> bool {
-    trial["latest_checkpoint"]
-        .as_str()
-        .is_some_and(|c| !c.is_empty())
-        && trial["steps_completed"].as_u64() > Some(28)
-}
-
-fn agent_of(trial: &Value) -> String {
-    trial["agent_id"].as_str().unwrap_or_default().to_string()
-}
 
 #[test]
 fn a_trial_moved_by_disable_move_and_pause_ends_exactly_like_an_uninterrupted_run() {

@@ -5,6 +5,7 @@ use std::time::Instant;
 use baton_common::proto::{Hello, KillAllocation, MasterMessage, Welcome, master_message::Body};
 use tokio::sync::mpsc;
 
+use super::desired::Desired;
 use super::state::{AgentEntry, AgentLink, AgentMode, Cluster, StopReason};
 use crate::error::{MasterError, MasterResult};
 
@@ -42,31 +43,20 @@ impl Cluster {
             .or_insert_with(|| AgentEntry::new(hello.agent_id.clone(), AgentMode::Enabled, now));
         agent.slots = hello.slots;
         agent.last_seen = now;
-        agent.link = Some(AgentLink { session, sender });
+        agent.link = Some(AgentLink {
+            session,
+            sender,
+            sent: 0,
+        });
         agent.send(MasterMessage {
             body: Some(Body::Welcome(Welcome {
                 protocol_version: baton_common::proto::PROTOCOL_VERSION,
                 heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
             })),
         });
-        // Fence: anything the agent runs that is not its current allocation is killed.
-        for running in &hello.running_allocation_ids {
-            if !agent.allocations.contains(running) {
-                tracing::warn!(agent = %hello.agent_id, allocation = %running, "killing stale allocation");
-                agent.send(kill_message(running, "allocation is no longer current"));
-            }
-        }
-        // Allocations the master expects but the agent no longer runs are gone.
-        let vanished: Vec<String> = agent
-            .allocations
-            .iter()
-            .filter(|id| !hello.running_allocation_ids.contains(id))
-            .cloned()
-            .collect();
         tracing::info!(agent = %hello.agent_id, session, slots = agent.slots.len(), "agent connected");
-        for id in vanished {
-            self.end_lost_allocation(&id, "the agent no longer runs it");
-        }
+        self.heal_agent(&hello.agent_id, session, &hello.allocations, None);
+        self.resend_to_agent(&hello.agent_id);
         self.needs_schedule = true;
         Ok(session)
     }
@@ -125,7 +115,7 @@ impl Cluster {
         self.store.set_agent_state(agent_id, mode)?;
         if !drain {
             for id in allocations {
-                self.stop_allocation(&id, StopReason::Disabled);
+                self.set_desired(&id, Desired::Suspend(StopReason::Disabled));
             }
         }
         Ok(())

@@ -6,6 +6,7 @@ use baton_common::config::{check_entrypoint, parse_experiment_config};
 use baton_common::proto::Context;
 use prost::Message;
 
+use super::desired::{Desired, KillReason};
 use super::state::{Cluster, ExperimentEntry, StopReason, TrialEntry};
 use super::trials::{experiment_state, trial_state};
 use crate::error::{MasterError, MasterResult};
@@ -93,7 +94,7 @@ impl Cluster {
     pub fn pause_experiment(&mut self, id: u64) -> MasterResult<()> {
         self.transition(id, experiment_state::ACTIVE, experiment_state::PAUSED)?;
         for allocation in self.allocations_of_experiment(id) {
-            self.stop_allocation(&allocation, StopReason::Paused);
+            self.set_desired(&allocation, Desired::Suspend(StopReason::Paused));
         }
         Ok(())
     }
@@ -128,7 +129,7 @@ impl Cluster {
             }
         }
         for allocation in self.allocations_of_experiment(id) {
-            self.stop_allocation(&allocation, StopReason::Canceled);
+            self.set_desired(&allocation, Desired::Kill(KillReason::Canceled));
         }
         self.check_experiment_done(id);
         Ok(())

@@ -2,9 +2,12 @@
 
 mod agents;
 mod checkpoints;
+mod desired;
 mod experiments;
+mod explain;
 mod gc;
 mod handle;
+mod reconcile;
 mod reports;
 mod scheduling;
 mod state;
@@ -12,5 +15,6 @@ mod sweep;
 mod trials;
 mod views;
 
+pub use desired::Deadlines;
 pub use handle::{ClusterHandle, run_cluster};
 pub use state::{Cluster, ClusterEvent, ClusterSettings};

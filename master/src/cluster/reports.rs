@@ -5,7 +5,8 @@ use baton_common::proto::{
 };
 
 use super::agents::kill_message;
-use super::state::{Cluster, ClusterEvent, StopReason};
+use super::desired::{Desired, KillReason};
+use super::state::{Cluster, ClusterEvent};
 use super::trials::{Outcome, trial_state};
 use crate::store::{CheckpointRow, now_ms};
 
@@ -17,7 +18,16 @@ impl Cluster {
         }
         let Some(body) = message.body else { return };
         let result = match body {
-            Body::Hello(_) | Body::Heartbeat(_) => Ok(()),
+            Body::Hello(_) => Ok(()),
+            Body::Heartbeat(heartbeat) => {
+                self.heal_agent(
+                    agent_id,
+                    session,
+                    &heartbeat.allocations,
+                    Some(heartbeat.commands_received),
+                );
+                Ok(())
+            }
             Body::Training(report) => match self.current_trial(agent_id, &report.allocation_id) {
                 Some(trial_id) => self.record_training(
                     trial_id,
@@ -58,6 +68,11 @@ impl Cluster {
                 None => Ok(()),
             },
             Body::AllocationStarted(started) => {
+                if let Some(live) = self.allocations.get_mut(&started.allocation_id)
+                    && live.row.agent_id == agent_id
+                {
+                    live.started = true;
+                }
                 if let Some(trial_id) = self.current_trial(agent_id, &started.allocation_id) {
                     let trial = self
                         .trials
@@ -89,7 +104,7 @@ impl Cluster {
             Some(live) if live.row.agent_id == agent_id => Some(live.row.trial_id),
             _ => {
                 tracing::warn!(agent = %agent_id, allocation = %allocation_id, "report from a fenced allocation ignored");
-                if let Some(agent) = self.agents.get(agent_id) {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.send(kill_message(
                         allocation_id,
                         "allocation is no longer current",
@@ -160,20 +175,24 @@ impl Cluster {
         if live.row.agent_id != agent_id {
             return;
         }
-        let stop = live.stop;
+        let desired = live.desired;
         let kind = ExitKind::try_from(exited.kind).unwrap_or(ExitKind::Failed);
-        let (reason, outcome) = match kind {
-            ExitKind::Completed => ("completed", Outcome::Completed),
-            ExitKind::Suspended => (
-                stop.map_or("suspended", StopReason::exit_reason),
-                Outcome::Requeue,
-            ),
-            ExitKind::KilledAfterTimeout => ("killed-after-timeout", Outcome::Requeue),
-            ExitKind::Killed if stop == Some(StopReason::Canceled) => {
+        let (reason, outcome) = match (kind, desired) {
+            (ExitKind::Completed, _) => ("completed", Outcome::Completed),
+            (ExitKind::Suspended, Desired::Suspend(stop)) => (stop.exit_reason(), Outcome::Requeue),
+            (ExitKind::Suspended, _) => ("suspended", Outcome::Requeue),
+            (ExitKind::KilledAfterTimeout, _)
+            | (ExitKind::Killed, Desired::Kill(KillReason::SuspendTimeout(_))) => {
+                ("killed-after-timeout", Outcome::Requeue)
+            }
+            (ExitKind::Killed, Desired::Kill(KillReason::Canceled)) => {
                 ("canceled", Outcome::Canceled)
             }
-            ExitKind::Killed => ("killed", Outcome::Requeue),
-            ExitKind::Failed | ExitKind::Unspecified => ("failed", Outcome::Failed),
+            (ExitKind::Killed, Desired::Kill(KillReason::StartTimeout)) => {
+                ("start-timeout", Outcome::Requeue)
+            }
+            (ExitKind::Killed, _) => ("killed", Outcome::Requeue),
+            (ExitKind::Failed | ExitKind::Unspecified, _) => ("failed", Outcome::Failed),
         };
         self.end_allocation(
             &exited.allocation_id,

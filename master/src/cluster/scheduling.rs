@@ -5,6 +5,7 @@ use baton_common::proto::{
 };
 use prost::Message;
 
+use super::desired::Desired;
 use super::state::{AgentMode, Cluster, LiveAllocation, StopReason};
 use super::trials::{experiment_state, trial_state};
 use crate::scheduler::{
@@ -85,14 +86,14 @@ impl Cluster {
         if self
             .allocations
             .values()
-            .any(|a| a.stop == Some(StopReason::Preempted))
+            .any(|a| a.desired == Desired::Suspend(StopReason::Preempted))
         {
             return;
         }
         let running: Vec<RunningAllocation> = self
             .allocations
             .values()
-            .filter(|a| a.stop.is_none())
+            .filter(|a| a.desired == Desired::Run)
             .filter_map(|a| {
                 let trial = self.trials.get(&a.row.trial_id)?;
                 let experiment = self.experiments.get(&trial.row.experiment_id)?;
@@ -108,7 +109,7 @@ impl Cluster {
         let victims = choose_preemptions(waiting, &self.free_capacity(), &running);
         for victim in victims {
             tracing::info!(allocation = %victim, for_trial = waiting.trial_id, "preempting");
-            self.stop_allocation(&victim, StopReason::Preempted);
+            self.set_desired(&victim, Desired::Suspend(StopReason::Preempted));
         }
     }
 
@@ -137,6 +138,7 @@ impl Cluster {
             message: String::new(),
             started_ms: now_ms(),
             ended_ms: 0,
+            desired: Desired::Run.stored(),
         };
         trial.row.state = trial_state::STARTING.into();
         trial.row.steps_completed = trial.row.latest_checkpoint_step;
@@ -172,13 +174,14 @@ impl Cluster {
             return;
         }
         tracing::info!(trial = row.trial_id, agent = %row.agent_id, allocation = %row.id, start_step = row.start_step, "starting allocation");
+        let mut live = LiveAllocation::new(row, false, std::time::Instant::now())
+            .expect("a new allocation wants to run");
         if let Some(agent) = self.agents.get_mut(&placement.agent_id) {
-            agent.allocations.insert(row.id.clone());
-            agent.send(MasterMessage {
+            agent.allocations.insert(live.row.id.clone());
+            live.start_sent = agent.send(MasterMessage {
                 body: Some(Body::Start(start)),
             });
         }
-        self.allocations
-            .insert(row.id.clone(), LiveAllocation { row, stop: None });
+        self.allocations.insert(live.row.id.clone(), live);
     }
 }

@@ -8,8 +8,9 @@ use baton_common::proto::{MasterMessage, Slot};
 use tokio::sync::{broadcast, mpsc};
 
 use super::ClusterHandle;
+use super::desired::{Deadlines, Desired, SentAt};
 use super::sweep::SweepState;
-use crate::error::MasterResult;
+use crate::error::{MasterError, MasterResult};
 use crate::store::{AllocationRow, ExperimentRow, LogRow, Store, TrialRow};
 
 /// Timing knobs of the cluster task.
@@ -27,6 +28,8 @@ pub struct ClusterSettings {
     pub upload_grace: Duration,
     /// Token agents must present to join ("" lets any agent join).
     pub cluster_token: String,
+    /// Pacing and deadlines of suspends, kills and starts.
+    pub deadlines: Deadlines,
 }
 
 impl Default for ClusterSettings {
@@ -38,6 +41,11 @@ impl Default for ClusterSettings {
             sweep_interval: Duration::from_secs(600),
             upload_grace: Duration::from_secs(3600),
             cluster_token: String::new(),
+            deadlines: Deadlines {
+                resend_interval: Duration::from_secs(2),
+                stop_grace: Duration::from_secs(30),
+                start_timeout: Duration::from_secs(900),
+            },
         }
     }
 }
@@ -88,6 +96,8 @@ pub struct AgentLink {
     pub session: u64,
     /// Commands to the agent.
     pub sender: mpsc::UnboundedSender<Result<MasterMessage, tonic::Status>>,
+    /// Messages sent on this session so far.
+    pub sent: u64,
 }
 
 /// An agent known to the master.
@@ -139,11 +149,17 @@ pub enum StopReason {
     Paused,
     /// An operator moved it.
     Moved,
-    /// Its experiment was killed.
-    Canceled,
 }
 
 impl StopReason {
+    /// Every reason.
+    pub const ALL: [StopReason; 4] = [
+        StopReason::Disabled,
+        StopReason::Preempted,
+        StopReason::Paused,
+        StopReason::Moved,
+    ];
+
     /// The allocation exit reason this stop leads to.
     pub fn exit_reason(self) -> &'static str {
         match self {
@@ -151,8 +167,22 @@ impl StopReason {
             StopReason::Preempted => "preempted",
             StopReason::Paused => "paused",
             StopReason::Moved => "moved",
-            StopReason::Canceled => "canceled",
         }
+    }
+
+    /// Short name, as stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Disabled => "disabled",
+            StopReason::Preempted => "preempted",
+            StopReason::Paused => "paused",
+            StopReason::Moved => "moved",
+        }
+    }
+
+    /// The reason of a short name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
     }
 }
 
@@ -160,8 +190,42 @@ impl StopReason {
 pub struct LiveAllocation {
     /// The stored record.
     pub row: AllocationRow,
-    /// Set once the master asked it to stop.
-    pub stop: Option<StopReason>,
+    /// What the master wants of it.
+    pub desired: Desired,
+    /// When the master started wanting it.
+    pub desired_since: Instant,
+    /// When a suspend or kill was last sent, and how many times.
+    pub last_sent: Option<Instant>,
+    /// How many times the desired suspend or kill was sent.
+    pub sends: u32,
+    /// Where its start was sent.
+    pub start_sent: Option<SentAt>,
+    /// Whether the agent reported the trial process started.
+    pub started: bool,
+    /// When it was created, or loaded by this master process.
+    pub created: Instant,
+    /// The phase the agent last reported.
+    pub phase: Option<baton_common::proto::AllocationPhase>,
+}
+
+impl LiveAllocation {
+    /// A new allocation, or one loaded after a master restart, with its stored desired state.
+    pub fn new(row: AllocationRow, started: bool, now: Instant) -> MasterResult<Self> {
+        let desired = Desired::parse_stored(&row.desired).map_err(|e| {
+            MasterError::Internal(format!("allocation {} in the database: {e}", row.id))
+        })?;
+        Ok(Self {
+            row,
+            desired,
+            desired_since: now,
+            last_sent: None,
+            sends: 0,
+            start_sent: None,
+            started,
+            created: now,
+            phase: None,
+        })
+    }
 }
 
 /// The cluster state, owned by one task.
@@ -228,15 +292,17 @@ impl Cluster {
         }
         let mut allocations = HashMap::new();
         for row in store.open_allocations()? {
+            let mut started = false;
             if let Some(trial) = trials.get_mut(&row.trial_id) {
                 trial.allocation = Some(row.id.clone());
+                started = trial.row.state != super::trials::trial_state::STARTING;
             }
             agents
                 .entry(row.agent_id.clone())
                 .or_insert_with(|| AgentEntry::new(row.agent_id.clone(), AgentMode::Enabled, now))
                 .allocations
                 .insert(row.id.clone());
-            allocations.insert(row.id.clone(), LiveAllocation { row, stop: None });
+            allocations.insert(row.id.clone(), LiveAllocation::new(row, started, now)?);
         }
         let (events, _) = broadcast::channel(4096);
         let sweep = SweepState::new(now, settings.sweep_interval);
@@ -258,9 +324,11 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Periodic reconciliation: lost agents, pending work, the storage sweep when due.
+    /// Periodic reconciliation: lost agents, unconfirmed commands and deadlines, pending work, the
+    /// storage sweep when due.
     pub fn reconcile(&mut self) {
         self.expire_agents();
+        self.reconcile_allocations(Instant::now());
         self.sweep_if_due(Instant::now());
         self.needs_schedule = true;
     }
@@ -284,10 +352,15 @@ impl AgentEntry {
         }
     }
 
-    /// Sends a command if connected; a lost command is healed by reconciliation.
-    pub fn send(&self, message: MasterMessage) {
-        if let Some(link) = &self.link {
-            let _ = link.sender.send(Ok(message));
-        }
+    /// Sends a command if connected and says where it went; a lost command is healed by
+    /// reconciliation.
+    pub fn send(&mut self, message: MasterMessage) -> Option<SentAt> {
+        let link = self.link.as_mut()?;
+        link.sender.send(Ok(message)).ok()?;
+        link.sent += 1;
+        Some(SentAt {
+            session: link.session,
+            seq: link.sent,
+        })
     }
 }

@@ -1,8 +1,6 @@
 //! Trial and allocation transitions: stop, end, requeue, complete.
 
-use baton_common::proto::{MasterMessage, SuspendAllocation, master_message::Body};
-
-use super::agents::kill_message;
+use super::desired::Desired;
 use super::state::{Cluster, ClusterEvent, StopReason};
 use crate::error::{MasterError, MasterResult};
 use crate::store::now_ms;
@@ -17,6 +15,8 @@ pub mod trial_state {
     pub const RUNNING: &str = "RUNNING";
     /// Asked to checkpoint and stop.
     pub const SUSPENDING: &str = "SUSPENDING";
+    /// Asked to stop without a checkpoint (killed, or past a deadline).
+    pub const KILLING: &str = "KILLING";
     /// Trained to completion.
     pub const COMPLETED: &str = "COMPLETED";
     /// Killed by an operator.
@@ -63,39 +63,6 @@ pub(super) enum Outcome {
 }
 
 impl Cluster {
-    /// Asks an allocation to stop: checkpoint and suspend, or be killed when canceling.
-    pub(super) fn stop_allocation(&mut self, allocation_id: &str, reason: StopReason) {
-        let Some(live) = self.allocations.get_mut(allocation_id) else {
-            return;
-        };
-        if live.stop.is_some() && reason != StopReason::Canceled {
-            return;
-        }
-        live.stop = Some(reason);
-        let agent_id = live.row.agent_id.clone();
-        let trial_id = live.row.trial_id;
-        let message = if reason == StopReason::Canceled {
-            kill_message(allocation_id, "experiment killed")
-        } else {
-            if let Some(trial) = self.trials.get_mut(&trial_id) {
-                trial.row.state = trial_state::SUSPENDING.into();
-                if let Err(e) = self.store.update_trial(&trial.row) {
-                    tracing::error!(error = %e, "cannot record trial state");
-                }
-            }
-            MasterMessage {
-                body: Some(Body::Suspend(SuspendAllocation {
-                    allocation_id: allocation_id.to_string(),
-                    reason: reason.exit_reason().to_string(),
-                })),
-            }
-        };
-        tracing::info!(allocation = %allocation_id, trial = trial_id, reason = reason.exit_reason(), "stopping allocation");
-        if let Some(agent) = self.agents.get(&agent_id) {
-            agent.send(message);
-        }
-    }
-
     /// Ends an allocation whose agent is gone; its trial resumes elsewhere from its latest checkpoint.
     pub(super) fn end_lost_allocation(&mut self, allocation_id: &str, message: &str) {
         self.end_allocation(allocation_id, "agent-lost", message, None, Outcome::Requeue);
@@ -229,7 +196,7 @@ impl Cluster {
         let trial = self.trial_mut(trial_id)?;
         trial.avoid_agent = Some(current_agent);
         trial.target_agent = to_agent;
-        self.stop_allocation(&allocation_id, StopReason::Moved);
+        self.set_desired(&allocation_id, Desired::Suspend(StopReason::Moved));
         Ok(())
     }
 

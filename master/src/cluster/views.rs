@@ -64,6 +64,7 @@ impl Cluster {
             agent_id,
             latest_checkpoint_uuid: trial.row.latest_checkpoint_uuid.clone().unwrap_or_default(),
             error: trial.row.error.clone(),
+            state_reason: self.state_reason(trial_id),
         }
     }
 

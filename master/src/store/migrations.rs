@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry moves the schema one version forward.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE experiments (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -77,7 +78,11 @@ CREATE TABLE agents (
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE allocations ADD COLUMN desired TEXT NOT NULL DEFAULT 'run';
+"#,
+];
 
 /// Applies every migration newer than the database's version.
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {

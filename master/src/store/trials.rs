@@ -50,6 +50,8 @@ pub struct AllocationRow {
     pub started_ms: i64,
     /// End time, Unix milliseconds (0 while current).
     pub ended_ms: i64,
+    /// What the master wants of it, as stored (`run`, `suspend:REASON`, `kill:REASON`).
+    pub desired: String,
 }
 
 /// Validation metrics at one step.
@@ -62,7 +64,7 @@ pub struct ValidationRow {
 }
 
 const TRIAL_COLUMNS: &str = "id, experiment_id, state, hparams_json, steps_completed, restarts, latest_checkpoint_uuid, latest_checkpoint_step, error";
-const ALLOCATION_COLUMNS: &str = "id, trial_id, agent_id, slot_ids, start_step, end_step, exit_reason, message, started_ms, ended_ms";
+const ALLOCATION_COLUMNS: &str = "id, trial_id, agent_id, slot_ids, start_step, end_step, exit_reason, message, started_ms, ended_ms, desired";
 
 impl Store {
     /// Inserts a QUEUED trial and returns its id.
@@ -102,7 +104,7 @@ impl Store {
     /// Inserts a new allocation.
     pub fn insert_allocation(&self, allocation: &AllocationRow) -> StoreResult<()> {
         self.conn.execute(
-            "INSERT INTO allocations (id, trial_id, agent_id, slot_ids, start_step, end_step, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO allocations (id, trial_id, agent_id, slot_ids, start_step, end_step, started_ms, desired) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 allocation.id,
                 allocation.trial_id,
@@ -110,8 +112,18 @@ impl Store {
                 serde_json::to_string(&allocation.slot_ids).expect("slot ids serialize"),
                 allocation.start_step,
                 allocation.end_step,
-                allocation.started_ms
+                allocation.started_ms,
+                allocation.desired
             ],
+        )?;
+        Ok(())
+    }
+
+    /// Records what the master now wants of an allocation.
+    pub fn set_allocation_desired(&self, allocation_id: &str, desired: &str) -> StoreResult<()> {
+        self.conn.execute(
+            "UPDATE allocations SET desired = ?2 WHERE id = ?1",
+            params![allocation_id, desired],
         )?;
         Ok(())
     }
@@ -219,5 +231,6 @@ fn allocation_from_row(row: &Row<'_>) -> rusqlite::Result<AllocationRow> {
         message: row.get(7)?,
         started_ms: row.get(8)?,
         ended_ms: row.get(9)?,
+        desired: row.get(10)?,
     })
 }

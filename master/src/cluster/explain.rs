@@ -1,0 +1,72 @@
+//! Why a trial is in its state: what it waits for, what the master is retrying.
+
+use std::time::Instant;
+
+use baton_common::proto::AllocationPhase;
+
+use super::desired::Desired;
+use super::reconcile::kill_text;
+use super::state::{Cluster, LiveAllocation};
+
+impl Cluster {
+    /// A sentence on why trial `trial_id` is where it is, or "" when nothing needs saying.
+    pub(super) fn state_reason(&self, trial_id: u64) -> String {
+        let Some(trial) = self.trials.get(&trial_id) else {
+            return String::new();
+        };
+        match trial
+            .allocation
+            .as_ref()
+            .and_then(|a| self.allocations.get(a))
+        {
+            Some(live) => self.allocation_reason(live),
+            None => String::new(),
+        }
+    }
+
+    fn allocation_reason(&self, live: &LiveAllocation) -> String {
+        let now = Instant::now();
+        let agent_id = &live.row.agent_id;
+        let connected = self.agents.get(agent_id).is_some_and(|a| a.link.is_some());
+        let link = if connected {
+            match live.phase {
+                Some(phase) => format!("agent {agent_id} reports it {}", phase_text(phase)),
+                None => format!("agent {agent_id} has not reported it yet"),
+            }
+        } else {
+            format!(
+                "agent {agent_id} is disconnected; the request is sent again when it reconnects"
+            )
+        };
+        let ago = |since: Instant| now.saturating_duration_since(since).as_secs();
+        match live.desired {
+            Desired::Run if !live.started => format!(
+                "placed on agent {agent_id} {} s ago; {link}",
+                ago(live.created)
+            ),
+            Desired::Run => String::new(),
+            Desired::Suspend(reason) => format!(
+                "suspend ({}) requested {} s ago, sent {} times; {link}",
+                reason.name(),
+                ago(live.desired_since),
+                live.sends
+            ),
+            Desired::Kill(reason) => format!(
+                "kill ({}) requested {} s ago, sent {} times; {link}",
+                kill_text(reason),
+                ago(live.desired_since),
+                live.sends
+            ),
+        }
+    }
+}
+
+fn phase_text(phase: AllocationPhase) -> &'static str {
+    match phase {
+        AllocationPhase::Unspecified => "in an unknown phase",
+        AllocationPhase::Starting => "starting (restoring its checkpoint)",
+        AllocationPhase::Running => "running",
+        AllocationPhase::Suspending => "saving its suspend checkpoint",
+        AllocationPhase::Exiting => "exiting",
+    }
+}

@@ -1,0 +1,77 @@
+//! The slow linreg trial that cluster tests move around, and predicates on its progress.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{TestCluster, TestStorage, repo_root};
+
+/// linreg single, 200 steps, `step_seconds` per step (slow enough to be moved mid-training).
+pub fn slow_single(cluster: &TestCluster, step_seconds: &str, extra: &[(&str, &str)]) -> String {
+    slow_single_in(
+        &TestStorage::SharedFs(cluster.storage()),
+        step_seconds,
+        extra,
+    )
+}
+
+/// linreg single, 200 steps, checkpoints in `storage`.
+pub fn slow_single_in(storage: &TestStorage, step_seconds: &str, extra: &[(&str, &str)]) -> String {
+    let slow = format!("  batch_size: 16\n  step_seconds: {step_seconds}\n");
+    let mut overrides = vec![
+        ("  batch_size: 16\n", slow.as_str()),
+        ("max_length: 100", "max_length: 200"),
+    ];
+    overrides.extend_from_slice(extra);
+    storage.config("linreg", "single.yaml", &overrides)
+}
+
+/// The final weights and validation of the same trial trained without interruption (fast: the
+/// sleep does not change results).
+pub fn reference_run(cluster: &TestCluster) -> (Value, Value) {
+    reference_run_in(cluster, &TestStorage::SharedFs(cluster.storage()))
+}
+
+/// The same trial trained without interruption with checkpoints in `storage`.
+pub fn reference_run_in(cluster: &TestCluster, storage: &TestStorage) -> (Value, Value) {
+    let config = slow_single_in(storage, "0.0", &[]);
+    let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(60));
+    let trial = cluster.trial(cluster.first_trial(id));
+    (
+        cluster.final_weights_in(storage, id, 200),
+        trial["latest_validation"].clone(),
+    )
+}
+
+/// Whether a trial runs on an agent other than `previous`, past step `beyond`.
+pub fn running_on_other_agent(trial: &Value, previous: &str, beyond: u64) -> bool {
+    trial["state"] == "RUNNING"
+        && trial["agent_id"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty() && a != previous)
+        && trial["steps_completed"].as_u64().unwrap_or(0) > beyond
+}
+
+/// Whether a trial has a committed checkpoint and has trained a few steps past the first one (25).
+pub fn checkpointed_and_past_step_28(trial: &Value) -> bool {
+    trial["latest_checkpoint"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty())
+        && trial["steps_completed"].as_u64() > Some(28)
+}
+
+/// The agent a trial runs on ("" when none).
+pub fn agent_of(trial: &Value) -> String {
+    trial["agent_id"].as_str().unwrap_or_default().to_string()
+}
+
+/// The exit reasons of a trial's allocations, oldest first.
+pub fn exit_reasons(trial: &Value) -> Vec<String> {
+    trial["allocations"]
+        .as_array()
+        .expect("allocations")
+        .iter()
+        .map(|a| a["exit_reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
