@@ -192,6 +192,20 @@ async fn run(
         TrialExit::Exited(code) if code < 0 => {
             (ExitKind::Failed, format!("killed by signal {}", -code))
         }
+        TrialExit::Exited(127) => (
+            ExitKind::Failed,
+            format!(
+                "cannot start the entrypoint {:?}: command not found (exit status 127)",
+                start.entrypoint
+            ),
+        ),
+        TrialExit::Exited(126) => (
+            ExitKind::Failed,
+            format!(
+                "cannot start the entrypoint {:?}: not executable (exit status 126)",
+                start.entrypoint
+            ),
+        ),
         TrialExit::Exited(code) => (ExitKind::Failed, format!("exited with status {code}")),
     };
     if !upload_errors.is_empty() {

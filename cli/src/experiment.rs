@@ -67,13 +67,16 @@ async fn create(app: &Run, config: &Path, context_dir: &Path) -> anyhow::Result<
         config_yaml,
         context: Some(packed.context),
     };
-    let id = app
+    let created = app
         .connect()
         .await?
         .create_experiment(request)
         .await?
-        .into_inner()
-        .id;
+        .into_inner();
+    let id = created.id;
+    for warning in &created.warnings {
+        eprintln!("warning: {warning}");
+    }
     if app.json {
         output::print_json(&json!({ "id": id }))?
     } else {

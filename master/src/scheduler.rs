@@ -2,6 +2,10 @@
 
 use std::collections::BTreeMap;
 
+mod waiting;
+
+pub use waiting::{AgentSummary, why_waiting};
+
 /// A trial waiting for slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingTrial {

@@ -80,7 +80,10 @@ impl AdminService for FakeMaster {
         r: Request<CreateExperimentRequest>,
     ) -> Reply<CreateExperimentResponse> {
         *self.created.lock().unwrap() = Some(r.into_inner());
-        Ok(Response::new(CreateExperimentResponse { id: 42 }))
+        Ok(Response::new(CreateExperimentResponse {
+            id: 42,
+            warnings: Vec::new(),
+        }))
     }
     async fn list_experiments(
         &self,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::backoff::RestartBackoff;
 use super::error::{ConfigError, non_empty, path_string, require};
 use super::hyperparameter::Hyperparameter;
 use super::resources::ResourcesConfig;
@@ -35,6 +36,9 @@ pub struct ExperimentConfig {
     /// How many times a failing trial is restarted from its latest checkpoint.
     #[serde(default = "default_max_restarts")]
     pub max_restarts: u32,
+    /// How long a failed trial waits before it runs again.
+    #[serde(default)]
+    pub restart_backoff: RestartBackoff,
     /// Seconds a trial has to reach a step boundary when asked to stop, before it is killed.
     #[serde(default = "default_preemption_timeout")]
     pub preemption_timeout: u64,
@@ -96,6 +100,7 @@ impl ExperimentConfig {
                 self.preemption_timeout
             )
         })?;
+        self.restart_backoff.validate()?;
         self.checkpoint_storage.validate()
     }
 }

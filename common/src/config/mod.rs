@@ -4,6 +4,7 @@
 //! `hyperparameters.lr.minval`, `checkpoint_storage.host_path`), says what was found and what
 //! would be right. Unknown fields are rejected everywhere.
 
+mod backoff;
 mod entrypoint;
 mod error;
 mod experiment;
@@ -14,6 +15,7 @@ mod storage;
 #[cfg(test)]
 mod test_support;
 
+pub use backoff::RestartBackoff;
 pub use entrypoint::check_entrypoint;
 pub use error::ConfigError;
 pub use experiment::{ExperimentConfig, parse_experiment_config};

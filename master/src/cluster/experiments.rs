@@ -71,6 +71,7 @@ impl Cluster {
                     allocation: None,
                     target_agent: None,
                     avoid_agent: None,
+                    not_before: None,
                 },
             );
         }

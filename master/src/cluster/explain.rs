@@ -6,7 +6,7 @@ use baton_common::proto::AllocationPhase;
 
 use super::desired::Desired;
 use super::reconcile::kill_text;
-use super::state::{Cluster, LiveAllocation};
+use super::state::{AgentMode, Cluster, LiveAllocation};
 
 impl Cluster {
     /// A sentence on why trial `trial_id` is where it is, or "" when nothing needs saying.
@@ -20,7 +20,30 @@ impl Cluster {
             .and_then(|a| self.allocations.get(a))
         {
             Some(live) => self.allocation_reason(live),
-            None => String::new(),
+            None => self.waiting.get(&trial_id).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Warnings for a new experiment whose trials no connected agent could ever fit.
+    pub fn placement_warnings(&self, experiment_id: u64) -> Vec<String> {
+        let Some(experiment) = self.experiments.get(&experiment_id) else {
+            return Vec::new();
+        };
+        let needed = experiment.config.resources.slots_per_trial;
+        let largest = self
+            .agents
+            .values()
+            .filter(|a| a.link.is_some() && a.mode == AgentMode::Enabled)
+            .map(|a| a.slots.len())
+            .max();
+        match largest {
+            None => {
+                vec!["no enabled agent is connected: the trials wait until one joins".to_string()]
+            }
+            Some(largest) if largest < needed as usize => vec![format!(
+                "each trial needs {needed} slots (resources.slots_per_trial) but the largest connected agent has {largest}: the trials wait until a larger agent joins"
+            )],
+            Some(_) => Vec::new(),
         }
     }
 

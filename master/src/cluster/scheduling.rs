@@ -4,23 +4,27 @@ use baton_common::proto::{
     Context, MasterMessage, StartAllocation, StepPolicy, master_message::Body,
 };
 use prost::Message;
+use std::time::Instant;
 
 use super::desired::Desired;
 use super::state::{AgentMode, Cluster, LiveAllocation, StopReason};
 use super::trials::{experiment_state, trial_state};
 use crate::scheduler::{
-    AgentCapacity, PendingTrial, Placement, RunningAllocation, choose_preemptions, place,
+    AgentCapacity, AgentSummary, PendingTrial, Placement, RunningAllocation, choose_preemptions,
+    place, why_waiting,
 };
 use crate::store::{AllocationRow, now_ms};
 
 impl Cluster {
-    /// Places queued trials when something changed since the last pass.
+    /// Places queued trials when something changed since the last pass, and notes why the
+    /// others wait.
     pub fn schedule_if_needed(&mut self) {
         if !self.needs_schedule {
             return;
         }
         self.needs_schedule = false;
-        let pending = self.pending_trials();
+        self.waiting.clear();
+        let pending = self.pending_trials(Instant::now());
         if pending.is_empty() {
             return;
         }
@@ -30,28 +34,76 @@ impl Cluster {
             self.start_allocation(placement);
         }
         let placed: Vec<u64> = placements.iter().map(|p| p.trial_id).collect();
-        let waiting = pending
+        let unplaced: Vec<&PendingTrial> = pending
             .iter()
             .filter(|t| !placed.contains(&t.trial_id))
-            .min_by_key(|t| (t.priority, t.trial_id));
-        if let Some(waiting) = waiting {
+            .collect();
+        let agents = self.agent_summaries();
+        for trial in &unplaced {
+            let more_important = unplaced.iter().any(|o| o.priority < trial.priority);
+            self.waiting
+                .insert(trial.trial_id, why_waiting(trial, &agents, more_important));
+        }
+        if let Some(waiting) = unplaced.iter().min_by_key(|t| (t.priority, t.trial_id)) {
             self.preempt_for(waiting);
         }
     }
 
-    fn pending_trials(&self) -> Vec<PendingTrial> {
-        self.trials
+    /// Queued trials of active experiments that may run now; notes why the others may not.
+    fn pending_trials(&mut self, now: Instant) -> Vec<PendingTrial> {
+        let mut pending = Vec::new();
+        for t in self.trials.values() {
+            if t.row.state != trial_state::QUEUED || t.allocation.is_some() {
+                continue;
+            }
+            let Some(experiment) = self.experiments.get(&t.row.experiment_id) else {
+                continue;
+            };
+            if experiment.row.state != experiment_state::ACTIVE {
+                self.waiting.insert(
+                    t.row.id,
+                    format!("its experiment is {}", experiment.row.state),
+                );
+                continue;
+            }
+            if let Some(at) = t.not_before.filter(|at| *at > now) {
+                self.waiting.insert(
+                    t.row.id,
+                    format!(
+                        "restarts in {:.1} s, after failure {} (at most {} restarts; backoff doubles from restart_backoff.initial_seconds)",
+                        (at - now).as_secs_f64(),
+                        t.row.restarts,
+                        experiment.config.max_restarts
+                    ),
+                );
+                continue;
+            }
+            pending.push(PendingTrial {
+                trial_id: t.row.id,
+                priority: experiment.config.resources.priority,
+                slots: experiment.config.resources.slots_per_trial,
+                target_agent: t.target_agent.clone(),
+                avoid_agent: t.avoid_agent.clone(),
+            });
+        }
+        pending
+    }
+
+    /// Every agent with its slots, for explanations.
+    fn agent_summaries(&self) -> Vec<AgentSummary> {
+        let free: std::collections::HashMap<String, u32> = self
+            .free_capacity()
+            .into_iter()
+            .map(|a| (a.agent_id, a.free_slots.len() as u32))
+            .collect();
+        self.agents
             .values()
-            .filter(|t| t.row.state == trial_state::QUEUED && t.allocation.is_none())
-            .filter_map(|t| {
-                let experiment = self.experiments.get(&t.row.experiment_id)?;
-                (experiment.row.state == experiment_state::ACTIVE).then(|| PendingTrial {
-                    trial_id: t.row.id,
-                    priority: experiment.config.resources.priority,
-                    slots: experiment.config.resources.slots_per_trial,
-                    target_agent: t.target_agent.clone(),
-                    avoid_agent: t.avoid_agent.clone(),
-                })
+            .map(|a| AgentSummary {
+                agent_id: a.id.clone(),
+                connected: a.link.is_some(),
+                mode: a.mode.as_str(),
+                slots: a.slots.len() as u32,
+                free: free.get(&a.id).copied().unwrap_or(0),
             })
             .collect()
     }

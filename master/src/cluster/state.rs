@@ -136,6 +136,8 @@ pub struct TrialEntry {
     pub target_agent: Option<String>,
     /// Next placement must not be on this agent.
     pub avoid_agent: Option<String>,
+    /// After a failure, the trial waits until then (restart backoff).
+    pub not_before: Option<Instant>,
 }
 
 /// Why the master asked an allocation to stop.
@@ -240,6 +242,8 @@ pub struct Cluster {
     pub(super) events: broadcast::Sender<ClusterEvent>,
     pub(super) next_session: u64,
     pub(super) needs_schedule: bool,
+    /// Why each queued trial was not placed in the last scheduling pass.
+    pub(super) waiting: HashMap<u64, String>,
     pub(super) sweep: SweepState,
     /// Checkpoints whose storage deletion is running now.
     pub(super) deletions_in_flight: std::collections::HashSet<String>,
@@ -279,6 +283,7 @@ impl Cluster {
                         allocation: None,
                         target_agent: None,
                         avoid_agent: None,
+                        not_before: None,
                     },
                 )
             })
@@ -317,6 +322,7 @@ impl Cluster {
             events,
             next_session: 0,
             needs_schedule: true,
+            waiting: HashMap::new(),
             deletions_in_flight: Default::default(),
             sweep,
         };

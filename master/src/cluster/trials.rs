@@ -101,6 +101,7 @@ impl Cluster {
         };
         let canceled = experiment.row.state == experiment_state::CANCELED;
         let max_restarts = experiment.config.max_restarts;
+        let backoff = experiment.config.restart_backoff;
         let next = match outcome {
             Outcome::Completed => trial_state::COMPLETED,
             _ if canceled => trial_state::CANCELED,
@@ -115,6 +116,8 @@ impl Cluster {
                     );
                     trial_state::ERRORED
                 } else {
+                    trial.not_before =
+                        Some(std::time::Instant::now() + backoff.delay(trial.row.restarts));
                     trial_state::QUEUED
                 }
             }

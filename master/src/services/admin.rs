@@ -51,8 +51,9 @@ impl AdminService for AdminApi {
         check_storage(&request.config_yaml).await?;
         let context = request.context.unwrap_or_default();
         self.run(move |c| {
-            c.create_experiment(request.config_yaml, context)
-                .map(|id| CreateExperimentResponse { id })
+            let id = c.create_experiment(request.config_yaml, context)?;
+            let warnings = c.placement_warnings(id);
+            Ok(CreateExperimentResponse { id, warnings })
         })
         .await
     }
