@@ -11,10 +11,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
+use crate::allocation::record::AllocationDir;
+use crate::allocation::record_pending_upload;
 use crate::policy::StepTracker;
 
 /// A checkpoint the trial finished writing, to be committed to storage.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct UploadJob {
     /// The checkpoint's uuid.
     pub uuid: String,
@@ -34,8 +36,8 @@ pub struct Harness {
     pub tracker: Arc<Mutex<StepTracker>>,
     /// Where checkpoints go.
     pub store: CheckpointStore,
-    /// Local directory for checkpoints that are uploaded (not written in place).
-    pub staging: PathBuf,
+    /// The allocation's directory (checkpoints that are uploaded are staged in it).
+    pub dir: AllocationDir,
     /// The allocation's id.
     pub allocation_id: String,
     /// Reports to the master.
@@ -51,7 +53,7 @@ impl Harness {
         init_reply: Value,
         tracker: Arc<Mutex<StepTracker>>,
         store: CheckpointStore,
-        staging: PathBuf,
+        dir: AllocationDir,
         allocation_id: String,
         outbox: mpsc::UnboundedSender<AgentMessage>,
         uploads: mpsc::UnboundedSender<UploadJob>,
@@ -60,7 +62,7 @@ impl Harness {
             init_reply,
             tracker,
             store,
-            staging,
+            dir,
             allocation_id,
             outbox,
             uploads,
@@ -160,7 +162,7 @@ impl Harness {
     async fn checkpoint_start(&self, request: &Value) -> Result<Value, String> {
         let step = field_u64(request, "step")?;
         let uuid = uuid::Uuid::new_v4().to_string();
-        let dir = self.store.write_dir(&uuid, &self.staging);
+        let dir = self.store.write_dir(&uuid, &self.dir.path("staging"));
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -180,13 +182,16 @@ impl Harness {
         if !metadata.is_object() {
             return Err("field \"metadata\" must be a JSON object".into());
         }
-        let (step, dir) = self
+        let open = self
             .open_checkpoints
             .lock()
             .expect("checkpoint lock")
             .get(uuid)
-            .cloned()
-            .ok_or_else(|| format!("checkpoint {uuid} is not open in this allocation"))?;
+            .cloned();
+        let (step, dir) = match open {
+            Some(open) => open,
+            None => self.opened_before_restart(uuid, request)?,
+        };
         let (check_uuid, check_dir) = (uuid.to_string(), dir.clone());
         tokio::task::spawn_blocking(move || list_checkpoint_files(&check_uuid, &check_dir))
             .await
@@ -200,15 +205,33 @@ impl Harness {
             .lock()
             .expect("tracker lock")
             .on_checkpoint(step);
+        let job = UploadJob {
+            uuid: uuid.to_string(),
+            step,
+            dir,
+            metadata,
+        };
+        record_pending_upload(&self.dir, &job)
+            .map_err(|e| format!("cannot record checkpoint {uuid} for upload: {e}"))?;
         self.uploads
-            .send(UploadJob {
-                uuid: uuid.to_string(),
-                step,
-                dir,
-                metadata,
-            })
+            .send(job)
             .map_err(|_| "the allocation is shutting down".to_string())?;
         Ok(json!({}))
+    }
+
+    /// A checkpoint opened through a previous daemon: found by its uuid's directory, with the step
+    /// the trial repeats in `checkpoint_end`.
+    fn opened_before_restart(&self, uuid: &str, request: &Value) -> Result<(u64, PathBuf), String> {
+        let unknown = || format!("checkpoint {uuid} is not open in this allocation");
+        let parsed = uuid::Uuid::parse_str(uuid).map_err(|_| unknown())?;
+        let dir = self
+            .store
+            .write_dir(&parsed.to_string(), &self.dir.path("staging"));
+        let step = request.get("step").and_then(Value::as_u64);
+        match step {
+            Some(step) if dir.is_dir() => Ok((step, dir)),
+            _ => Err(unknown()),
+        }
     }
 
     async fn checkpoint_abort(&self, request: &Value) -> Result<Value, String> {

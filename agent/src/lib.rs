@@ -6,5 +6,14 @@ pub mod harness_files;
 pub mod policy;
 pub mod session;
 pub mod slots;
+pub mod supervisor;
 
 pub use session::{AgentOptions, run_agent};
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

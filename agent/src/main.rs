@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use baton_agent::slots::discover_slots;
+use baton_agent::supervisor;
 use baton_agent::{AgentOptions, run_agent};
 use clap::Parser;
 
@@ -32,13 +33,26 @@ struct Args {
     /// Seconds between SIGTERM and SIGKILL when a trial is stopped.
     #[arg(long, env = "BATON_KILL_GRACE", default_value_t = 10)]
     kill_grace: u64,
+    /// Seconds a trial keeps running while no agent daemon serves it (a restart must take less);
+    /// keep it below the master's --agent-timeout.
+    #[arg(long, env = "BATON_TRIAL_LEASE", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    trial_lease: u64,
     /// Log format: text or json.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     log_format: String,
 }
 
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(supervisor::SUPERVISE_ARG) {
+        std::process::exit(supervisor::main(&argv[2..]));
+    }
+    run_daemon()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run_daemon() -> anyhow::Result<()> {
     let args: Args = baton_common::layered_args::parse_layered("/etc/baton/agent.yaml");
     baton_common::daemon::init_logging(&args.log_format);
     let id = match args.id {
@@ -53,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         work_dir: args.work_dir,
         token: args.cluster_token,
         kill_grace: Duration::from_secs(args.kill_grace),
+        trial_lease: Duration::from_secs(args.trial_lease),
     };
     run_agent(options, baton_common::daemon::shutdown_signal()).await
 }

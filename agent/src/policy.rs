@@ -1,6 +1,9 @@
 //! The step policy: what the harness answers to each training report.
 
+use std::path::PathBuf;
+
 use baton_common::proto::StepPolicy;
+use serde::{Deserialize, Serialize};
 
 /// What the trial should do after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -11,6 +14,15 @@ pub struct Directive {
     pub checkpoint: bool,
     /// Return after doing the above.
     pub stop: bool,
+}
+
+/// The bookkeeping that must outlive a daemon restart (the step itself is the trial's to repeat).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Durable {
+    last_validation: u64,
+    last_checkpoint: u64,
+    suspend_requested: bool,
+    stopped_for_suspend: bool,
 }
 
 /// Step bookkeeping of one allocation.
@@ -24,18 +36,53 @@ pub struct StepTracker {
     suspend_requested: bool,
     /// Whether a stop was answered because of a suspend request.
     pub stopped_for_suspend: bool,
+    record: Option<PathBuf>,
 }
 
 impl StepTracker {
-    /// A tracker for an allocation starting after `start_step`.
-    pub fn new(policy: StepPolicy, start_step: u64) -> Self {
+    /// A tracker for an allocation starting after `start_step`, kept in `record` (and resumed
+    /// from it when a previous daemon left it there).
+    pub fn new(policy: StepPolicy, start_step: u64, record: Option<PathBuf>) -> Self {
+        let durable: Durable = record
+            .as_deref()
+            .and_then(crate::allocation::record::read_json)
+            .unwrap_or(Durable {
+                last_validation: start_step,
+                last_checkpoint: start_step,
+                ..Durable::default()
+            });
         Self {
             policy,
-            last_step: start_step,
-            last_validation: start_step,
-            last_checkpoint: start_step,
-            suspend_requested: false,
-            stopped_for_suspend: false,
+            last_step: start_step
+                .max(durable.last_validation)
+                .max(durable.last_checkpoint),
+            last_validation: durable.last_validation,
+            last_checkpoint: durable.last_checkpoint,
+            suspend_requested: durable.suspend_requested,
+            stopped_for_suspend: durable.stopped_for_suspend,
+            record,
+        }
+    }
+
+    fn durable(&self) -> Durable {
+        Durable {
+            last_validation: self.last_validation,
+            last_checkpoint: self.last_checkpoint,
+            suspend_requested: self.suspend_requested,
+            stopped_for_suspend: self.stopped_for_suspend,
+        }
+    }
+
+    /// Writes the durable part when `before` differs from it.
+    fn save_if_changed(&self, before: Durable) {
+        let now = self.durable();
+        if now == before {
+            return;
+        }
+        if let Some(path) = &self.record
+            && let Err(e) = crate::allocation::record::write_json(path, &now)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot record step bookkeeping");
         }
     }
 
@@ -46,7 +93,9 @@ impl StepTracker {
 
     /// Asks the trial to checkpoint and stop at its next step boundary.
     pub fn request_suspend(&mut self) {
+        let before = self.durable();
         self.suspend_requested = true;
+        self.save_if_changed(before);
     }
 
     /// Whether a suspend was requested.
@@ -62,6 +111,7 @@ impl StepTracker {
                 self.last_step
             ));
         }
+        let before = self.durable();
         self.last_step = step;
         let done = step >= self.policy.max_length;
         let due = |period: u64, last: u64| period > 0 && step - last >= period;
@@ -75,17 +125,22 @@ impl StepTracker {
         if self.suspend_requested && !done {
             self.stopped_for_suspend = true;
         }
+        self.save_if_changed(before);
         Ok(directive)
     }
 
     /// Records a validation.
     pub fn on_validation(&mut self, step: u64) {
+        let before = self.durable();
         self.last_validation = self.last_validation.max(step);
+        self.save_if_changed(before);
     }
 
     /// Records a checkpoint.
     pub fn on_checkpoint(&mut self, step: u64) {
+        let before = self.durable();
         self.last_checkpoint = self.last_checkpoint.max(step);
+        self.save_if_changed(before);
     }
 }
 
@@ -102,6 +157,7 @@ mod tests {
                 preemption_timeout_ms: 1000,
             },
             start,
+            None,
         )
     }
 
@@ -133,6 +189,33 @@ mod tests {
         let d = t.on_training(42).unwrap();
         assert!(d.checkpoint && d.stop && !d.validate);
         assert!(t.stopped_for_suspend);
+    }
+
+    #[test]
+    fn a_restarted_daemon_resumes_the_bookkeeping_it_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("tracker.json");
+        let policy = tracker(100, 10, 25, 0).policy;
+        let mut first = StepTracker::new(policy, 0, Some(record.clone()));
+        for step in 1..=30 {
+            let d = first.on_training(step).unwrap();
+            if d.validate {
+                first.on_validation(step);
+            }
+            if d.checkpoint {
+                first.on_checkpoint(step);
+            }
+        }
+        first.request_suspend();
+        let mut second = StepTracker::new(policy, 0, Some(record));
+        assert!(second.suspend_requested());
+        assert_eq!(
+            second.last_step, 30,
+            "the last validation (30) bounds the steps seen"
+        );
+        let d = second.on_training(31).unwrap();
+        assert!(d.checkpoint && d.stop);
+        assert!(second.stopped_for_suspend);
     }
 
     #[test]

@@ -13,7 +13,10 @@ use baton_common::proto::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::allocation::{AllocationEnv, AllocationProgress, Control, run_allocation};
+use crate::allocation::record::{AllocationDir, recorded_allocations};
+use crate::allocation::{
+    AllocationEnv, AllocationProgress, Control, adopt_allocation, find_orphan, run_allocation,
+};
 use crate::harness_files::install_harness;
 
 /// How long sent reports are kept for replay after a reconnect.
@@ -35,8 +38,11 @@ pub struct AgentOptions {
     pub work_dir: PathBuf,
     /// Cluster join token.
     pub token: String,
-    /// Seconds between SIGTERM and SIGKILL of a trial.
+    /// Time between SIGTERM and SIGKILL of a trial.
     pub kill_grace: Duration,
+    /// How long a trial keeps running while no daemon renews its lease (a daemon restart must
+    /// take less); keep it below the master's agent timeout.
+    pub trial_lease: Duration,
 }
 
 /// Runs the agent until `shutdown` resolves, reconnecting to the master whenever the stream breaks.
@@ -50,6 +56,7 @@ pub async fn run_agent(
         work_dir: options.work_dir.clone(),
         harness_path,
         kill_grace: options.kill_grace,
+        trial_lease: options.trial_lease,
     };
     let (outbox, mut reports) = mpsc::unbounded_channel::<AgentMessage>();
     let mut agent = Agent {
@@ -62,6 +69,7 @@ pub async fn run_agent(
         recent: VecDeque::new(),
         received: 0,
     };
+    agent.adopt_orphans();
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -189,7 +197,8 @@ impl Agent {
                 }
                 tracing::info!(allocation = %start.allocation_id, trial = start.trial_id, "starting allocation");
                 let (control, commands) = mpsc::unbounded_channel();
-                let progress = AllocationProgress::new(&start);
+                let dir = AllocationDir::new(&self.env.work_dir, &start.allocation_id);
+                let progress = AllocationProgress::new(&start, &dir);
                 self.running.insert(
                     start.allocation_id.clone(),
                     Running {
@@ -219,6 +228,32 @@ impl Agent {
             }
         }
         None
+    }
+
+    /// Takes over the trials a previous daemon left running in the work directory.
+    fn adopt_orphans(&mut self) {
+        for id in recorded_allocations(&self.env.work_dir) {
+            let Some(orphan) = find_orphan(&self.env.work_dir, &id) else {
+                continue;
+            };
+            let dir = AllocationDir::new(&self.env.work_dir, &id);
+            let (control, commands) = mpsc::unbounded_channel();
+            let progress = AllocationProgress::new(&orphan.start, &dir);
+            self.running.insert(
+                id,
+                Running {
+                    control,
+                    progress: progress.clone(),
+                },
+            );
+            tokio::spawn(adopt_allocation(
+                orphan,
+                self.env.clone(),
+                progress,
+                commands,
+                self.outbox.clone(),
+            ));
+        }
     }
 
     /// Keeps a sent report for replay; log lines are not replayed (the master would store them twice).

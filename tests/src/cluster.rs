@@ -78,7 +78,7 @@ impl TestCluster {
     /// Starts an agent with `slots` CPU slots.
     pub fn start_agent(&mut self, id: &str, slots: u32) {
         let url = self.url.clone();
-        self.start_agent_via(id, slots, &url);
+        self.start_agent_with(id, slots, &url, &[]);
     }
 
     /// The master's listening address.
@@ -92,6 +92,11 @@ impl TestCluster {
 
     /// Starts an agent with `slots` CPU slots that reaches the master at `master_url` (a proxy).
     pub fn start_agent_via(&mut self, id: &str, slots: u32, master_url: &str) {
+        self.start_agent_with(id, slots, master_url, &[]);
+    }
+
+    /// Starts an agent with `slots` CPU slots, reaching the master at `master_url`, with extra flags.
+    pub fn start_agent_with(&mut self, id: &str, slots: u32, master_url: &str, extra: &[&str]) {
         let log = self.log_file(&format!("agent-{id}"));
         let child = Command::new(self.bins.join("baton-agent"))
             .args([
@@ -106,6 +111,7 @@ impl TestCluster {
             ])
             .arg("--work-dir")
             .arg(self.dir.path().join("agents").join(id))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -274,6 +280,29 @@ impl TestCluster {
         pids
     }
 
+    /// Pids of processes whose environment names a path in this cluster's directory (trials and
+    /// their supervisors).
+    pub fn processes_mentioning_dir(&self) -> Vec<i32> {
+        let needle = self.dir.path().display().to_string();
+        let mut pids = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return pids;
+        };
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     /// The weights of an experiment's checkpoint at `step` (the final one), read from shared_fs storage.
     pub fn final_weights(&self, experiment: u64, step: u64) -> Value {
         self.final_weights_in(
@@ -350,6 +379,13 @@ impl Drop for TestCluster {
             self.kill_agent(&id);
         }
         self.kill_master();
+        // Trials outlive their agent daemons; none may outlive the cluster.
+        for pid in self.processes_mentioning_dir() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 

@@ -1,18 +1,21 @@
-//! The trial's child process: spawn it in its own process group, then supervise it.
+//! The trial's process: started under a supervisor in its own process group (so that it outlives
+//! the daemon), or adopted from a previous daemon, then supervised until it ends.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_common::proto::{AgentMessage, StartAllocation};
+use baton_common::proto::StartAllocation;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use super::{AllocationEnv, Control, logs::pump_lines};
+use super::record::{AllocationDir, SupervisorRecord, process_start_time};
+use super::{AllocationEnv, Control};
 use crate::policy::StepTracker;
+use crate::supervisor::SUPERVISE_ARG;
 
 /// How the trial process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,34 +26,45 @@ pub enum TrialExit {
     Killed,
     /// It ignored a suspend request past the preemption timeout.
     KilledAfterTimeout,
+    /// Its supervisor stopped it because no daemon renewed the lease in time.
+    LeaseExpired(i32),
+    /// Its supervisor vanished without recording an exit.
+    Lost,
 }
 
 impl TrialExit {
     /// The exit code to report.
     pub fn code(self) -> i32 {
         match self {
-            TrialExit::Exited(code) => code,
-            TrialExit::Killed | TrialExit::KilledAfterTimeout => -(Signal::SIGKILL as i32),
+            TrialExit::Exited(code) | TrialExit::LeaseExpired(code) => code,
+            TrialExit::Killed | TrialExit::KilledAfterTimeout | TrialExit::Lost => {
+                -(Signal::SIGKILL as i32)
+            }
         }
     }
 }
 
-/// A running trial process.
+/// A trial's supervisor: the daemon's own child, or one adopted from a previous daemon.
+enum Supervised {
+    Child(Child),
+    Adopted(SupervisorRecord),
+}
+
+/// A running trial.
 pub struct TrialProcess {
-    child: Child,
-    pid: Pid,
-    pumps: Vec<tokio::task::JoinHandle<()>>,
+    group: Pid,
+    supervised: Supervised,
+    dir: AllocationDir,
 }
 
 impl TrialProcess {
-    /// Starts the entrypoint under `sh -c` in the context directory with the harness environment.
+    /// Starts the entrypoint under a supervisor, with the harness environment, and records it.
     pub fn spawn(
         start: &StartAllocation,
         env: &AllocationEnv,
-        context_dir: &Path,
+        dir: &AllocationDir,
         socket: &Path,
         restored: Option<&str>,
-        outbox: &mpsc::UnboundedSender<AgentMessage>,
     ) -> Result<Self, String> {
         let mut python_path = env.harness_path.display().to_string();
         if let Ok(existing) = std::env::var("PYTHONPATH")
@@ -64,12 +78,24 @@ impl TrialProcess {
             .filter(|s| s.starts_with("GPU-"))
             .map(String::as_str)
             .collect();
-        let mut command = Command::new("/bin/sh");
+        dir.renew_lease()
+            .map_err(|e| format!("cannot write the trial's lease: {e}"))?;
+        let supervisor_log = std::fs::File::create(dir.path("supervisor.log"))
+            .map_err(|e| format!("cannot create the supervisor log: {e}"))?;
+        let executable = std::env::current_exe()
+            .map_err(|e| format!("cannot find the baton-agent executable: {e}"))?;
+        let mut command = Command::new(executable);
         command
-            .arg("-c")
-            .arg(format!("exec {}", start.entrypoint))
-            .current_dir(context_dir)
+            .arg(SUPERVISE_ARG)
+            .arg(&dir.root)
+            .arg(dir.path("context"))
+            .arg(env.trial_lease.as_millis().to_string())
+            .arg(env.kill_grace.as_millis().to_string())
+            .arg(&start.entrypoint)
+            // Not the allocation directory: nothing of the daemon's keeps it busy.
+            .current_dir("/")
             .env("BATON_HARNESS_SOCKET", socket)
+            .env("BATON_HARNESS_RECONNECT_SECONDS", reconnect_seconds(env))
             .env("BATON_TRIAL_ID", start.trial_id.to_string())
             .env("BATON_EXPERIMENT_ID", start.experiment_id.to_string())
             .env("BATON_ALLOCATION_ID", &start.allocation_id)
@@ -79,36 +105,38 @@ impl TrialProcess {
             .env("PYTHONUNBUFFERED", "1")
             .env_remove("BATON_LATEST_CHECKPOINT")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(supervisor_log)
             .process_group(0)
-            .kill_on_drop(true);
+            .kill_on_drop(false);
         if let Some(path) = restored {
             command.env("BATON_LATEST_CHECKPOINT", path);
         }
-        let mut child = command
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot start {:?}: {e}", start.entrypoint))?;
-        let pid = Pid::from_raw(child.id().ok_or("trial process exited before it started")? as i32);
-        let mut pumps = Vec::new();
-        if let Some(stdout) = child.stdout.take() {
-            pumps.push(tokio::spawn(pump_lines(
-                stdout,
-                "stdout",
-                start.allocation_id.clone(),
-                outbox.clone(),
-            )));
+        let pid = child.id().ok_or("trial process exited before it started")? as i32;
+        let record = SupervisorRecord {
+            pid,
+            start_time: process_start_time(pid).unwrap_or_default(),
+        };
+        dir.write_supervisor(record)
+            .map_err(|e| format!("cannot record the trial process: {e}"))?;
+        tracing::info!(allocation = %start.allocation_id, pid, "trial process started");
+        Ok(Self {
+            group: Pid::from_raw(pid),
+            supervised: Supervised::Child(child),
+            dir: dir.clone(),
+        })
+    }
+
+    /// Takes over a trial started by a previous daemon.
+    pub fn adopt(dir: &AllocationDir, record: SupervisorRecord) -> Self {
+        Self {
+            group: Pid::from_raw(record.pid),
+            supervised: Supervised::Adopted(record),
+            dir: dir.clone(),
         }
-        if let Some(stderr) = child.stderr.take() {
-            pumps.push(tokio::spawn(pump_lines(
-                stderr,
-                "stderr",
-                start.allocation_id.clone(),
-                outbox.clone(),
-            )));
-        }
-        tracing::info!(allocation = %start.allocation_id, pid = pid.as_raw(), "trial process started");
-        Ok(Self { child, pid, pumps })
     }
 
     /// Waits for the process, applying suspend and kill requests and the preemption timeout.
@@ -122,7 +150,7 @@ impl TrialProcess {
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut forced: Option<TrialExit> = None;
         let mut control_open = true;
-        let status = loop {
+        loop {
             let timeout = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -130,7 +158,7 @@ impl TrialProcess {
                 }
             };
             tokio::select! {
-                status = self.child.wait() => break status,
+                _ = self.ended() => break,
                 command = control.recv(), if control_open => match command {
                     Some(Control::Suspend) => {
                         tracker.lock().expect("tracker lock").request_suspend();
@@ -138,47 +166,57 @@ impl TrialProcess {
                     }
                     Some(Control::Kill) => {
                         forced = Some(TrialExit::Killed);
-                        break self.terminate(kill_grace).await;
+                        self.terminate(kill_grace).await;
+                        break;
                     }
                     None => control_open = false,
                 },
                 _ = timeout => {
                     forced = Some(TrialExit::KilledAfterTimeout);
-                    break self.terminate(kill_grace).await;
+                    self.terminate(kill_grace).await;
+                    break;
                 }
             }
-        };
-        for pump in self.pumps.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
         }
+        // Whatever the trial left behind in its group goes with it.
+        let _ = killpg(self.group, Signal::SIGKILL);
         if let Some(forced) = forced {
             return forced;
         }
-        match status {
-            Ok(status) => TrialExit::Exited(exit_code(status)),
-            Err(_) => TrialExit::Exited(-1),
+        match self.dir.read_exit() {
+            Some(exit) if exit.lease_expired => TrialExit::LeaseExpired(exit.code),
+            Some(exit) => TrialExit::Exited(exit.code),
+            None => TrialExit::Lost,
+        }
+    }
+
+    /// Resolves once the supervisor is gone.
+    async fn ended(&mut self) {
+        match &mut self.supervised {
+            Supervised::Child(child) => {
+                let _ = child.wait().await;
+            }
+            Supervised::Adopted(record) => loop {
+                if process_start_time(record.pid) != Some(record.start_time) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            },
         }
     }
 
     /// SIGTERM to the process group, then SIGKILL after the grace period.
-    async fn terminate(&mut self, grace: Duration) -> std::io::Result<std::process::ExitStatus> {
-        let _ = killpg(self.pid, Signal::SIGTERM);
-        match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(status) => {
-                let _ = killpg(self.pid, Signal::SIGKILL);
-                status
-            }
-            Err(_) => {
-                let _ = killpg(self.pid, Signal::SIGKILL);
-                self.child.wait().await
-            }
+    async fn terminate(&mut self, grace: Duration) {
+        let _ = killpg(self.group, Signal::SIGTERM);
+        if tokio::time::timeout(grace, self.ended()).await.is_err() {
+            let _ = killpg(self.group, Signal::SIGKILL);
+            self.ended().await;
         }
     }
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| -status.signal().unwrap_or(0))
+/// How long the harness in the trial waits for a restarted daemon: a little past the lease,
+/// after which the supervisor stops the trial anyway.
+fn reconnect_seconds(env: &AllocationEnv) -> String {
+    (env.trial_lease.as_secs() + 5).to_string()
 }

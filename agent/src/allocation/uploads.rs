@@ -1,4 +1,6 @@
-//! Commits checkpoints in the background, in the order the trial finished them.
+//! Commits checkpoints in the background, in the order the trial finished them. A checkpoint
+//! handed over by the trial is recorded in `uploads/` first and its report in `committed/` after
+//! the commit, so that a restarted daemon finishes the one and replays the other.
 
 use baton_common::proto::{
     AgentMessage, CheckpointCompleted, StartAllocation, agent_message::Body,
@@ -6,18 +8,38 @@ use baton_common::proto::{
 use baton_common::storage::{CheckpointStore, CommitRequest};
 use tokio::sync::mpsc;
 
+use super::record::{AllocationDir, list, read_json, write_json};
 use crate::harness::UploadJob;
+
+/// Records a checkpoint handed over by the trial, before the trial is told it was taken.
+pub fn record_pending(dir: &AllocationDir, job: &UploadJob) -> std::io::Result<()> {
+    let uploads = dir.path("uploads");
+    std::fs::create_dir_all(&uploads)?;
+    write_json(&uploads.join(format!("{}.json", job.uuid)), job)
+}
+
+/// The checkpoints handed over but not committed by a previous daemon, oldest step first.
+pub fn pending(dir: &AllocationDir) -> Vec<UploadJob> {
+    let mut jobs: Vec<UploadJob> = list(&dir.path("uploads"), "json")
+        .iter()
+        .filter_map(|path| read_json(path))
+        .collect();
+    jobs.sort_by_key(|job| job.step);
+    jobs
+}
 
 /// Commits each finished checkpoint and reports it; returns the errors of failed commits.
 pub async fn commit_uploads(
     store: CheckpointStore,
     start: StartAllocation,
+    dir: AllocationDir,
     mut jobs: mpsc::UnboundedReceiver<UploadJob>,
     outbox: mpsc::UnboundedSender<AgentMessage>,
 ) -> Vec<String> {
     let hparams: serde_json::Value = serde_json::from_str(&start.hparams_json).unwrap_or_default();
     let mut errors = Vec::new();
     while let Some(job) = jobs.recv().await {
+        let pending_file = dir.path("uploads").join(format!("{}.json", job.uuid));
         let request = CommitRequest {
             uuid: job.uuid.clone(),
             experiment_id: start.experiment_id,
@@ -34,15 +56,18 @@ pub async fn commit_uploads(
                     let _ = tokio::fs::remove_dir_all(&job.dir).await;
                 }
                 tracing::info!(checkpoint = %job.uuid, step = job.step, bytes = manifest.size_bytes(), elapsed = ?begun.elapsed(), "checkpoint committed");
+                let report = CheckpointCompleted {
+                    allocation_id: start.allocation_id.clone(),
+                    uuid: job.uuid,
+                    step: job.step,
+                    size_bytes: manifest.size_bytes(),
+                    metadata_json: serde_json::to_string(&manifest).expect("manifest serializes"),
+                };
+                if let Err(e) = dir.record_committed(&report) {
+                    tracing::warn!(checkpoint = %report.uuid, error = %e, "cannot record a checkpoint report for replay");
+                }
                 let _ = outbox.send(AgentMessage {
-                    body: Some(Body::CheckpointCompleted(CheckpointCompleted {
-                        allocation_id: start.allocation_id.clone(),
-                        uuid: job.uuid,
-                        step: job.step,
-                        size_bytes: manifest.size_bytes(),
-                        metadata_json: serde_json::to_string(&manifest)
-                            .expect("manifest serializes"),
-                    })),
+                    body: Some(Body::CheckpointCompleted(report)),
                 });
             }
             Err(e) => {
@@ -52,6 +77,7 @@ pub async fn commit_uploads(
                 errors.push(error);
             }
         }
+        let _ = std::fs::remove_file(pending_file);
     }
     errors
 }

@@ -103,7 +103,9 @@ class Context:
                     f"the trial wrote {RESERVED_METADATA_FILE} into checkpoint {uuid}: that file is "
                     "written by Baton; pass your own metadata as ctx.checkpoint(step, metadata={...})"
                 )
-            self._conn.call({"op": "checkpoint_end", "uuid": uuid, "metadata": meta})
+            self._conn.call(
+                {"op": "checkpoint_end", "uuid": uuid, "step": step, "metadata": meta}
+            )
         except BaseException:
             # Discard the checkpoint, but never hide the original error behind a failed abort.
             with contextlib.suppress(HarnessError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import unittest
 from pathlib import Path
@@ -168,6 +170,75 @@ class ReportTest(AgentTestCase):
         with self.assertRaisesRegex(baton.HarnessError, "closed the harness socket|lost the connection"):
             ctx.report_training(1, {"loss": 1.0})
         ctx.close()
+
+
+INIT_REPLY = {"ok": True, "trial_id": 1, "experiment_id": 1, "allocation_id": "a", "hparams": {},
+              "max_length": 10, "start_step": 0, "latest_checkpoint": None}
+
+
+class ReconnectTest(unittest.TestCase):
+    """An agent daemon that restarts: the trial waits for the new one and repeats its request."""
+
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.path = str(self.dir / "restart.sock")
+
+    def _serve(self, replies: list[dict], seen: list[dict]) -> threading.Thread:
+        """Listen on the socket path, answer one connection with `replies`, then close."""
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
+        listener.listen(1)
+
+        def run() -> None:
+            conn, _ = listener.accept()
+            with conn, conn.makefile("rb") as rfile:
+                for reply in replies:
+                    seen.append(json.loads(rfile.readline()))
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+            listener.close()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def test_a_restarted_agent_gets_init_then_the_repeated_request(self) -> None:
+        old = self._serve([INIT_REPLY], [])
+        env = {"BATON_HARNESS_SOCKET": self.path, "BATON_HARNESS_RECONNECT_SECONDS": "10"}
+        with mock.patch.dict(os.environ, env):
+            ctx = baton.init()
+        old.join()
+        second: list[dict] = []
+        directive = {"ok": True, "validate": True, "checkpoint": False, "stop": False}
+
+        def restart_later() -> None:
+            threading.Event().wait(0.5)
+            self._serve([INIT_REPLY, directive], second)
+
+        threading.Thread(target=restart_later, daemon=True).start()
+        d = ctx.report_training(1, {"loss": 1.0})
+        ctx.close()
+        self.assertTrue(d.validate)
+        self.assertEqual([r["op"] for r in second], ["init", "report_training"])
+        self.assertEqual(second[1]["step"], 1)
+
+    def test_no_agent_within_the_window_is_a_clear_error(self) -> None:
+        old = self._serve([INIT_REPLY], [])
+        env = {"BATON_HARNESS_SOCKET": self.path, "BATON_HARNESS_RECONNECT_SECONDS": "0.5"}
+        with mock.patch.dict(os.environ, env):
+            ctx = baton.init()
+        old.join()
+        with self.assertRaisesRegex(baton.HarnessError, "no agent came back .* within 0.5 s"):
+            ctx.report_training(1, {"loss": 1.0})
+        ctx.close()
+
+    def test_a_bad_window_is_refused(self) -> None:
+        env = {"BATON_HARNESS_SOCKET": self.path, "BATON_HARNESS_RECONNECT_SECONDS": "soon"}
+        with mock.patch.dict(os.environ, env):
+            with self.assertRaisesRegex(baton.HarnessError, "must be a number of seconds, got 'soon'"):
+                baton.init()
 
 
 class CheckpointTest(AgentTestCase):

@@ -1,0 +1,104 @@
+//! Before the trial runs: record the start, write the context, restore the checkpoint, launch.
+
+use std::path::{Path, PathBuf};
+
+use baton_common::proto::{AgentMessage, StartAllocation};
+use baton_common::storage::{CheckpointStore, safe_relative_path};
+use tokio::sync::mpsc;
+
+use super::AllocationEnv;
+use super::logs::agent_line;
+use super::process::TrialProcess;
+use super::record::AllocationDir;
+
+/// Prepares the allocation's directory and starts its trial; returns the process and the local
+/// checkpoint it restores from.
+pub async fn launch(
+    start: &StartAllocation,
+    env: &AllocationEnv,
+    dir: &AllocationDir,
+    outbox: &mpsc::UnboundedSender<AgentMessage>,
+) -> Result<(TrialProcess, Option<String>), String> {
+    dir.write_start(start).map_err(|e| {
+        format!(
+            "cannot record the allocation in {}: {e}",
+            dir.root.display()
+        )
+    })?;
+    write_context(start, &dir.path("context")).await?;
+    let store =
+        CheckpointStore::from_storage_json(&start.storage_json).map_err(|e| e.to_string())?;
+    let restored = restore_checkpoint(start, &store, dir, outbox).await?;
+    let socket = socket_path(&env.work_dir, &start.allocation_id);
+    let process = TrialProcess::spawn(start, env, dir, &socket, restored.as_deref())?;
+    Ok((process, restored))
+}
+
+/// Writes the experiment's context files, refusing paths that escape the directory.
+async fn write_context(start: &StartAllocation, context_dir: &Path) -> Result<(), String> {
+    tokio::fs::create_dir_all(context_dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", context_dir.display()))?;
+    for file in start.context.iter().flat_map(|c| c.files.iter()) {
+        let relative = safe_relative_path("context", &file.path).map_err(|e| e.to_string())?;
+        let path = context_dir.join(relative);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        tokio::fs::write(&path, &file.content)
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        if file.mode != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(file.mode & 0o777);
+            tokio::fs::set_permissions(&path, mode)
+                .await
+                .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Downloads and verifies the checkpoint to resume from; None on a fresh start.
+async fn restore_checkpoint(
+    start: &StartAllocation,
+    store: &CheckpointStore,
+    dir: &AllocationDir,
+    outbox: &mpsc::UnboundedSender<AgentMessage>,
+) -> Result<Option<String>, String> {
+    if start.latest_checkpoint_uuid.is_empty() {
+        return Ok(None);
+    }
+    let uuid = &start.latest_checkpoint_uuid;
+    let target = dir.path("restore").join(uuid);
+    let begun = std::time::Instant::now();
+    let manifest = store
+        .download(uuid, &target)
+        .await
+        .map_err(|e| format!("cannot restore checkpoint {uuid}: {e}"))?;
+    let _ = outbox.send(agent_line(
+        &start.allocation_id,
+        &format!(
+            "restored checkpoint {uuid} (step {}, {} bytes) in {:?}",
+            manifest.step,
+            manifest.size_bytes(),
+            begun.elapsed()
+        ),
+    ));
+    Ok(Some(target.display().to_string()))
+}
+
+/// The harness socket path, kept short enough for `sun_path`.
+pub fn socket_path(work_dir: &Path, allocation_id: &str) -> PathBuf {
+    let preferred = work_dir
+        .join("sockets")
+        .join(format!("{allocation_id}.sock"));
+    if preferred.as_os_str().len() < 100 {
+        let _ = std::fs::create_dir_all(work_dir.join("sockets"));
+        preferred
+    } else {
+        std::env::temp_dir().join(format!("baton-{allocation_id}.sock"))
+    }
+}
