@@ -10,7 +10,7 @@ mod running;
 mod uploads;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ pub enum Control {
 #[derive(Clone)]
 pub struct AllocationProgress {
     phase: Arc<AtomicI32>,
+    self_fenced: Arc<AtomicBool>,
     /// Step bookkeeping, shared with the harness socket.
     pub tracker: Arc<Mutex<StepTracker>>,
 }
@@ -49,12 +50,23 @@ impl AllocationProgress {
     pub fn new(start: &StartAllocation, dir: &AllocationDir) -> Self {
         Self {
             phase: Arc::new(AtomicI32::new(AllocationPhase::Starting as i32)),
+            self_fenced: Arc::new(AtomicBool::new(false)),
             tracker: Arc::new(Mutex::new(StepTracker::new(
                 start.policy.unwrap_or_default(),
                 start.latest_checkpoint_step,
                 Some(dir.path("tracker.json")),
             ))),
         }
+    }
+
+    /// Notes that the agent stopped this allocation itself, cut off from the master.
+    pub fn mark_self_fenced(&self) {
+        self.self_fenced.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the agent stopped this allocation itself.
+    pub fn self_fenced(&self) -> bool {
+        self.self_fenced.load(Ordering::Relaxed)
     }
 
     fn set(&self, phase: AllocationPhase) {

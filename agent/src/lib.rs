@@ -1,6 +1,7 @@
 //! The Baton agent: a session with the master, trial processes, the harness socket and transfers.
 
 pub mod allocation;
+pub mod fence;
 pub mod harness;
 pub mod harness_files;
 pub mod policy;

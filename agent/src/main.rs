@@ -38,6 +38,11 @@ struct Args {
     #[arg(long, env = "BATON_TRIAL_LEASE", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     trial_lease: u64,
+    /// Seconds without contact with the master after which the agent suspends its trials itself
+    /// (checkpoint, commit, stop); keep it below the master's --agent-timeout.
+    #[arg(long, env = "BATON_FENCE_WINDOW", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    fence_window: u64,
     /// Log format: text or json.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -68,6 +73,7 @@ async fn run_daemon() -> anyhow::Result<()> {
         token: args.cluster_token,
         kill_grace: Duration::from_secs(args.kill_grace),
         trial_lease: Duration::from_secs(args.trial_lease),
+        fence_window: Duration::from_secs(args.fence_window),
     };
     run_agent(options, baton_common::daemon::shutdown_signal()).await
 }

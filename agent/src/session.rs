@@ -17,10 +17,14 @@ use crate::allocation::record::{AllocationDir, recorded_allocations};
 use crate::allocation::{
     AllocationEnv, AllocationProgress, Control, adopt_allocation, find_orphan, run_allocation,
 };
+use crate::fence::{Fence, FenceLevel};
 use crate::harness_files::install_harness;
 
 /// How long sent reports are kept for replay after a reconnect.
 const REPLAY_WINDOW: Duration = Duration::from_secs(30);
+
+/// How often lack of contact with the master is checked.
+const FENCE_CHECK: Duration = Duration::from_millis(250);
 
 /// How many ended allocations are remembered, so that a repeated start never runs one twice.
 const ENDED_MEMORY: usize = 4096;
@@ -43,6 +47,9 @@ pub struct AgentOptions {
     /// How long a trial keeps running while no daemon renews its lease (a daemon restart must
     /// take less); keep it below the master's agent timeout.
     pub trial_lease: Duration,
+    /// After this long without contact with the master the agent suspends its trials; keep it
+    /// below the master's agent timeout.
+    pub fence_window: Duration,
 }
 
 /// Runs the agent until `shutdown` resolves, reconnecting to the master whenever the stream breaks.
@@ -59,6 +66,7 @@ pub async fn run_agent(
         trial_lease: options.trial_lease,
     };
     let (outbox, mut reports) = mpsc::unbounded_channel::<AgentMessage>();
+    let fence_window = options.fence_window;
     let mut agent = Agent {
         options,
         env,
@@ -68,6 +76,7 @@ pub async fn run_agent(
         unsent: VecDeque::new(),
         recent: VecDeque::new(),
         received: 0,
+        fence: Fence::new(fence_window, Instant::now()),
     };
     agent.adopt_orphans();
     tokio::pin!(shutdown);
@@ -81,7 +90,7 @@ pub async fn run_agent(
             _ = &mut shutdown => return Ok(()),
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = agent.with_fence(tokio::time::sleep(backoff)) => {}
             _ = &mut shutdown => return Ok(()),
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -101,12 +110,16 @@ struct Agent {
     recent: VecDeque<(Instant, AgentMessage)>,
     /// Master messages handled in the current session.
     received: u64,
+    /// Contact with the master, and what its loss calls for.
+    fence: Fence,
 }
 
 /// A running allocation as the session sees it.
 struct Running {
     control: mpsc::UnboundedSender<Control>,
     progress: AllocationProgress,
+    /// How far the agent went in stopping it for lack of contact.
+    fenced: FenceLevel,
 }
 
 impl Agent {
@@ -119,7 +132,7 @@ impl Agent {
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(10));
-        let channel = endpoint.connect().await?;
+        let channel = self.with_fence(endpoint.connect()).await?;
         let mut client = AgentServiceClient::new(channel)
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);
@@ -137,13 +150,16 @@ impl Agent {
             allocations: self.hello_statuses(),
         };
         stream.send(wrap(agent_message::Body::Hello(hello))).await?;
-        let mut inbound = client
-            .session(ReceiverStream::new(outbound))
+        let mut inbound = self
+            .with_fence(client.session(ReceiverStream::new(outbound)))
             .await?
             .into_inner();
+        // The master accepted the stream: that is contact.
+        self.fence.contact(Instant::now());
         tracing::info!(master = %self.options.master, agent = %self.options.id, "connected to master");
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
+        let mut fence_check = tokio::time::interval(FENCE_CHECK);
         loop {
             while let Some(message) = self.unsent.pop_front() {
                 match stream.try_send(message.clone()) {
@@ -158,6 +174,7 @@ impl Agent {
                 message = inbound.message() => match message? {
                     Some(message) => {
                         self.received += 1;
+                        self.fence.contact(Instant::now());
                         if let Some(interval) = self.handle(message) {
                             heartbeat = tokio::time::interval(interval);
                         }
@@ -177,14 +194,66 @@ impl Agent {
                     };
                     self.unsent.push_back(wrap(agent_message::Body::Heartbeat(beat)));
                 }
+                _ = fence_check.tick() => {
+                    self.apply_fence();
+                    let now = Instant::now();
+                    if self.fence.level(now) != FenceLevel::Clear {
+                        anyhow::bail!(
+                            "no message from the master for {:?}; reconnecting",
+                            self.fence.cut_off_for(now)
+                        );
+                    }
+                }
             }
+        }
+    }
+
+    /// Awaits `future` while checking, every so often, whether lack of contact calls for fencing.
+    async fn with_fence<F: std::future::Future>(&mut self, future: F) -> F::Output {
+        tokio::pin!(future);
+        let mut fence_check = tokio::time::interval(FENCE_CHECK);
+        loop {
+            tokio::select! {
+                output = &mut future => return output,
+                _ = fence_check.tick() => self.apply_fence(),
+            }
+        }
+    }
+
+    /// Suspends (then kills) the running allocations when the master has been silent too long.
+    fn apply_fence(&mut self) {
+        let now = Instant::now();
+        let level = self.fence.level(now);
+        if level == FenceLevel::Clear {
+            return;
+        }
+        let cut_off = self.fence.cut_off_for(now);
+        for (id, running) in self.running.iter_mut() {
+            if running.fenced >= level {
+                continue;
+            }
+            running.fenced = level;
+            running.progress.mark_self_fenced();
+            let control = if level == FenceLevel::Kill {
+                tracing::warn!(allocation = %id, cut_off = ?cut_off, "no contact with the master: killing the trial before the master restarts it elsewhere");
+                Control::Kill
+            } else {
+                tracing::warn!(allocation = %id, cut_off = ?cut_off, "no contact with the master: suspending the trial (checkpoint, commit, stop)");
+                Control::Suspend
+            };
+            let _ = running.control.send(control);
         }
     }
 
     /// Applies a master command; returns a new heartbeat interval when the master sets one.
     fn handle(&mut self, message: MasterMessage) -> Option<Duration> {
         match message.body? {
+            master_message::Body::HeartbeatAck(_) => {}
             master_message::Body::Welcome(welcome) => {
+                self.fence.learn_deadline(
+                    Duration::from_millis(welcome.agent_timeout_ms),
+                    Duration::from_millis(welcome.heartbeat_interval_ms),
+                );
                 return Some(Duration::from_millis(
                     welcome.heartbeat_interval_ms.max(100),
                 ));
@@ -204,6 +273,7 @@ impl Agent {
                     Running {
                         control,
                         progress: progress.clone(),
+                        fenced: FenceLevel::Clear,
                     },
                 );
                 tokio::spawn(run_allocation(
@@ -244,6 +314,7 @@ impl Agent {
                 Running {
                     control,
                     progress: progress.clone(),
+                    fenced: FenceLevel::Clear,
                 },
             );
             tokio::spawn(adopt_allocation(

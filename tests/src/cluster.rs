@@ -18,6 +18,7 @@ pub struct TestCluster {
     /// The master's URL.
     pub url: String,
     address: Option<String>,
+    listen: String,
     agents: BTreeMap<String, Child>,
     master_args: Vec<String>,
 }
@@ -25,12 +26,18 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts a master (extra flags in `master_args`) and agents with one slot each.
     pub fn start(agent_ids: &[&str], master_args: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", agent_ids, master_args)
+    }
+
+    /// Like `start`, with the master listening on `listen`.
+    pub fn start_on(listen: &str, agent_ids: &[&str], master_args: &[&str]) -> Self {
         let mut cluster = Self {
             dir: tempfile::tempdir().expect("temporary directory"),
             bins: bin_dir(),
             master: None,
             url: String::new(),
-            address: None,
+            address: Some(listen.to_string()).filter(|l| !l.ends_with(":0")),
+            listen: listen.to_string(),
             agents: BTreeMap::new(),
             master_args: master_args.iter().map(|s| s.to_string()).collect(),
         };
@@ -46,7 +53,7 @@ impl TestCluster {
     pub fn start_master(&mut self) {
         let address_file = self.dir.path().join("master.addr");
         let _ = std::fs::remove_file(&address_file);
-        let listen = self.address.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+        let listen = self.address.clone().unwrap_or_else(|| self.listen.clone());
         let log = self.log_file("master");
         let child = Command::new(self.bins.join("baton-master"))
             .args(["--listen", &listen, "--data-dir"])
@@ -97,8 +104,35 @@ impl TestCluster {
 
     /// Starts an agent with `slots` CPU slots, reaching the master at `master_url`, with extra flags.
     pub fn start_agent_with(&mut self, id: &str, slots: u32, master_url: &str, extra: &[&str]) {
+        let command = Command::new(self.bins.join("baton-agent"));
+        self.spawn_agent(command, id, slots, master_url, extra);
+    }
+
+    /// Starts an agent inside the network namespace `netns` (`ip netns exec`).
+    pub fn start_agent_in_netns(
+        &mut self,
+        netns: &str,
+        id: &str,
+        master_url: &str,
+        extra: &[&str],
+    ) {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns])
+            .arg(self.bins.join("baton-agent"));
+        self.spawn_agent(command, id, 1, master_url, extra);
+    }
+
+    fn spawn_agent(
+        &mut self,
+        mut command: Command,
+        id: &str,
+        slots: u32,
+        master_url: &str,
+        extra: &[&str],
+    ) {
         let log = self.log_file(&format!("agent-{id}"));
-        let child = Command::new(self.bins.join("baton-agent"))
+        let child = command
             .args([
                 "--master",
                 master_url,

@@ -75,3 +75,72 @@ pub fn exit_reasons(trial: &Value) -> Vec<String> {
         .map(|a| a["exit_reason"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// A slow linreg trial trained past its first checkpoint, with its uninterrupted result.
+pub struct SlowTrial {
+    /// Final weights of the same trial trained without interruption.
+    pub reference: Value,
+    /// Its experiment.
+    pub experiment: u64,
+    /// The trial.
+    pub trial: u64,
+    /// Its allocation's describe output when it had passed its first checkpoint.
+    pub described: Value,
+    /// Its process.
+    pub pid: i32,
+}
+
+/// Runs the uninterrupted reference, then starts the slow trial and waits past its first checkpoint.
+pub fn start_slow_trial(cluster: &TestCluster, step_seconds: &str) -> SlowTrial {
+    let (reference, _) = reference_run(cluster);
+    let experiment = cluster.create_experiment(
+        &slow_single(cluster, step_seconds, &[]),
+        &repo_root().join("examples/linreg"),
+    );
+    let trial = cluster.first_trial(experiment);
+    let described = cluster.wait_for_trial(
+        trial,
+        "a checkpoint",
+        Duration::from_secs(60),
+        checkpointed_and_past_step_28,
+    );
+    let pid = cluster
+        .trial_process(trial)
+        .expect("the trial process runs");
+    SlowTrial {
+        reference,
+        experiment,
+        trial,
+        described,
+        pid,
+    }
+}
+
+/// Asserts that no checkpoint of the fenced allocation past `end_step` (its last step the master
+/// accepted) was recorded.
+pub fn assert_no_checkpoint_after_fence(
+    cluster: &TestCluster,
+    experiment: u64,
+    fenced_allocation: &str,
+    end_step: u64,
+) {
+    let listed = cluster.json(&[
+        "experiment",
+        "list-checkpoints",
+        &experiment.to_string(),
+        "--all",
+    ]);
+    for checkpoint in listed.as_array().expect("checkpoint list") {
+        let described = cluster.json(&[
+            "checkpoint",
+            "describe",
+            checkpoint["uuid"].as_str().expect("uuid"),
+        ]);
+        if described["metadata"]["allocation_id"] == fenced_allocation {
+            assert!(
+                checkpoint["step"].as_u64() <= Some(end_step),
+                "a checkpoint written after the fence was recorded: {described:#}"
+            );
+        }
+    }
+}

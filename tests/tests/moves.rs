@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use baton_cluster_tests::linreg::{
-    agent_of, checkpointed_and_past_step_28, reference_run, reference_run_in,
-    running_on_other_agent, slow_single, slow_single_in,
+    agent_of, assert_no_checkpoint_after_fence, checkpointed_and_past_step_28, reference_run,
+    reference_run_in, running_on_other_agent, slow_single, slow_single_in,
 };
 use baton_cluster_tests::{TestCluster, TestStorage, example_config, repo_root, wait_until};
 use nix::sys::signal::{Signal, kill};
@@ -186,23 +186,8 @@ fn a_partitioned_agent_is_fenced_when_it_comes_back() {
         latest["metadata"]["allocation_id"],
         stale_allocation.as_str()
     );
-    for checkpoint in cluster
-        .json(&["experiment", "list-checkpoints", &id.to_string(), "--all"])
-        .as_array()
-        .unwrap()
-    {
-        let described = cluster.json(&[
-            "checkpoint",
-            "describe",
-            checkpoint["uuid"].as_str().unwrap(),
-        ]);
-        if described["metadata"]["allocation_id"] == stale_allocation.as_str() {
-            assert!(
-                checkpoint["step"].as_u64() <= moved["allocations"][0]["end_step"].as_u64(),
-                "stale checkpoint after the fence: {described:#}"
-            );
-        }
-    }
+    let end_step = moved["allocations"][0]["end_step"].as_u64().unwrap();
+    assert_no_checkpoint_after_fence(&cluster, id, &stale_allocation, end_step);
 }
 
 #[test]

@@ -4,10 +4,9 @@
 use std::time::{Duration, Instant};
 
 use baton_cluster_tests::linreg::{
-    agent_of, checkpointed_and_past_step_28, exit_reasons, reference_run, running_on_other_agent,
-    slow_single,
+    SlowTrial, agent_of, exit_reasons, running_on_other_agent, start_slow_trial,
 };
-use baton_cluster_tests::{TestCluster, repo_root, wait_until};
+use baton_cluster_tests::{TestCluster, wait_until};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -18,17 +17,13 @@ fn alive(pid: i32) -> bool {
 #[test]
 fn a_trial_runs_through_an_agent_daemon_kill_and_is_adopted_by_the_restarted_daemon() {
     let mut cluster = TestCluster::start(&["a1"], &[]);
-    let (reference, _) = reference_run(&cluster);
-    let id = cluster.create_experiment(
-        &slow_single(&cluster, "0.05", &[]),
-        &repo_root().join("examples/linreg"),
-    );
-    let trial = cluster.first_trial(id);
-    let before =
-        cluster.wait_for_trial(trial, "a checkpoint", MINUTE, checkpointed_and_past_step_28);
-    let pid = cluster
-        .trial_process(trial)
-        .expect("the trial process runs");
+    let SlowTrial {
+        reference,
+        experiment: id,
+        trial,
+        described: before,
+        pid,
+    } = start_slow_trial(&cluster, "0.05");
 
     cluster.kill_agent("a1");
     let killed = Instant::now();
@@ -77,16 +72,13 @@ fn a_daemon_that_stays_away_has_its_trial_stopped_by_the_lease_and_resumed_elsew
     let url = cluster.url.clone();
     cluster.start_agent_with("a1", 1, &url, &["--trial-lease", "2"]);
     cluster.wait_for_agents(1);
-    let (reference, _) = reference_run(&cluster);
-    let id = cluster.create_experiment(
-        &slow_single(&cluster, "0.05", &[]),
-        &repo_root().join("examples/linreg"),
-    );
-    let trial = cluster.first_trial(id);
-    cluster.wait_for_trial(trial, "a checkpoint", MINUTE, checkpointed_and_past_step_28);
-    let pid = cluster
-        .trial_process(trial)
-        .expect("the trial process runs");
+    let SlowTrial {
+        reference,
+        experiment: id,
+        trial,
+        pid,
+        ..
+    } = start_slow_trial(&cluster, "0.05");
     cluster.start_agent("a2", 1);
     cluster.wait_for_agents(2);
 
@@ -118,4 +110,52 @@ fn a_daemon_that_stays_away_has_its_trial_stopped_by_the_lease_and_resumed_elsew
     assert_eq!(exit_reasons(&moved)[0], "agent-lost", "{moved:#}");
     cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
     assert_eq!(cluster.final_weights(id, 200), reference);
+}
+
+#[test]
+fn a_master_down_longer_than_the_fence_window_loses_no_work() {
+    let mut cluster = TestCluster::start(&[], &[]);
+    let url = cluster.url.clone();
+    cluster.start_agent_with("a1", 1, &url, &["--fence-window", "4"]);
+    cluster.wait_for_agents(1);
+    let SlowTrial {
+        reference,
+        experiment: id,
+        trial,
+        pid,
+        ..
+    } = start_slow_trial(&cluster, "0.05");
+
+    cluster.kill_master();
+    let down = Instant::now();
+    wait_until("the agent to suspend its trial itself", MINUTE, || {
+        !alive(pid)
+    });
+    eprintln!(
+        "master down to trial suspended by its agent: {:?}",
+        down.elapsed()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.start_master();
+    let resumed = cluster.wait_for_trial(trial, "the trial to resume", MINUTE, |t| {
+        t["state"] == "RUNNING" && t["allocations"].as_array().is_some_and(|a| a.len() == 2)
+    });
+    eprintln!("master down to trial resumed: {:?}", down.elapsed());
+    let first = &resumed["allocations"][0];
+    assert_eq!(first["exit_reason"], "suspended", "{resumed:#}");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no contact with the master"),
+        "{resumed:#}"
+    );
+    assert_eq!(
+        resumed["allocations"][1]["start_step"], first["end_step"],
+        "resumed from the checkpoint written when the agent fenced itself: {resumed:#}"
+    );
+    assert!(first["end_step"].as_u64() > Some(28));
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
+    assert_eq!(cluster.final_weights(id, 200), reference);
+    assert_eq!(cluster.trial(trial)["restarts"], 0);
 }

@@ -130,6 +130,11 @@ pub async fn run_to_end(
     lease.abort();
     let tracker = tracker.lock().expect("tracker lock");
     let (kind, mut message) = describe_exit(exit, tracker.stopped_for_suspend, start, env);
+    if progress.self_fenced() {
+        message = format!("{message}; stopped by the agent itself: no contact with the master")
+            .trim_start_matches("; ")
+            .to_string();
+    }
     if !upload_errors.is_empty() {
         message = format!(
             "{message}; checkpoint upload failed: {}",

@@ -52,6 +52,7 @@ impl Cluster {
             body: Some(Body::Welcome(Welcome {
                 protocol_version: baton_common::proto::PROTOCOL_VERSION,
                 heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
+                agent_timeout_ms: self.settings.agent_timeout.as_millis() as u64,
             })),
         });
         tracing::info!(agent = %hello.agent_id, session, slots = agent.slots.len(), "agent connected");

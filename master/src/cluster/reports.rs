@@ -1,7 +1,8 @@
 //! Reports from agents, each checked against the current allocation (fencing).
 
 use baton_common::proto::{
-    AgentMessage, AllocationExited, CheckpointCompleted, ExitKind, agent_message::Body,
+    AgentMessage, AllocationExited, CheckpointCompleted, ExitKind, HeartbeatAck, MasterMessage,
+    agent_message::Body, master_message,
 };
 
 use super::agents::kill_message;
@@ -20,6 +21,11 @@ impl Cluster {
         let result = match body {
             Body::Hello(_) => Ok(()),
             Body::Heartbeat(heartbeat) => {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.send(MasterMessage {
+                        body: Some(master_message::Body::HeartbeatAck(HeartbeatAck {})),
+                    });
+                }
                 self.heal_agent(
                     agent_id,
                     session,
