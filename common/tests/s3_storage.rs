@@ -261,7 +261,14 @@ fn unusable_storage_fails_the_access_check_with_a_clear_message() {
         .block_on(dead.check_access(Duration::from_secs(2)))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("did not answer within"), "{err}");
+    // Refused connections are retried quickly; under load the retries may run out before the
+    // timeout does. Either way the message says the storage cannot be reached.
+    assert!(
+        err.contains("did not answer within")
+            || (err.contains("cannot write to checkpoint storage")
+                && err.contains("error sending request")),
+        "{err}"
+    );
     assert!(
         !err.contains("s3cr3t-value"),
         "secrets never appear in errors: {err}"

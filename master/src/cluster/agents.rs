@@ -1,6 +1,5 @@
 //! Agent sessions: registration, fencing of stale allocations, loss, enable/disable.
 
-use std::time::Instant;
 
 use baton_common::proto::{Hello, KillAllocation, MasterMessage, Welcome, master_message::Body};
 use tokio::sync::mpsc;
@@ -36,7 +35,7 @@ impl Cluster {
         }
         self.next_session += 1;
         let session = self.next_session;
-        let now = Instant::now();
+        let now = self.now();
         let agent = self
             .agents
             .entry(hello.agent_id.clone())
@@ -74,9 +73,10 @@ impl Cluster {
 
     /// Whether a message comes from the agent's current session; refreshes its liveness.
     pub fn touch_agent(&mut self, agent_id: &str, session: u64) -> bool {
+        let now = self.now();
         match self.agents.get_mut(agent_id) {
             Some(agent) if agent.link.as_ref().is_some_and(|l| l.session == session) => {
-                agent.last_seen = Instant::now();
+                agent.last_seen = now;
                 true
             }
             _ => false,
@@ -86,10 +86,11 @@ impl Cluster {
     /// Declares agents lost when silent past the deadline; their trials restart elsewhere.
     pub(super) fn expire_agents(&mut self) {
         let deadline = self.settings.agent_timeout;
+        let now = self.now();
         let lost: Vec<String> = self
             .agents
             .values()
-            .filter(|a| a.last_seen.elapsed() > deadline && !a.allocations.is_empty())
+            .filter(|a| now.saturating_duration_since(a.last_seen) > deadline && !a.allocations.is_empty())
             .map(|a| a.id.clone())
             .collect();
         for agent_id in lost {

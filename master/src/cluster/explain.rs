@@ -48,7 +48,7 @@ impl Cluster {
     }
 
     fn allocation_reason(&self, live: &LiveAllocation) -> String {
-        let now = Instant::now();
+        let now = self.now();
         let agent_id = &live.row.agent_id;
         let connected = self.agents.get(agent_id).is_some_and(|a| a.link.is_some());
         let link = if connected {

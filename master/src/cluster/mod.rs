@@ -2,6 +2,7 @@
 
 mod agents;
 mod checkpoints;
+mod clock;
 mod desired;
 mod experiments;
 mod explain;
@@ -15,6 +16,7 @@ mod sweep;
 mod trials;
 mod views;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use desired::Deadlines;
 pub use handle::{ClusterHandle, run_cluster};
 pub use state::{Cluster, ClusterEvent, ClusterSettings};

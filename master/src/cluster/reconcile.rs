@@ -15,6 +15,7 @@ impl Cluster {
     /// Records what the master wants of an allocation and sends it. A kill overrides a suspend;
     /// nothing overrides a kill, and a second suspend keeps the first reason.
     pub(super) fn set_desired(&mut self, allocation_id: &str, wanted: Desired) {
+        let now = self.now();
         let Some(live) = self.allocations.get_mut(allocation_id) else {
             return;
         };
@@ -26,7 +27,7 @@ impl Cluster {
             return;
         }
         live.desired = wanted;
-        live.desired_since = Instant::now();
+        live.desired_since = now;
         live.last_sent = None;
         live.sends = 0;
         let trial_id = live.row.trial_id;
@@ -52,6 +53,7 @@ impl Cluster {
 
     /// Sends the desired suspend or kill of an allocation to its agent, if connected.
     pub(super) fn send_desired(&mut self, allocation_id: &str) {
+        let now = self.now();
         let Some(live) = self.allocations.get_mut(allocation_id) else {
             return;
         };
@@ -69,7 +71,7 @@ impl Cluster {
             return;
         };
         if agent.send(message).is_some() {
-            live.last_sent = Some(Instant::now());
+            live.last_sent = Some(now);
             live.sends += 1;
         }
     }

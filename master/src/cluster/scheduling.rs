@@ -24,7 +24,7 @@ impl Cluster {
         }
         self.needs_schedule = false;
         self.waiting.clear();
-        let pending = self.pending_trials(Instant::now());
+        let pending = self.pending_trials(self.now());
         if pending.is_empty() {
             return;
         }
@@ -226,7 +226,7 @@ impl Cluster {
             return;
         }
         tracing::info!(trial = row.trial_id, agent = %row.agent_id, allocation = %row.id, start_step = row.start_step, "starting allocation");
-        let mut live = LiveAllocation::new(row, false, std::time::Instant::now())
+        let mut live = LiveAllocation::new(row, false, self.now())
             .expect("a new allocation wants to run");
         if let Some(agent) = self.agents.get_mut(&placement.agent_id) {
             agent.allocations.insert(live.row.id.clone());

@@ -1,6 +1,7 @@
 //! The in-memory cluster state, loaded from the store at start and written through on change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_common::config::{ExperimentConfig, GcSettings, parse_experiment_config};
@@ -8,6 +9,7 @@ use baton_common::proto::{MasterMessage, Slot};
 use tokio::sync::{broadcast, mpsc};
 
 use super::ClusterHandle;
+use super::clock::{Clock, SystemClock};
 use super::desired::{Deadlines, Desired, SentAt};
 use super::sweep::SweepState;
 use crate::error::{MasterError, MasterResult};
@@ -242,6 +244,7 @@ pub struct Cluster {
     pub(super) events: broadcast::Sender<ClusterEvent>,
     pub(super) next_session: u64,
     pub(super) needs_schedule: bool,
+    pub(super) clock: Arc<dyn Clock>,
     /// Why each queued trial was not placed in the last scheduling pass.
     pub(super) waiting: HashMap<u64, String>,
     pub(super) sweep: SweepState,
@@ -250,13 +253,23 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Loads experiments, trials and open allocations from the store.
+    /// Loads experiments, trials and open allocations from the store, on the system clock.
     pub fn load(
         store: Store,
         settings: ClusterSettings,
         handle: ClusterHandle,
     ) -> MasterResult<Self> {
-        let now = Instant::now();
+        Self::load_with_clock(store, settings, handle, Arc::new(SystemClock))
+    }
+
+    /// Loads the cluster state, reading the time from `clock`.
+    pub fn load_with_clock(
+        store: Store,
+        settings: ClusterSettings,
+        handle: ClusterHandle,
+        clock: Arc<dyn Clock>,
+    ) -> MasterResult<Self> {
+        let now = clock.now();
         let mut experiments = BTreeMap::new();
         for row in store.list_experiments()? {
             let config = match parse_experiment_config(&row.config_yaml) {
@@ -322,6 +335,7 @@ impl Cluster {
             events,
             next_session: 0,
             needs_schedule: true,
+            clock,
             waiting: HashMap::new(),
             deletions_in_flight: Default::default(),
             sweep,
@@ -334,9 +348,15 @@ impl Cluster {
     /// storage sweep when due.
     pub fn reconcile(&mut self) {
         self.expire_agents();
-        self.reconcile_allocations(Instant::now());
-        self.sweep_if_due(Instant::now());
+        let now = self.now();
+        self.reconcile_allocations(now);
+        self.sweep_if_due(now);
         self.needs_schedule = true;
+    }
+
+    /// The cluster's current time.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     /// Subscribes to cluster events.

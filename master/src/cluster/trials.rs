@@ -101,6 +101,7 @@ impl Cluster {
         };
         let canceled = experiment.row.state == experiment_state::CANCELED;
         let max_restarts = experiment.config.max_restarts;
+        let now = self.clock.now();
         let backoff = experiment.config.restart_backoff;
         let next = match outcome {
             Outcome::Completed => trial_state::COMPLETED,
@@ -117,7 +118,7 @@ impl Cluster {
                     trial_state::ERRORED
                 } else {
                     trial.not_before =
-                        Some(std::time::Instant::now() + backoff.delay(trial.row.restarts));
+                        Some(now + backoff.delay(trial.row.restarts));
                     trial_state::QUEUED
                 }
             }
