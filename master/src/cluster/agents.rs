@@ -1,6 +1,5 @@
 //! Agent sessions: registration, fencing of stale allocations, loss, enable/disable.
 
-
 use baton_common::proto::{Hello, KillAllocation, MasterMessage, Welcome, master_message::Body};
 use tokio::sync::mpsc;
 
@@ -90,7 +89,9 @@ impl Cluster {
         let lost: Vec<String> = self
             .agents
             .values()
-            .filter(|a| now.saturating_duration_since(a.last_seen) > deadline && !a.allocations.is_empty())
+            .filter(|a| {
+                now.saturating_duration_since(a.last_seen) > deadline && !a.allocations.is_empty()
+            })
             .map(|a| a.id.clone())
             .collect();
         for agent_id in lost {

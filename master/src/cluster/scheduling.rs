@@ -226,8 +226,8 @@ impl Cluster {
             return;
         }
         tracing::info!(trial = row.trial_id, agent = %row.agent_id, allocation = %row.id, start_step = row.start_step, "starting allocation");
-        let mut live = LiveAllocation::new(row, false, self.now())
-            .expect("a new allocation wants to run");
+        let mut live =
+            LiveAllocation::new(row, false, self.now()).expect("a new allocation wants to run");
         if let Some(agent) = self.agents.get_mut(&placement.agent_id) {
             agent.allocations.insert(live.row.id.clone());
             live.start_sent = agent.send(MasterMessage {

@@ -117,8 +117,7 @@ impl Cluster {
                     );
                     trial_state::ERRORED
                 } else {
-                    trial.not_before =
-                        Some(now + backoff.delay(trial.row.restarts));
+                    trial.not_before = Some(now + backoff.delay(trial.row.restarts));
                     trial_state::QUEUED
                 }
             }

@@ -118,7 +118,10 @@ impl Cluster {
             slot_details: agent.slots.clone(),
             trial_ids: allocations.iter().map(|a| a.row.trial_id).collect(),
             last_seen_ms: crate::store::now_ms()
-                - self.now().saturating_duration_since(agent.last_seen).as_millis() as i64,
+                - self
+                    .now()
+                    .saturating_duration_since(agent.last_seen)
+                    .as_millis() as i64,
         }
     }
 
