@@ -38,6 +38,16 @@ impl Fence {
         }
     }
 
+    /// A fence for a daemon that starts `since_contact` after its predecessor last heard from
+    /// the master (so that a restart during a partition does not reset the count).
+    pub fn resumed(window: Duration, now: Instant, since_contact: Duration) -> Self {
+        Self {
+            window,
+            last_contact: now.checked_sub(since_contact).unwrap_or(now),
+            master_deadline: None,
+        }
+    }
+
     /// Notes a message from the master.
     pub fn contact(&mut self, now: Instant) {
         self.last_contact = now;
@@ -102,6 +112,17 @@ mod tests {
         assert_eq!(fence.level(t0 + s(14)), FenceLevel::Kill);
         fence.contact(t0 + s(14));
         assert_eq!(fence.level(t0 + s(15)), FenceLevel::Clear);
+    }
+
+    #[test]
+    fn a_restarted_daemon_keeps_counting_from_the_last_contact() {
+        let t0 = Instant::now() + Duration::from_secs(100);
+        let fence = Fence::resumed(Duration::from_secs(8), t0, Duration::from_secs(7));
+        assert_eq!(fence.level(t0), FenceLevel::Clear);
+        assert_eq!(
+            fence.level(t0 + Duration::from_secs(1)),
+            FenceLevel::Suspend
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use baton_common::proto::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::allocation::record::{AllocationDir, recorded_allocations};
+use crate::allocation::record::{AllocationDir, recorded_allocations, write_atomic};
 use crate::allocation::{
     AllocationEnv, AllocationProgress, Control, adopt_allocation, find_orphan, run_allocation,
 };
@@ -22,6 +22,23 @@ use crate::harness_files::install_harness;
 
 /// How long sent reports are kept for replay after a reconnect.
 const REPLAY_WINDOW: Duration = Duration::from_secs(30);
+
+/// The file in the work directory holding when the daemon last heard from the master.
+const LAST_CONTACT_FILE: &str = "last-contact";
+
+/// A fence that counts from the predecessor daemon's last contact, when it recorded one.
+fn resume_fence(work_dir: &std::path::Path, window: Duration) -> Fence {
+    let recorded = std::fs::read_to_string(work_dir.join(LAST_CONTACT_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok());
+    match recorded {
+        Some(at_ms) => {
+            let since = Duration::from_millis((crate::now_ms() - at_ms).max(0) as u64);
+            Fence::resumed(window, Instant::now(), since)
+        }
+        None => Fence::new(window, Instant::now()),
+    }
+}
 
 /// How often lack of contact with the master is checked.
 const FENCE_CHECK: Duration = Duration::from_millis(250);
@@ -67,6 +84,7 @@ pub async fn run_agent(
     };
     let (outbox, mut reports) = mpsc::unbounded_channel::<AgentMessage>();
     let fence_window = options.fence_window;
+    let work_dir = options.work_dir.clone();
     let mut agent = Agent {
         options,
         env,
@@ -76,7 +94,8 @@ pub async fn run_agent(
         unsent: VecDeque::new(),
         recent: VecDeque::new(),
         received: 0,
-        fence: Fence::new(fence_window, Instant::now()),
+        fence: resume_fence(&work_dir, fence_window),
+        contact_written: None,
     };
     agent.adopt_orphans();
     tokio::pin!(shutdown);
@@ -112,6 +131,8 @@ struct Agent {
     received: u64,
     /// Contact with the master, and what its loss calls for.
     fence: Fence,
+    /// When the last contact was last written to the work directory.
+    contact_written: Option<Instant>,
 }
 
 /// A running allocation as the session sees it.
@@ -155,7 +176,7 @@ impl Agent {
             .await?
             .into_inner();
         // The master accepted the stream: that is contact.
-        self.fence.contact(Instant::now());
+        self.note_contact();
         tracing::info!(master = %self.options.master, agent = %self.options.id, "connected to master");
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
@@ -174,7 +195,7 @@ impl Agent {
                 message = inbound.message() => match message? {
                     Some(message) => {
                         self.received += 1;
-                        self.fence.contact(Instant::now());
+                        self.note_contact();
                         if let Some(interval) = self.handle(message) {
                             heartbeat = tokio::time::interval(interval);
                         }
@@ -204,6 +225,23 @@ impl Agent {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Notes contact with the master, and records it (at most every second) for a successor
+    /// daemon.
+    fn note_contact(&mut self) {
+        let now = Instant::now();
+        self.fence.contact(now);
+        if self
+            .contact_written
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            self.contact_written = Some(now);
+            let path = self.env.work_dir.join(LAST_CONTACT_FILE);
+            if let Err(e) = write_atomic(&path, crate::now_ms().to_string().as_bytes()) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot record the last contact with the master");
             }
         }
     }
