@@ -9,7 +9,7 @@ use crate::error::{MasterError, MasterResult};
 use crate::store::Store;
 
 /// A unit of work run inside the cluster task, with exclusive access to the state.
-type Job = Box<dyn FnOnce(&mut Cluster) + Send>;
+pub(super) type Job = Box<dyn FnOnce(&mut Cluster) + Send>;
 
 /// A cheap, cloneable way to run operations on the cluster state.
 #[derive(Clone)]
@@ -18,6 +18,13 @@ pub struct ClusterHandle {
 }
 
 impl ClusterHandle {
+    /// A handle whose jobs go to the returned receiver, for a cluster driven by hand in tests.
+    #[cfg(test)]
+    pub(super) fn detached() -> (Self, mpsc::Receiver<Job>) {
+        let (jobs, inbox) = mpsc::channel(1024);
+        (Self { jobs }, inbox)
+    }
+
     /// Runs `f` on the cluster state and returns its result.
     pub async fn call<R: Send + 'static>(
         &self,

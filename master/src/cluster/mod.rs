@@ -11,6 +11,8 @@ mod handle;
 mod reconcile;
 mod reports;
 mod scheduling;
+#[cfg(test)]
+mod simulation;
 mod state;
 mod sweep;
 mod trials;

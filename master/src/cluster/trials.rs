@@ -187,6 +187,10 @@ impl Cluster {
             )));
         }
         let Some(allocation_id) = trial.allocation.clone() else {
+            // A named agent wins over the one an earlier move left.
+            if to_agent.is_some() {
+                trial.avoid_agent = None;
+            }
             trial.target_agent = to_agent;
             return Ok(());
         };
