@@ -6,6 +6,7 @@ pub mod scheduler;
 pub mod searcher;
 pub mod server;
 pub mod services;
+pub mod states;
 pub mod store;
 
 pub use server::{MasterOptions, serve};

@@ -98,5 +98,34 @@ fn a_partition_longer_than_the_deadline_never_runs_a_trial_twice() {
     );
     let end_step = moved["allocations"][0]["end_step"].as_u64().unwrap();
     assert_no_checkpoint_after_fence(&cluster, id, &stale_allocation, end_step);
+    // The checkpoint the cut-off agent wrote when it fenced itself is deleted, not left behind.
+    let fenced: Vec<String> = cluster
+        .json(&["experiment", "list-checkpoints", &id.to_string(), "--all"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["step"].as_u64() > Some(end_step))
+        .filter(|c| {
+            let uuid = c["uuid"].as_str().unwrap();
+            cluster.json(&["checkpoint", "describe", uuid])["metadata"]["allocation_id"]
+                == stale_allocation.as_str()
+        })
+        .map(|c| c["uuid"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !fenced.is_empty(),
+        "the cut-off agent's suspend checkpoint was reported after the heal"
+    );
+    wait_until("fenced checkpoints to be deleted", MINUTE, || {
+        fenced
+            .iter()
+            .all(|uuid| cluster.json(&["checkpoint", "describe", uuid])["state"] == "DELETED")
+    });
+    for uuid in &fenced {
+        assert!(
+            !cluster.storage().join(uuid).exists(),
+            "{uuid} is gone from storage"
+        );
+    }
     assert_eq!(cluster.final_weights(id, 200), reference);
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use baton_common::gc::CheckpointState;
 use baton_common::proto::CheckpointRef;
 
 use super::state::Cluster;
@@ -39,7 +40,7 @@ impl Cluster {
         }
         Ok(rows
             .into_iter()
-            .filter(|row| all || row.state != "DELETED")
+            .filter(|row| all || row.state != CheckpointState::Deleted)
             .map(|row| {
                 let metric = metrics
                     .get(&row.trial_id)

@@ -8,9 +8,9 @@ use prost::Message;
 
 use super::desired::{Desired, KillReason};
 use super::state::{Cluster, ExperimentEntry, StopReason, TrialEntry};
-use super::trials::{experiment_state, trial_state};
 use crate::error::{MasterError, MasterResult};
 use crate::searcher::propose_trials;
+use crate::states::{ExperimentState, TrialState};
 use crate::store::{ExperimentRow, TrialRow, now_ms};
 
 /// Largest context directory accepted, in bytes.
@@ -56,7 +56,7 @@ impl Cluster {
             let row = TrialRow {
                 id: trial_id,
                 experiment_id,
-                state: trial_state::QUEUED.into(),
+                state: TrialState::Queued,
                 hparams_json,
                 steps_completed: 0,
                 restarts: 0,
@@ -79,7 +79,7 @@ impl Cluster {
         let row = ExperimentRow {
             id: experiment_id,
             name: config.name.clone(),
-            state: experiment_state::ACTIVE.into(),
+            state: ExperimentState::Active,
             config_yaml,
             gc_policy_json: None,
             created_ms,
@@ -93,7 +93,7 @@ impl Cluster {
 
     /// Suspends every trial of an experiment with a checkpoint and stops scheduling it.
     pub fn pause_experiment(&mut self, id: u64) -> MasterResult<()> {
-        self.transition(id, experiment_state::ACTIVE, experiment_state::PAUSED)?;
+        self.transition(id, ExperimentState::Active, ExperimentState::Paused)?;
         for allocation in self.allocations_of_experiment(id) {
             self.set_desired(&allocation, Desired::Suspend(StopReason::Paused));
         }
@@ -102,7 +102,7 @@ impl Cluster {
 
     /// Lets a paused experiment's trials be scheduled again.
     pub fn activate_experiment(&mut self, id: u64) -> MasterResult<()> {
-        self.transition(id, experiment_state::PAUSED, experiment_state::ACTIVE)?;
+        self.transition(id, ExperimentState::Paused, ExperimentState::Active)?;
         self.needs_schedule = true;
         Ok(())
     }
@@ -110,22 +110,22 @@ impl Cluster {
     /// Cancels an experiment: queued trials end now, running ones are killed.
     pub fn kill_experiment(&mut self, id: u64) -> MasterResult<()> {
         let experiment = self.experiment_mut(id)?;
-        if experiment_state::is_terminal(&experiment.row.state) {
+        if experiment.row.state.is_terminal() {
             return Err(MasterError::FailedPrecondition(format!(
                 "experiment {id} is already {}",
                 experiment.row.state
             )));
         }
-        experiment.row.state = experiment_state::CANCELED.into();
+        experiment.row.state = ExperimentState::Canceled;
         self.store
-            .set_experiment_state(id, experiment_state::CANCELED)?;
+            .set_experiment_state(id, ExperimentState::Canceled)?;
         for trial in self
             .trials
             .values_mut()
             .filter(|t| t.row.experiment_id == id)
         {
-            if trial.allocation.is_none() && !trial_state::is_terminal(&trial.row.state) {
-                trial.row.state = trial_state::CANCELED.into();
+            if trial.allocation.is_none() && !trial.row.state.is_terminal() {
+                trial.row.state = TrialState::Canceled;
                 self.store.update_trial(&trial.row)?;
             }
         }
@@ -136,7 +136,12 @@ impl Cluster {
         Ok(())
     }
 
-    fn transition(&mut self, id: u64, from: &str, to: &str) -> MasterResult<()> {
+    fn transition(
+        &mut self,
+        id: u64,
+        from: ExperimentState,
+        to: ExperimentState,
+    ) -> MasterResult<()> {
         let experiment = self.experiment_mut(id)?;
         if experiment.row.state != from {
             return Err(MasterError::FailedPrecondition(format!(
@@ -144,7 +149,7 @@ impl Cluster {
                 experiment.row.state
             )));
         }
-        experiment.row.state = to.into();
+        experiment.row.state = to;
         self.store.set_experiment_state(id, to)?;
         Ok(())
     }

@@ -2,12 +2,13 @@
 
 use baton_common::config::GcSettings;
 use baton_common::gc::{CheckpointState, GcCandidate, GcPolicy, GcSelection, select};
+use baton_common::proto::{Checkpoint, CheckpointCompleted, SetGcPolicyResponse};
 use baton_common::storage::CheckpointStore;
 
 use super::checkpoints::ScoredCheckpoint;
 use super::state::Cluster;
-use super::trials::trial_state;
 use crate::error::{MasterError, MasterResult};
+use crate::store::{CheckpointRow, now_ms};
 
 impl Cluster {
     /// What `policy` would keep and delete among an experiment's checkpoints.
@@ -34,11 +35,11 @@ impl Cluster {
                 step: row.step,
                 seq: row.seq,
                 metric: *metric,
-                state: row.state.parse().unwrap_or(CheckpointState::Error),
+                state: row.state,
                 trial_can_run: self
                     .trials
                     .get(&row.trial_id)
-                    .is_some_and(|t| !trial_state::is_terminal(&t.row.state)),
+                    .is_some_and(|t| !t.row.state.is_terminal()),
             })
             .collect();
         Ok((select(&candidates, &policy), checkpoints))
@@ -51,11 +52,6 @@ impl Cluster {
         policy: GcSettings,
     ) -> MasterResult<GcSelection> {
         let experiment = self.experiment_mut(experiment_id)?;
-        if experiment.row.state == "DELETED" {
-            return Err(MasterError::FailedPrecondition(format!(
-                "experiment {experiment_id} is deleted"
-            )));
-        }
         experiment.gc = policy;
         let json = serde_json::to_string(&policy).expect("policy serializes");
         self.store.set_gc_policy(experiment_id, &json)?;
@@ -74,7 +70,7 @@ impl Cluster {
         }
         self.store.transaction(|store| {
             for uuid in &selection.delete {
-                store.set_checkpoint_state(uuid, CheckpointState::Deleting.as_str(), "")?;
+                store.set_checkpoint_state(uuid, CheckpointState::Deleting, "")?;
             }
             Ok(())
         })?;
@@ -100,7 +96,7 @@ impl Cluster {
 
     fn restart_deletions(&mut self, states: &[CheckpointState]) {
         for &state in states {
-            let rows = match self.store.checkpoints_in_state(state.as_str()) {
+            let rows = match self.store.checkpoints_in_state(state) {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot list checkpoints to delete");
@@ -133,23 +129,97 @@ impl Cluster {
                     Ok(store) => store.delete(&uuid).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
-                let recorded = handle
-                    .call(move |cluster| {
-                        cluster.deletions_in_flight.remove(&uuid);
-                        let (state, error) = match &result {
-                            Ok(()) => (CheckpointState::Deleted, String::new()),
-                            Err(error) => {
-                                tracing::warn!(checkpoint = %uuid, %error, "checkpoint deletion failed; will retry");
-                                (CheckpointState::Error, error.clone())
-                            }
-                        };
-                        cluster.store.set_checkpoint_state(&uuid, state.as_str(), &error)
-                    })
-                    .await;
-                if let Ok(Err(e)) = recorded {
-                    tracing::error!(error = %e, "cannot record checkpoint deletion");
+                if handle.deletion_finished(uuid, result).await.is_err() {
+                    return;
                 }
             }
         });
+    }
+
+    /// Records the outcome of a checkpoint's storage deletion: DELETED, or ERROR to retry.
+    pub(super) fn deletion_finished(&mut self, uuid: &str, result: Result<(), String>) {
+        self.deletions_in_flight.remove(uuid);
+        let (state, error) = match result {
+            Ok(()) => (CheckpointState::Deleted, String::new()),
+            Err(error) => {
+                tracing::warn!(checkpoint = %uuid, %error, "checkpoint deletion failed; will retry");
+                (CheckpointState::Error, error)
+            }
+        };
+        if let Err(e) = self.store.set_checkpoint_state(uuid, state, &error) {
+            tracing::error!(error = %e, "cannot record checkpoint deletion");
+        }
+    }
+
+    /// The answer to `set gc-policy`: what the policy keeps and deletes, applied unless `dry_run`.
+    pub(super) fn gc_policy_reply(
+        &mut self,
+        experiment_id: u64,
+        policy: GcSettings,
+        dry_run: bool,
+    ) -> MasterResult<SetGcPolicyResponse> {
+        let (selection, rows) = if dry_run {
+            self.gc_preview(experiment_id, &policy)?
+        } else {
+            let selection = self.set_gc_policy(experiment_id, policy)?;
+            (selection, self.experiment_checkpoints(experiment_id, true)?)
+        };
+        let by_uuid: std::collections::HashMap<&str, _> = rows
+            .iter()
+            .map(|scored| (scored.0.uuid.as_str(), scored))
+            .collect();
+        let view = |uuids: &[String]| -> Vec<Checkpoint> {
+            uuids
+                .iter()
+                .filter_map(|uuid| by_uuid.get(uuid.as_str()).copied())
+                .map(|(row, metric)| self.checkpoint_view(row.clone(), *metric))
+                .collect()
+        };
+        Ok(SetGcPolicyResponse {
+            keep: view(&selection.keep),
+            delete: view(&selection.delete),
+        })
+    }
+
+    /// A checkpoint committed by an allocation that is no longer current (its agent was cut off
+    /// and the trial moved on): recorded as DELETING and deleted from storage, so that it is never
+    /// used and never left behind. Only the agent that ran the allocation can report it, and a
+    /// uuid already recorded is left alone.
+    pub(super) fn discard_fenced_checkpoint(
+        &mut self,
+        agent_id: &str,
+        report: CheckpointCompleted,
+    ) -> rusqlite::Result<()> {
+        let Ok(uuid) = uuid::Uuid::parse_str(&report.uuid) else {
+            return Ok(());
+        };
+        let Some(allocation) = self.store.allocation_by_id(&report.allocation_id)? else {
+            return Ok(());
+        };
+        let Some(trial) = self.trials.get(&allocation.trial_id) else {
+            return Ok(());
+        };
+        if allocation.agent_id != agent_id {
+            return Ok(());
+        }
+        let experiment_id = trial.row.experiment_id;
+        let row = CheckpointRow {
+            seq: 0,
+            uuid: uuid.to_string(),
+            experiment_id,
+            trial_id: allocation.trial_id,
+            allocation_id: allocation.id,
+            step: report.step,
+            state: CheckpointState::Deleting,
+            size_bytes: report.size_bytes,
+            metadata_json: report.metadata_json,
+            error: String::new(),
+            created_ms: now_ms(),
+        };
+        if self.store.insert_checkpoint(&row)? {
+            tracing::warn!(checkpoint = %row.uuid, agent = %agent_id, step = row.step, "deleting a checkpoint written by a fenced allocation");
+            self.spawn_deletion(experiment_id, vec![row.uuid]);
+        }
+        Ok(())
     }
 }

@@ -1,52 +1,220 @@
-//! The cluster task's loop and the handle through which everything else talks to it.
+//! The cluster task's loop and the typed handle through which everything else talks to it.
 
 use std::future::Future;
 
+use baton_common::config::{GcSettings, StorageBackend};
+use baton_common::proto::{
+    Agent, AgentMessage, Checkpoint, CheckpointRef, Context, CreateExperimentResponse, Experiment,
+    Hello, ListAgentsResponse, ListCheckpointsResponse, ListExperimentsResponse,
+    ListTrialsResponse, SetGcPolicyResponse, TrialDetail,
+};
 use tokio::sync::{mpsc, oneshot};
 
+use super::command::{AgentSender, Command, LogSubscription, Reply};
 use super::{Cluster, ClusterSettings};
 use crate::error::{MasterError, MasterResult};
-use crate::store::Store;
+use crate::store::{CheckpointRow, Store};
 
-/// A unit of work run inside the cluster task, with exclusive access to the state.
-pub(super) type Job = Box<dyn FnOnce(&mut Cluster) + Send>;
-
-/// A cheap, cloneable way to run operations on the cluster state.
+/// A cheap, cloneable way to send commands to the cluster task.
 #[derive(Clone)]
 pub struct ClusterHandle {
-    jobs: mpsc::Sender<Job>,
+    commands: mpsc::Sender<Command>,
 }
 
 impl ClusterHandle {
-    /// A handle whose jobs go to the returned receiver, for a cluster driven by hand in tests.
+    /// A handle whose commands go to the returned receiver, for a cluster driven by hand in tests.
     #[cfg(test)]
-    pub(super) fn detached() -> (Self, mpsc::Receiver<Job>) {
-        let (jobs, inbox) = mpsc::channel(1024);
-        (Self { jobs }, inbox)
+    pub(super) fn detached() -> (Self, mpsc::Receiver<Command>) {
+        let (commands, inbox) = mpsc::channel(1024);
+        (Self { commands }, inbox)
     }
 
-    /// Runs `f` on the cluster state and returns its result.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Cluster) -> R + Send + 'static,
-    ) -> MasterResult<R> {
-        let (reply, result) = oneshot::channel();
-        let job: Job = Box::new(move |cluster| {
-            let _ = reply.send(f(cluster));
-        });
-        self.jobs
-            .send(job)
+    /// Sends a command built around a reply channel and waits for the answer.
+    async fn ask<R>(&self, command: impl FnOnce(Reply<R>) -> Command) -> MasterResult<R> {
+        let (reply, answer) = oneshot::channel();
+        self.tell(command(reply)).await?;
+        answer.await.map_err(|_| MasterError::ShuttingDown)?
+    }
+
+    /// Sends a command that has no answer.
+    async fn tell(&self, command: Command) -> MasterResult<()> {
+        self.commands
+            .send(command)
             .await
-            .map_err(|_| MasterError::ShuttingDown)?;
-        result.await.map_err(|_| MasterError::ShuttingDown)
+            .map_err(|_| MasterError::ShuttingDown)
     }
 
-    /// Runs a fallible operation on the cluster state.
-    pub async fn try_call<R: Send + 'static>(
+    /// Validates and creates an experiment.
+    pub async fn create_experiment(
         &self,
-        f: impl FnOnce(&mut Cluster) -> MasterResult<R> + Send + 'static,
-    ) -> MasterResult<R> {
-        self.call(f).await?
+        config_yaml: String,
+        context: Context,
+    ) -> MasterResult<CreateExperimentResponse> {
+        self.ask(|reply| Command::CreateExperiment {
+            config_yaml,
+            context,
+            reply,
+        })
+        .await
+    }
+
+    /// Every experiment.
+    pub async fn list_experiments(&self) -> MasterResult<ListExperimentsResponse> {
+        self.ask(Command::ListExperiments).await
+    }
+
+    /// One experiment with its trials.
+    pub async fn describe_experiment(&self, id: u64) -> MasterResult<Experiment> {
+        self.ask(|reply| Command::DescribeExperiment(id, reply))
+            .await
+    }
+
+    /// Cancels an experiment.
+    pub async fn kill_experiment(&self, id: u64) -> MasterResult<Experiment> {
+        self.ask(|reply| Command::KillExperiment(id, reply)).await
+    }
+
+    /// Pauses an experiment.
+    pub async fn pause_experiment(&self, id: u64) -> MasterResult<Experiment> {
+        self.ask(|reply| Command::PauseExperiment(id, reply)).await
+    }
+
+    /// Activates a paused experiment.
+    pub async fn activate_experiment(&self, id: u64) -> MasterResult<Experiment> {
+        self.ask(|reply| Command::ActivateExperiment(id, reply))
+            .await
+    }
+
+    /// An experiment's checkpoints.
+    pub async fn list_checkpoints(
+        &self,
+        experiment_id: u64,
+        all: bool,
+    ) -> MasterResult<ListCheckpointsResponse> {
+        self.ask(|reply| Command::ListCheckpoints {
+            experiment_id,
+            all,
+            reply,
+        })
+        .await
+    }
+
+    /// Previews or applies a GC policy.
+    pub async fn set_gc_policy(
+        &self,
+        experiment_id: u64,
+        policy: GcSettings,
+        dry_run: bool,
+    ) -> MasterResult<SetGcPolicyResponse> {
+        self.ask(|reply| Command::SetGcPolicy {
+            experiment_id,
+            policy,
+            dry_run,
+            reply,
+        })
+        .await
+    }
+
+    /// An experiment's trials.
+    pub async fn list_trials(&self, experiment_id: u64) -> MasterResult<ListTrialsResponse> {
+        self.ask(|reply| Command::ListTrials(experiment_id, reply))
+            .await
+    }
+
+    /// One trial.
+    pub async fn describe_trial(&self, id: u64) -> MasterResult<TrialDetail> {
+        self.ask(|reply| Command::DescribeTrial(id, reply)).await
+    }
+
+    /// A trial's logs so far and a subscription to new ones.
+    pub async fn follow_logs(&self, trial_id: u64) -> MasterResult<LogSubscription> {
+        self.ask(|reply| Command::FollowLogs(trial_id, reply)).await
+    }
+
+    /// Moves a trial.
+    pub async fn move_trial(&self, trial_id: u64, to: Option<String>) -> MasterResult<TrialDetail> {
+        self.ask(|reply| Command::MoveTrial {
+            trial_id,
+            to,
+            reply,
+        })
+        .await
+    }
+
+    /// One checkpoint.
+    pub async fn describe_checkpoint(&self, reference: CheckpointRef) -> MasterResult<Checkpoint> {
+        self.ask(|reply| Command::DescribeCheckpoint(reference, reply))
+            .await
+    }
+
+    /// A checkpoint's record and storage.
+    pub async fn checkpoint_source(
+        &self,
+        reference: CheckpointRef,
+    ) -> MasterResult<(CheckpointRow, StorageBackend)> {
+        self.ask(|reply| Command::CheckpointSource(reference, reply))
+            .await
+    }
+
+    /// Every agent.
+    pub async fn list_agents(&self) -> MasterResult<ListAgentsResponse> {
+        self.ask(Command::ListAgents).await
+    }
+
+    /// Disables an agent.
+    pub async fn disable_agent(&self, id: String, drain: bool) -> MasterResult<Agent> {
+        self.ask(|reply| Command::DisableAgent { id, drain, reply })
+            .await
+    }
+
+    /// Enables an agent.
+    pub async fn enable_agent(&self, id: String) -> MasterResult<Agent> {
+        self.ask(|reply| Command::EnableAgent(id, reply)).await
+    }
+
+    /// Registers an agent session; returns its number.
+    pub async fn agent_connected(&self, hello: Hello, sender: AgentSender) -> MasterResult<u64> {
+        self.ask(|reply| Command::AgentConnected {
+            hello,
+            sender,
+            reply,
+        })
+        .await
+    }
+
+    /// Hands over a message of an agent session.
+    pub async fn agent_report(
+        &self,
+        agent_id: String,
+        session: u64,
+        message: AgentMessage,
+    ) -> MasterResult<()> {
+        self.tell(Command::AgentReport {
+            agent_id,
+            session,
+            message,
+        })
+        .await
+    }
+
+    /// Notes the end of an agent session.
+    pub async fn agent_disconnected(&self, agent_id: String, session: u64) -> MasterResult<()> {
+        self.tell(Command::AgentDisconnected { agent_id, session })
+            .await
+    }
+
+    /// Records the outcome of a checkpoint's storage deletion.
+    pub async fn deletion_finished(
+        &self,
+        uuid: String,
+        result: Result<(), String>,
+    ) -> MasterResult<()> {
+        self.tell(Command::DeletionFinished { uuid, result }).await
+    }
+
+    /// The uuids among `uuids` that no checkpoint record names.
+    pub async fn unrecorded(&self, uuids: Vec<String>) -> MasterResult<Vec<String>> {
+        self.ask(|reply| Command::Unrecorded(uuids, reply)).await
     }
 }
 
@@ -56,16 +224,16 @@ pub fn run_cluster(
     settings: ClusterSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> MasterResult<(ClusterHandle, tokio::task::JoinHandle<()>)> {
-    let (jobs, mut inbox) = mpsc::channel::<Job>(1024);
-    let handle = ClusterHandle { jobs };
+    let (commands, mut inbox) = mpsc::channel::<Command>(1024);
+    let handle = ClusterHandle { commands };
     let mut cluster = Cluster::load(store, settings.clone(), handle.clone())?;
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(settings.tick);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                job = inbox.recv() => match job {
-                    Some(job) => job(&mut cluster),
+                command = inbox.recv() => match command {
+                    Some(command) => cluster.apply(command),
                     None => break,
                 },
                 _ = tick.tick() => cluster.reconcile(),

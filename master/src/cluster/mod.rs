@@ -3,6 +3,7 @@
 mod agents;
 mod checkpoints;
 mod clock;
+mod command;
 mod desired;
 mod experiments;
 mod explain;
@@ -19,6 +20,7 @@ mod trials;
 mod views;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use command::Command;
 pub use desired::Deadlines;
 pub use handle::{ClusterHandle, run_cluster};
 pub use state::{Cluster, ClusterEvent, ClusterSettings};

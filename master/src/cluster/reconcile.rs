@@ -9,7 +9,7 @@ use baton_common::proto::{
 use super::agents::kill_message;
 use super::desired::{self, Desired, Expected, KillReason, TickAction, TickView};
 use super::state::Cluster;
-use super::trials::trial_state;
+use crate::states::TrialState;
 
 impl Cluster {
     /// Records what the master wants of an allocation and sends it. A kill overrides a suspend;
@@ -38,11 +38,11 @@ impl Cluster {
             tracing::error!(allocation = %allocation_id, error = %e, "cannot record desired state");
         }
         let state = match wanted {
-            Desired::Suspend(_) => trial_state::SUSPENDING,
-            _ => trial_state::KILLING,
+            Desired::Suspend(_) => TrialState::Suspending,
+            _ => TrialState::Killing,
         };
         if let Some(trial) = self.trials.get_mut(&trial_id) {
-            trial.row.state = state.into();
+            trial.row.state = state;
             if let Err(e) = self.store.update_trial(&trial.row) {
                 tracing::error!(error = %e, "cannot record trial state");
             }

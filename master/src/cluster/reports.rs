@@ -8,7 +8,8 @@ use baton_common::proto::{
 use super::agents::kill_message;
 use super::desired::{Desired, KillReason};
 use super::state::{Cluster, ClusterEvent};
-use super::trials::{Outcome, trial_state};
+use super::trials::Outcome;
+use crate::states::TrialState;
 use crate::store::{CheckpointRow, now_ms};
 
 impl Cluster {
@@ -53,7 +54,7 @@ impl Cluster {
             Body::CheckpointCompleted(report) => {
                 match self.current_trial(agent_id, &report.allocation_id) {
                     Some(trial_id) => self.record_checkpoint(trial_id, report),
-                    None => Ok(()),
+                    None => self.discard_fenced_checkpoint(agent_id, report),
                 }
             }
             Body::Logs(logs) => match self.current_trial(agent_id, &logs.allocation_id) {
@@ -84,8 +85,8 @@ impl Cluster {
                         .trials
                         .get_mut(&trial_id)
                         .expect("current trial exists");
-                    if trial.row.state == trial_state::STARTING {
-                        trial.row.state = trial_state::RUNNING.into();
+                    if trial.row.state == TrialState::Starting {
+                        trial.row.state = TrialState::Running;
                         self.store.update_trial(&trial.row)
                     } else {
                         Ok(())
@@ -157,7 +158,7 @@ impl Cluster {
             trial_id,
             allocation_id: report.allocation_id,
             step: report.step,
-            state: "COMPLETED".into(),
+            state: baton_common::gc::CheckpointState::Completed,
             size_bytes: report.size_bytes,
             metadata_json: report.metadata_json,
             error: String::new(),

@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use super::desired::Desired;
 use super::state::{AgentMode, Cluster, LiveAllocation, StopReason};
-use super::trials::{experiment_state, trial_state};
 use crate::scheduler::{
     AgentCapacity, AgentSummary, PendingTrial, Placement, RunningAllocation, choose_preemptions,
     place, why_waiting,
 };
+use crate::states::{ExperimentState, TrialState};
 use crate::store::{AllocationRow, now_ms};
 
 impl Cluster {
@@ -53,13 +53,13 @@ impl Cluster {
     fn pending_trials(&mut self, now: Instant) -> Vec<PendingTrial> {
         let mut pending = Vec::new();
         for t in self.trials.values() {
-            if t.row.state != trial_state::QUEUED || t.allocation.is_some() {
+            if t.row.state != TrialState::Queued || t.allocation.is_some() {
                 continue;
             }
             let Some(experiment) = self.experiments.get(&t.row.experiment_id) else {
                 continue;
             };
-            if experiment.row.state != experiment_state::ACTIVE {
+            if experiment.row.state != ExperimentState::Active {
                 self.waiting.insert(
                     t.row.id,
                     format!("its experiment is {}", experiment.row.state),
@@ -192,7 +192,7 @@ impl Cluster {
             ended_ms: 0,
             desired: Desired::Run.stored(),
         };
-        trial.row.state = trial_state::STARTING.into();
+        trial.row.state = TrialState::Starting;
         trial.row.steps_completed = trial.row.latest_checkpoint_step;
         trial.allocation = Some(row.id.clone());
         trial.target_agent = None;

@@ -110,14 +110,14 @@ pub struct World {
     /// Committed checkpoints by uuid.
     pub storage: HashMap<String, SimCheckpoint>,
     next_uuid: u64,
-    _jobs: mpsc::Receiver<super::handle::Job>,
+    _commands: mpsc::Receiver<super::Command>,
 }
 
 impl World {
     /// A cluster with `agents` one-slot agents, all connected.
     pub fn new(agents: usize) -> Self {
         let clock = ManualClock::new();
-        let (handle, jobs) = ClusterHandle::detached();
+        let (handle, commands) = ClusterHandle::detached();
         let settings = ClusterSettings {
             tick: TICK,
             heartbeat_interval: HEARTBEAT,
@@ -157,7 +157,7 @@ impl World {
                 .collect(),
             storage: HashMap::new(),
             next_uuid: 0,
-            _jobs: jobs,
+            _commands: commands,
         };
         for index in 0..agents {
             world.connect(index);

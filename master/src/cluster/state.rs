@@ -13,6 +13,7 @@ use super::clock::{Clock, SystemClock};
 use super::desired::{Deadlines, Desired, SentAt};
 use super::sweep::SweepState;
 use crate::error::{MasterError, MasterResult};
+use crate::states::TrialState;
 use crate::store::{AllocationRow, ExperimentRow, LogRow, Store, TrialRow};
 
 /// Timing knobs of the cluster task.
@@ -82,12 +83,15 @@ impl AgentMode {
         }
     }
 
-    /// Parses a stored name; unknown names mean enabled.
-    pub fn parse(name: &str) -> Self {
+    /// Parses a stored name; an unknown name is an error, never a default.
+    pub fn parse(name: &str) -> MasterResult<Self> {
         match name {
-            "disabled" => AgentMode::Disabled,
-            "draining" => AgentMode::Draining,
-            _ => AgentMode::Enabled,
+            "enabled" => Ok(AgentMode::Enabled),
+            "disabled" => Ok(AgentMode::Disabled),
+            "draining" => Ok(AgentMode::Draining),
+            other => Err(MasterError::Internal(format!(
+                "unknown agent state {other:?} in the database (expected enabled, disabled or draining)"
+            ))),
         }
     }
 }
@@ -305,7 +309,7 @@ impl Cluster {
         for (id, mode) in store.agent_states()? {
             agents.insert(
                 id.clone(),
-                AgentEntry::new(id, AgentMode::parse(&mode), now),
+                AgentEntry::new(id, AgentMode::parse(&mode)?, now),
             );
         }
         let mut allocations = HashMap::new();
@@ -313,7 +317,7 @@ impl Cluster {
             let mut started = false;
             if let Some(trial) = trials.get_mut(&row.trial_id) {
                 trial.allocation = Some(row.id.clone());
-                started = trial.row.state != super::trials::trial_state::STARTING;
+                started = trial.row.state != TrialState::Starting;
             }
             agents
                 .entry(row.agent_id.clone())

@@ -77,7 +77,7 @@ impl Cluster {
     }
 
     /// The uuids among `uuids` that no checkpoint record names, whatever its state.
-    fn unrecorded(&self, uuids: Vec<String>) -> MasterResult<Vec<String>> {
+    pub(super) fn unrecorded(&self, uuids: Vec<String>) -> MasterResult<Vec<String>> {
         let mut unrecorded = Vec::new();
         for uuid in uuids {
             if self.store.checkpoint_by_uuid(&uuid)?.is_none() {
@@ -106,7 +106,7 @@ async fn sweep_storage(backend: &StorageBackend, grace: Duration, handle: &Clust
             return;
         }
     };
-    let leftovers = match handle.try_call(move |c| c.unrecorded(leftovers)).await {
+    let leftovers = match handle.unrecorded(leftovers).await {
         Ok(leftovers) => leftovers,
         Err(error) => {
             tracing::warn!(%storage, %error, "cannot check upload leftovers against records");

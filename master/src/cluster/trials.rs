@@ -3,51 +3,8 @@
 use super::desired::Desired;
 use super::state::{Cluster, ClusterEvent, StopReason};
 use crate::error::{MasterError, MasterResult};
+use crate::states::{ExperimentState, TrialState};
 use crate::store::now_ms;
-
-/// Trial states.
-pub mod trial_state {
-    /// Waiting for slots.
-    pub const QUEUED: &str = "QUEUED";
-    /// Placed; the agent is preparing it.
-    pub const STARTING: &str = "STARTING";
-    /// The trial process runs.
-    pub const RUNNING: &str = "RUNNING";
-    /// Asked to checkpoint and stop.
-    pub const SUSPENDING: &str = "SUSPENDING";
-    /// Asked to stop without a checkpoint (killed, or past a deadline).
-    pub const KILLING: &str = "KILLING";
-    /// Trained to completion.
-    pub const COMPLETED: &str = "COMPLETED";
-    /// Killed by an operator.
-    pub const CANCELED: &str = "CANCELED";
-    /// Failed more than `max_restarts` times.
-    pub const ERRORED: &str = "ERRORED";
-
-    /// Whether a trial in `state` will never run again.
-    pub fn is_terminal(state: &str) -> bool {
-        matches!(state, COMPLETED | CANCELED | ERRORED)
-    }
-}
-
-/// Experiment states.
-pub mod experiment_state {
-    /// Trials are scheduled.
-    pub const ACTIVE: &str = "ACTIVE";
-    /// Trials are suspended and not scheduled.
-    pub const PAUSED: &str = "PAUSED";
-    /// Every trial ended and at least one completed.
-    pub const COMPLETED: &str = "COMPLETED";
-    /// Killed by an operator.
-    pub const CANCELED: &str = "CANCELED";
-    /// Every trial ended and none completed.
-    pub const ERRORED: &str = "ERRORED";
-
-    /// Whether an experiment in `state` is over.
-    pub fn is_terminal(state: &str) -> bool {
-        matches!(state, COMPLETED | CANCELED | ERRORED)
-    }
-}
 
 /// What happens to a trial when its allocation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,15 +56,15 @@ impl Cluster {
         let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else {
             return;
         };
-        let canceled = experiment.row.state == experiment_state::CANCELED;
+        let canceled = experiment.row.state == ExperimentState::Canceled;
         let max_restarts = experiment.config.max_restarts;
         let now = self.clock.now();
         let backoff = experiment.config.restart_backoff;
         let next = match outcome {
-            Outcome::Completed => trial_state::COMPLETED,
-            _ if canceled => trial_state::CANCELED,
-            Outcome::Canceled => trial_state::CANCELED,
-            Outcome::Requeue => trial_state::QUEUED,
+            Outcome::Completed => TrialState::Completed,
+            _ if canceled => TrialState::Canceled,
+            Outcome::Canceled => TrialState::Canceled,
+            Outcome::Requeue => TrialState::Queued,
             Outcome::Failed => {
                 trial.row.restarts += 1;
                 if trial.row.restarts > max_restarts {
@@ -115,22 +72,22 @@ impl Cluster {
                         "failed {} times (max_restarts is {max_restarts}); last failure: {message}",
                         trial.row.restarts
                     );
-                    trial_state::ERRORED
+                    TrialState::Errored
                 } else {
                     trial.not_before = Some(now + backoff.delay(trial.row.restarts));
-                    trial_state::QUEUED
+                    TrialState::Queued
                 }
             }
         };
-        trial.row.state = next.to_string();
-        if next == trial_state::QUEUED {
+        trial.row.state = next;
+        if next == TrialState::Queued {
             trial.row.steps_completed = trial.row.latest_checkpoint_step;
         }
         if let Err(e) = self.store.update_trial(&trial.row) {
             tracing::error!(error = %e, "cannot record trial state");
         }
         let (trial_id, experiment_id) = (trial.row.id, trial.row.experiment_id);
-        if trial_state::is_terminal(next) {
+        if next.is_terminal() {
             let _ = self.events.send(ClusterEvent::TrialEnded(trial_id));
             self.check_experiment_done(experiment_id);
         }
@@ -138,33 +95,33 @@ impl Cluster {
 
     /// Finishes an experiment whose trials have all ended, then collects its garbage.
     pub(super) fn check_experiment_done(&mut self, experiment_id: u64) {
-        let states: Vec<&str> = self
+        let states: Vec<TrialState> = self
             .trials
             .values()
             .filter(|t| t.row.experiment_id == experiment_id)
-            .map(|t| t.row.state.as_str())
+            .map(|t| t.row.state)
             .collect();
-        if !states.iter().all(|s| trial_state::is_terminal(s)) {
+        if !states.iter().all(|s| s.is_terminal()) {
             return;
         }
-        let final_state = if states.contains(&trial_state::COMPLETED) {
-            experiment_state::COMPLETED
-        } else if states.contains(&trial_state::ERRORED) {
-            experiment_state::ERRORED
+        let final_state = if states.contains(&TrialState::Completed) {
+            ExperimentState::Completed
+        } else if states.contains(&TrialState::Errored) {
+            ExperimentState::Errored
         } else {
-            experiment_state::CANCELED
+            ExperimentState::Canceled
         };
         let Some(experiment) = self.experiments.get_mut(&experiment_id) else {
             return;
         };
-        if !experiment_state::is_terminal(&experiment.row.state) {
-            experiment.row.state = final_state.to_string();
+        if !experiment.row.state.is_terminal() {
+            experiment.row.state = final_state;
             if let Err(e) = self.store.set_experiment_state(experiment_id, final_state) {
                 tracing::error!(error = %e, "cannot record experiment state");
             }
             tracing::info!(
                 experiment = experiment_id,
-                state = final_state,
+                state = %final_state,
                 "experiment ended"
             );
         }
@@ -180,7 +137,7 @@ impl Cluster {
             self.agent_mut(target)?;
         }
         let trial = self.trial_mut(trial_id)?;
-        if trial_state::is_terminal(&trial.row.state) {
+        if trial.row.state.is_terminal() {
             return Err(MasterError::FailedPrecondition(format!(
                 "trial {trial_id} is {} and cannot move",
                 trial.row.state

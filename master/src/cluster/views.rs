@@ -29,7 +29,7 @@ impl Cluster {
         Ok(proto::Experiment {
             id,
             name: experiment.row.name.clone(),
-            state: experiment.row.state.clone(),
+            state: experiment.row.state.to_string(),
             config_yaml: experiment.row.config_yaml.clone(),
             trials,
             created_ms: experiment.row.created_ms,
@@ -57,7 +57,7 @@ impl Cluster {
         proto::Trial {
             id: trial.row.id,
             experiment_id: trial.row.experiment_id,
-            state: trial.row.state.clone(),
+            state: trial.row.state.to_string(),
             hparams_json: trial.row.hparams_json.clone(),
             steps_completed: trial.row.steps_completed,
             restarts: trial.row.restarts,
@@ -133,7 +133,7 @@ impl Cluster {
             experiment_id: row.experiment_id,
             trial_id: row.trial_id,
             step: row.step,
-            state: row.state,
+            state: row.state.to_string(),
             metric,
             size_bytes: row.size_bytes,
             metadata_json: row.metadata_json,
@@ -170,7 +170,7 @@ impl Cluster {
             .trials
             .get(&trial_id)
             .ok_or_else(|| MasterError::NotFound(format!("trial {trial_id} does not exist")))?;
-        let ended = super::trials::trial_state::is_terminal(&trial.row.state);
+        let ended = trial.row.state.is_terminal();
         Ok((self.store.logs_of_trial(trial_id)?, self.subscribe(), ended))
     }
 }

@@ -9,7 +9,7 @@ use baton_common::storage::CheckpointStore;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::cluster::{Cluster, ClusterEvent, ClusterHandle};
+use crate::cluster::{ClusterEvent, ClusterHandle};
 use crate::error::{MasterError, MasterResult};
 use crate::store::LogRow;
 
@@ -23,13 +23,11 @@ impl AdminApi {
     pub fn new(cluster: ClusterHandle) -> Self {
         Self { cluster }
     }
+}
 
-    async fn run<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Cluster) -> MasterResult<R> + Send + 'static,
-    ) -> Result<Response<R>, Status> {
-        Ok(Response::new(self.cluster.try_call(f).await?))
-    }
+/// A cluster answer as a gRPC response.
+fn respond<R>(answer: MasterResult<R>) -> Result<Response<R>, Status> {
+    Ok(Response::new(answer?))
 }
 
 /// How long experiment creation waits for checkpoint storage to answer.
@@ -50,24 +48,18 @@ impl AdminService for AdminApi {
         let request = request.into_inner();
         check_storage(&request.config_yaml).await?;
         let context = request.context.unwrap_or_default();
-        self.run(move |c| {
-            let id = c.create_experiment(request.config_yaml, context)?;
-            let warnings = c.placement_warnings(id);
-            Ok(CreateExperimentResponse { id, warnings })
-        })
-        .await
+        respond(
+            self.cluster
+                .create_experiment(request.config_yaml, context)
+                .await,
+        )
     }
 
     async fn list_experiments(
         &self,
         _: Request<ListExperimentsRequest>,
     ) -> Result<Response<ListExperimentsResponse>, Status> {
-        self.run(|c| {
-            Ok(ListExperimentsResponse {
-                experiments: c.list_experiments(),
-            })
-        })
-        .await
+        respond(self.cluster.list_experiments().await)
     }
 
     async fn describe_experiment(
@@ -75,7 +67,7 @@ impl AdminService for AdminApi {
         request: Request<ExperimentRef>,
     ) -> Result<Response<Experiment>, Status> {
         let id = request.into_inner().id;
-        self.run(move |c| c.experiment_view(id, true)).await
+        respond(self.cluster.describe_experiment(id).await)
     }
 
     async fn kill_experiment(
@@ -83,11 +75,7 @@ impl AdminService for AdminApi {
         request: Request<ExperimentRef>,
     ) -> Result<Response<Experiment>, Status> {
         let id = request.into_inner().id;
-        self.run(move |c| {
-            c.kill_experiment(id)?;
-            c.experiment_view(id, true)
-        })
-        .await
+        respond(self.cluster.kill_experiment(id).await)
     }
 
     async fn pause_experiment(
@@ -95,11 +83,7 @@ impl AdminService for AdminApi {
         request: Request<ExperimentRef>,
     ) -> Result<Response<Experiment>, Status> {
         let id = request.into_inner().id;
-        self.run(move |c| {
-            c.pause_experiment(id)?;
-            c.experiment_view(id, true)
-        })
-        .await
+        respond(self.cluster.pause_experiment(id).await)
     }
 
     async fn activate_experiment(
@@ -107,11 +91,7 @@ impl AdminService for AdminApi {
         request: Request<ExperimentRef>,
     ) -> Result<Response<Experiment>, Status> {
         let id = request.into_inner().id;
-        self.run(move |c| {
-            c.activate_experiment(id)?;
-            c.experiment_view(id, true)
-        })
-        .await
+        respond(self.cluster.activate_experiment(id).await)
     }
 
     async fn list_checkpoints(
@@ -119,15 +99,11 @@ impl AdminService for AdminApi {
         request: Request<ListCheckpointsRequest>,
     ) -> Result<Response<ListCheckpointsResponse>, Status> {
         let request = request.into_inner();
-        self.run(move |c| {
-            let rows = c.experiment_checkpoints(request.experiment_id, request.all)?;
-            let checkpoints = rows
-                .into_iter()
-                .map(|(row, metric)| c.checkpoint_view(row, metric))
-                .collect();
-            Ok(ListCheckpointsResponse { checkpoints })
-        })
-        .await
+        respond(
+            self.cluster
+                .list_checkpoints(request.experiment_id, request.all)
+                .await,
+        )
     }
 
     async fn set_gc_policy(
@@ -143,33 +119,11 @@ impl AdminService for AdminApi {
             save_trial_best: non_negative("save_trial_best", request.save_trial_best)?,
             save_trial_latest: non_negative("save_trial_latest", request.save_trial_latest)?,
         };
-        self.run(move |c| {
-            let (selection, rows) = if request.dry_run {
-                c.gc_preview(request.experiment_id, &policy)?
-            } else {
-                let selection = c.set_gc_policy(request.experiment_id, policy)?;
-                (
-                    selection,
-                    c.experiment_checkpoints(request.experiment_id, true)?,
-                )
-            };
-            let by_uuid: std::collections::HashMap<&str, _> = rows
-                .iter()
-                .map(|scored| (scored.0.uuid.as_str(), scored))
-                .collect();
-            let view = |uuids: &[String]| -> Vec<Checkpoint> {
-                uuids
-                    .iter()
-                    .filter_map(|uuid| by_uuid.get(uuid.as_str()).copied())
-                    .map(|(row, metric)| c.checkpoint_view(row.clone(), *metric))
-                    .collect()
-            };
-            Ok(SetGcPolicyResponse {
-                keep: view(&selection.keep),
-                delete: view(&selection.delete),
-            })
-        })
-        .await
+        respond(
+            self.cluster
+                .set_gc_policy(request.experiment_id, policy, request.dry_run)
+                .await,
+        )
     }
 
     async fn list_trials(
@@ -177,13 +131,7 @@ impl AdminService for AdminApi {
         request: Request<ExperimentRef>,
     ) -> Result<Response<ListTrialsResponse>, Status> {
         let id = request.into_inner().id;
-        self.run(move |c| {
-            c.experiment_view(id, false)?;
-            Ok(ListTrialsResponse {
-                trials: c.trials_of(id),
-            })
-        })
-        .await
+        respond(self.cluster.list_trials(id).await)
     }
 
     async fn describe_trial(
@@ -191,7 +139,7 @@ impl AdminService for AdminApi {
         request: Request<TrialRef>,
     ) -> Result<Response<TrialDetail>, Status> {
         let id = request.into_inner().id;
-        self.run(move |c| c.trial_detail(id)).await
+        respond(self.cluster.describe_trial(id).await)
     }
 
     async fn trial_logs(
@@ -200,10 +148,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Self::TrialLogsStream>, Status> {
         let request = request.into_inner();
         let trial_id = request.trial_id;
-        let (backlog, mut events, ended) = self
-            .cluster
-            .try_call(move |c| c.trial_logs(trial_id))
-            .await?;
+        let (backlog, mut events, ended) = self.cluster.follow_logs(trial_id).await?;
         let follow = request.follow && !ended;
         let stream = async_stream::stream! {
             let mut last_id = 0;
@@ -235,11 +180,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<TrialDetail>, Status> {
         let request = request.into_inner();
         let to = Some(request.to_agent).filter(|a| !a.is_empty());
-        self.run(move |c| {
-            c.move_trial(request.trial_id, to)?;
-            c.trial_detail(request.trial_id)
-        })
-        .await
+        respond(self.cluster.move_trial(request.trial_id, to).await)
     }
 
     async fn describe_checkpoint(
@@ -247,11 +188,7 @@ impl AdminService for AdminApi {
         request: Request<CheckpointRef>,
     ) -> Result<Response<Checkpoint>, Status> {
         let reference = request.into_inner();
-        self.run(move |c| {
-            let (row, metric) = c.find_checkpoint(&reference)?;
-            Ok(c.checkpoint_view(row, metric))
-        })
-        .await
+        respond(self.cluster.describe_checkpoint(reference).await)
     }
 
     async fn download_checkpoint(
@@ -259,15 +196,8 @@ impl AdminService for AdminApi {
         request: Request<CheckpointRef>,
     ) -> Result<Response<Self::DownloadCheckpointStream>, Status> {
         let reference = request.into_inner();
-        let (row, backend) = self
-            .cluster
-            .try_call(move |c| {
-                let (row, _) = c.find_checkpoint(&reference)?;
-                let backend = c.storage_backend(row.experiment_id)?;
-                Ok((row, backend))
-            })
-            .await?;
-        if row.state != "COMPLETED" {
+        let (row, backend) = self.cluster.checkpoint_source(reference).await?;
+        if row.state != baton_common::gc::CheckpointState::Completed {
             return Err(Status::failed_precondition(format!(
                 "checkpoint {} is {}",
                 row.uuid, row.state
@@ -299,12 +229,7 @@ impl AdminService for AdminApi {
         &self,
         _: Request<ListAgentsRequest>,
     ) -> Result<Response<ListAgentsResponse>, Status> {
-        self.run(|c| {
-            Ok(ListAgentsResponse {
-                agents: c.list_agents(),
-            })
-        })
-        .await
+        respond(self.cluster.list_agents().await)
     }
 
     async fn disable_agent(
@@ -312,20 +237,12 @@ impl AdminService for AdminApi {
         request: Request<DisableAgentRequest>,
     ) -> Result<Response<Agent>, Status> {
         let request = request.into_inner();
-        self.run(move |c| {
-            c.disable_agent(&request.id, request.drain)?;
-            Ok(c.agent_view(&request.id))
-        })
-        .await
+        respond(self.cluster.disable_agent(request.id, request.drain).await)
     }
 
     async fn enable_agent(&self, request: Request<AgentRef>) -> Result<Response<Agent>, Status> {
         let id = request.into_inner().id;
-        self.run(move |c| {
-            c.enable_agent(&id)?;
-            Ok(c.agent_view(&id))
-        })
-        .await
+        respond(self.cluster.enable_agent(id).await)
     }
 }
 

@@ -45,18 +45,14 @@ impl AgentService for AgentApi {
         };
         let agent_id = hello.agent_id.clone();
         let (sender, receiver) = mpsc::unbounded_channel();
-        let session = self
-            .cluster
-            .try_call(move |c| c.agent_connected(hello, sender))
-            .await?;
+        let session = self.cluster.agent_connected(hello, sender).await?;
         let cluster = self.cluster.clone();
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
                     Ok(Some(message)) => {
-                        let id = agent_id.clone();
                         if cluster
-                            .call(move |c| c.agent_message(&id, session, message))
+                            .agent_report(agent_id.clone(), session, message)
                             .await
                             .is_err()
                         {
@@ -70,9 +66,7 @@ impl AgentService for AgentApi {
                     }
                 }
             }
-            let _ = cluster
-                .call(move |c| c.agent_disconnected(&agent_id, session))
-                .await;
+            let _ = cluster.agent_disconnected(agent_id, session).await;
         });
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(
             receiver,

@@ -2,7 +2,9 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, StoreResult};
+use baton_common::gc::CheckpointState;
+
+use super::{Store, StoreResult, parsed};
 
 /// One checkpoint as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,8 +21,8 @@ pub struct CheckpointRow {
     pub allocation_id: String,
     /// Steps completed when it was taken.
     pub step: u64,
-    /// COMPLETED, DELETING, DELETED or ERROR.
-    pub state: String,
+    /// Lifecycle state.
+    pub state: CheckpointState,
     /// Total size of its files.
     pub size_bytes: u64,
     /// Its metadata.json.
@@ -44,7 +46,7 @@ impl Store {
                 row.trial_id,
                 row.allocation_id,
                 row.step,
-                row.state,
+                row.state.as_str(),
                 row.size_bytes,
                 row.metadata_json,
                 row.created_ms
@@ -59,8 +61,8 @@ impl Store {
     }
 
     /// Checkpoints in a given state, across experiments.
-    pub fn checkpoints_in_state(&self, state: &str) -> StoreResult<Vec<CheckpointRow>> {
-        self.query_checkpoints("state = ?1 ORDER BY seq", params![state])
+    pub fn checkpoints_in_state(&self, state: CheckpointState) -> StoreResult<Vec<CheckpointRow>> {
+        self.query_checkpoints("state = ?1 ORDER BY seq", params![state.as_str()])
     }
 
     /// One checkpoint by uuid.
@@ -86,10 +88,15 @@ impl Store {
     }
 
     /// Records a checkpoint's state and last error.
-    pub fn set_checkpoint_state(&self, uuid: &str, state: &str, error: &str) -> StoreResult<()> {
+    pub fn set_checkpoint_state(
+        &self,
+        uuid: &str,
+        state: CheckpointState,
+        error: &str,
+    ) -> StoreResult<()> {
         self.conn.execute(
             "UPDATE checkpoints SET state = ?2, error = ?3 WHERE uuid = ?1",
-            params![uuid, state, error],
+            params![uuid, state.as_str(), error],
         )?;
         Ok(())
     }
@@ -114,7 +121,7 @@ fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<CheckpointRow> {
         trial_id: row.get(3)?,
         allocation_id: row.get(4)?,
         step: row.get(5)?,
-        state: row.get(6)?,
+        state: parsed(row, 6)?,
         size_bytes: row.get(7)?,
         metadata_json: row.get(8)?,
         error: row.get(9)?,

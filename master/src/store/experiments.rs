@@ -2,7 +2,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, parsed};
+use crate::states::ExperimentState;
 
 /// One experiment as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,8 +12,8 @@ pub struct ExperimentRow {
     pub id: u64,
     /// Name from the config.
     pub name: String,
-    /// ACTIVE, PAUSED, COMPLETED, CANCELED or ERRORED.
-    pub state: String,
+    /// Lifecycle state.
+    pub state: ExperimentState,
     /// The config as submitted.
     pub config_yaml: String,
     /// A GC policy set after creation, as JSON.
@@ -46,7 +47,7 @@ impl Store {
             Ok(ExperimentRow {
                 id: row.get(0)?,
                 name: row.get(1)?,
-                state: row.get(2)?,
+                state: parsed(row, 2)?,
                 config_yaml: row.get(3)?,
                 gc_policy_json: row.get(4)?,
                 created_ms: row.get(5)?,
@@ -65,10 +66,10 @@ impl Store {
     }
 
     /// Records an experiment's state.
-    pub fn set_experiment_state(&self, id: u64, state: &str) -> StoreResult<()> {
+    pub fn set_experiment_state(&self, id: u64, state: ExperimentState) -> StoreResult<()> {
         self.conn.execute(
             "UPDATE experiments SET state = ?2 WHERE id = ?1",
-            params![id, state],
+            params![id, state.as_str()],
         )?;
         Ok(())
     }

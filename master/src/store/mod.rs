@@ -59,6 +59,19 @@ impl Store {
     }
 }
 
+/// Column `index` of `row` parsed into a state enum; an unknown name is a conversion error that
+/// names it.
+pub(crate) fn parsed<T>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(index)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

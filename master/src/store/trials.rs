@@ -2,7 +2,8 @@
 
 use rusqlite::{Row, params};
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, parsed};
+use crate::states::TrialState;
 
 /// One trial as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,7 +13,7 @@ pub struct TrialRow {
     /// Owning experiment.
     pub experiment_id: u64,
     /// Lifecycle state.
-    pub state: String,
+    pub state: TrialState,
     /// Hyperparameters as a JSON object.
     pub hparams_json: String,
     /// Highest step reported.
@@ -90,7 +91,7 @@ impl Store {
             "UPDATE trials SET state = ?2, steps_completed = ?3, restarts = ?4, latest_checkpoint_uuid = ?5, latest_checkpoint_step = ?6, error = ?7 WHERE id = ?1",
             params![
                 trial.id,
-                trial.state,
+                trial.state.as_str(),
                 trial.steps_completed,
                 trial.restarts,
                 trial.latest_checkpoint_uuid,
@@ -151,6 +152,15 @@ impl Store {
         rows.collect()
     }
 
+    /// One allocation, current or ended.
+    pub fn allocation_by_id(&self, allocation_id: &str) -> StoreResult<Option<AllocationRow>> {
+        use rusqlite::OptionalExtension;
+        let sql = format!("SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE id = ?1");
+        self.conn
+            .query_row(&sql, [allocation_id], allocation_from_row)
+            .optional()
+    }
+
     /// Every allocation of a trial, oldest first.
     pub fn allocations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<AllocationRow>> {
         let sql = format!(
@@ -208,7 +218,7 @@ fn trial_from_row(row: &Row<'_>) -> rusqlite::Result<TrialRow> {
     Ok(TrialRow {
         id: row.get(0)?,
         experiment_id: row.get(1)?,
-        state: row.get(2)?,
+        state: parsed(row, 2)?,
         hparams_json: row.get(3)?,
         steps_completed: row.get(4)?,
         restarts: row.get(5)?,
@@ -233,4 +243,23 @@ fn allocation_from_row(row: &Row<'_>) -> rusqlite::Result<AllocationRow> {
         ended_ms: row.get(9)?,
         desired: row.get(10)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_stored_state_is_an_error_that_names_it() {
+        let store = Store::in_memory().unwrap();
+        let experiment = store.insert_experiment("e", "yaml", b"", 0).unwrap();
+        let trial = store.insert_trial(experiment, "{}").unwrap();
+        assert_eq!(store.list_trials().unwrap()[0].state, TrialState::Queued);
+        store
+            .conn
+            .execute("UPDATE trials SET state = 'DONE' WHERE id = ?1", [trial])
+            .unwrap();
+        let error = store.list_trials().unwrap_err().to_string();
+        assert!(error.contains("unknown trial state \"DONE\""), "{error}");
+    }
 }

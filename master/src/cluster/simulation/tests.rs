@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::cluster::trials::trial_state;
+use crate::states::{ExperimentState, TrialState};
 
 /// Fails when some trial runs on two agents at once.
 fn assert_single_copies(world: &World) {
@@ -39,8 +39,8 @@ fn trial_ids(world: &World, experiment: u64) -> Vec<u64> {
         .collect()
 }
 
-fn state_of(world: &World, trial: u64) -> String {
-    world.cluster.trials[&trial].row.state.clone()
+fn state_of(world: &World, trial: u64) -> TrialState {
+    world.cluster.trials[&trial].row.state
 }
 
 /// Runs until every trial has ended (or fails after `limit` ticks).
@@ -50,23 +50,17 @@ fn run_to_end(world: &mut World, limit: u32) {
             .cluster
             .trials
             .values()
-            .all(|t| trial_state::is_terminal(&t.row.state))
+            .all(|t| t.row.state.is_terminal())
         {
             return;
         }
         ticks(world, 1);
     }
-    let states: Vec<(u64, String, String)> = world
+    let states: Vec<(u64, TrialState, String)> = world
         .cluster
         .trials
         .values()
-        .map(|t| {
-            (
-                t.row.id,
-                t.row.state.clone(),
-                world.cluster.state_reason(t.row.id),
-            )
-        })
+        .map(|t| (t.row.id, t.row.state, world.cluster.state_reason(t.row.id)))
         .collect();
     panic!("trials still not ended after {limit} ticks: {states:?}");
 }
@@ -74,7 +68,7 @@ fn run_to_end(world: &mut World, limit: u32) {
 /// A completed trial ended in exactly the state of an undisturbed run.
 fn assert_completed_exactly(world: &World, trial: u64) {
     let row = &world.cluster.trials[&trial].row;
-    assert_eq!(row.state, trial_state::COMPLETED, "trial {trial}");
+    assert_eq!(row.state, TrialState::Completed, "trial {trial}");
     assert_eq!(row.steps_completed, MAX_LENGTH, "trial {trial}");
     let uuid = row
         .latest_checkpoint_uuid
@@ -169,7 +163,7 @@ fn a_move_to_the_agent_an_earlier_move_left_is_placed_there() {
     ticks(&mut world, 4);
     assert_eq!(
         state_of(&world, trial),
-        trial_state::QUEUED,
+        TrialState::Queued,
         "nowhere else to go"
     );
     let back = world.agents[from].id.clone();
@@ -281,11 +275,11 @@ proptest! {
         }
         if killed {
             for &trial in &trial_ids(&world, urgent) {
-                prop_assert!(trial_state::is_terminal(&state_of(&world, trial)));
+                prop_assert!(state_of(&world, trial).is_terminal());
                 prop_assert!(agent_of(&world, trial).is_none());
             }
         }
-        if world.cluster.experiments[&low].row.state == "PAUSED" {
+        if world.cluster.experiments[&low].row.state == ExperimentState::Paused {
             for &trial in &trial_ids(&world, low) {
                 prop_assert!(agent_of(&world, trial).is_none(), "a paused trial runs");
             }
@@ -307,8 +301,8 @@ proptest! {
         for &trial in &trials {
             let state = state_of(&world, trial);
             if killed && trial_ids(&world, urgent).contains(&trial) {
-                prop_assert!(state == trial_state::CANCELED || state == trial_state::COMPLETED);
-                if state == trial_state::COMPLETED {
+                prop_assert!(state == TrialState::Canceled || state == TrialState::Completed);
+                if state == TrialState::Completed {
                     assert_completed_exactly(&world, trial);
                 }
             } else {

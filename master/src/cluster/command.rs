@@ -1,0 +1,264 @@
+//! The typed commands the cluster owner takes, and how it applies each one.
+
+use baton_common::config::{GcSettings, StorageBackend};
+use baton_common::proto::{
+    Agent, AgentMessage, Checkpoint, CheckpointRef, Context, CreateExperimentResponse, Experiment,
+    Hello, ListAgentsResponse, ListCheckpointsResponse, ListExperimentsResponse,
+    ListTrialsResponse, MasterMessage, SetGcPolicyResponse, TrialDetail,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{Cluster, ClusterEvent};
+use crate::error::MasterResult;
+use crate::store::{CheckpointRow, LogRow};
+
+/// Where a command's answer goes.
+pub type Reply<T> = oneshot::Sender<MasterResult<T>>;
+
+/// What a log follower gets: the stored lines, a subscription, and whether the trial has ended.
+pub type LogSubscription = (Vec<LogRow>, broadcast::Receiver<ClusterEvent>, bool);
+
+/// The outbound half of an agent's stream.
+pub type AgentSender = mpsc::UnboundedSender<Result<MasterMessage, tonic::Status>>;
+
+/// Everything the cluster owner can be asked to do.
+pub enum Command {
+    /// Validate and create an experiment with its trials.
+    CreateExperiment {
+        /// The experiment config.
+        config_yaml: String,
+        /// The context directory.
+        context: Context,
+        /// The new id and warnings.
+        reply: Reply<CreateExperimentResponse>,
+    },
+    /// Every experiment, without trials.
+    ListExperiments(Reply<ListExperimentsResponse>),
+    /// One experiment with its trials.
+    DescribeExperiment(u64, Reply<Experiment>),
+    /// Cancel an experiment.
+    KillExperiment(u64, Reply<Experiment>),
+    /// Suspend an experiment's trials and stop scheduling it.
+    PauseExperiment(u64, Reply<Experiment>),
+    /// Schedule a paused experiment again.
+    ActivateExperiment(u64, Reply<Experiment>),
+    /// An experiment's checkpoints (DELETED ones too when `all`).
+    ListCheckpoints {
+        /// The experiment.
+        experiment_id: u64,
+        /// Include DELETED checkpoints.
+        all: bool,
+        /// The checkpoints.
+        reply: Reply<ListCheckpointsResponse>,
+    },
+    /// Preview or apply a GC policy.
+    SetGcPolicy {
+        /// The experiment.
+        experiment_id: u64,
+        /// The policy.
+        policy: GcSettings,
+        /// Only preview.
+        dry_run: bool,
+        /// What is kept and deleted.
+        reply: Reply<SetGcPolicyResponse>,
+    },
+    /// An experiment's trials.
+    ListTrials(u64, Reply<ListTrialsResponse>),
+    /// One trial with its allocations and validations.
+    DescribeTrial(u64, Reply<TrialDetail>),
+    /// A trial's stored log lines and a subscription to new ones.
+    FollowLogs(u64, Reply<LogSubscription>),
+    /// Checkpoint a running trial and resume it elsewhere (or on the named agent).
+    MoveTrial {
+        /// The trial.
+        trial_id: u64,
+        /// The agent to move to, if named.
+        to: Option<String>,
+        /// The trial afterwards.
+        reply: Reply<TrialDetail>,
+    },
+    /// One checkpoint.
+    DescribeCheckpoint(CheckpointRef, Reply<Checkpoint>),
+    /// A checkpoint's record and its storage, for streaming it.
+    CheckpointSource(CheckpointRef, Reply<(CheckpointRow, StorageBackend)>),
+    /// Every agent.
+    ListAgents(Reply<ListAgentsResponse>),
+    /// Stop new work on an agent (suspending its trials unless draining).
+    DisableAgent {
+        /// The agent.
+        id: String,
+        /// Let running trials finish.
+        drain: bool,
+        /// The agent afterwards.
+        reply: Reply<Agent>,
+    },
+    /// Let an agent take work again.
+    EnableAgent(String, Reply<Agent>),
+    /// An agent opened a session.
+    AgentConnected {
+        /// Its hello.
+        hello: Hello,
+        /// Its stream.
+        sender: AgentSender,
+        /// The session number.
+        reply: Reply<u64>,
+    },
+    /// A message on an agent's session.
+    AgentReport {
+        /// The agent.
+        agent_id: String,
+        /// Its session.
+        session: u64,
+        /// The message.
+        message: AgentMessage,
+    },
+    /// An agent's session ended.
+    AgentDisconnected {
+        /// The agent.
+        agent_id: String,
+        /// The session that ended.
+        session: u64,
+    },
+    /// A checkpoint's storage deletion finished (or failed).
+    DeletionFinished {
+        /// The checkpoint.
+        uuid: String,
+        /// What the storage said.
+        result: Result<(), String>,
+    },
+    /// Which of these checkpoint uuids the master has no record of.
+    Unrecorded(Vec<String>, Reply<Vec<String>>),
+}
+
+impl Cluster {
+    /// Applies one command; answers go to its reply channel (a caller gone is not an error).
+    pub fn apply(&mut self, command: Command) {
+        match command {
+            Command::CreateExperiment {
+                config_yaml,
+                context,
+                reply,
+            } => {
+                let created = self.create_experiment(config_yaml, context).map(|id| {
+                    let warnings = self.placement_warnings(id);
+                    CreateExperimentResponse { id, warnings }
+                });
+                let _ = reply.send(created);
+            }
+            Command::ListExperiments(reply) => {
+                let experiments = self.list_experiments();
+                let _ = reply.send(Ok(ListExperimentsResponse { experiments }));
+            }
+            Command::DescribeExperiment(id, reply) => {
+                let _ = reply.send(self.experiment_view(id, true));
+            }
+            Command::KillExperiment(id, reply) => {
+                let _ = reply.send(
+                    self.kill_experiment(id)
+                        .and_then(|()| self.experiment_view(id, true)),
+                );
+            }
+            Command::PauseExperiment(id, reply) => {
+                let _ = reply.send(
+                    self.pause_experiment(id)
+                        .and_then(|()| self.experiment_view(id, true)),
+                );
+            }
+            Command::ActivateExperiment(id, reply) => {
+                let _ = reply.send(
+                    self.activate_experiment(id)
+                        .and_then(|()| self.experiment_view(id, true)),
+                );
+            }
+            Command::ListCheckpoints {
+                experiment_id,
+                all,
+                reply,
+            } => {
+                let listed = self.experiment_checkpoints(experiment_id, all).map(|rows| {
+                    let checkpoints = rows
+                        .into_iter()
+                        .map(|(row, metric)| self.checkpoint_view(row, metric))
+                        .collect();
+                    ListCheckpointsResponse { checkpoints }
+                });
+                let _ = reply.send(listed);
+            }
+            Command::SetGcPolicy {
+                experiment_id,
+                policy,
+                dry_run,
+                reply,
+            } => {
+                let _ = reply.send(self.gc_policy_reply(experiment_id, policy, dry_run));
+            }
+            Command::ListTrials(id, reply) => {
+                let listed = self.experiment_view(id, false).map(|_| ListTrialsResponse {
+                    trials: self.trials_of(id),
+                });
+                let _ = reply.send(listed);
+            }
+            Command::DescribeTrial(id, reply) => {
+                let _ = reply.send(self.trial_detail(id));
+            }
+            Command::FollowLogs(id, reply) => {
+                let _ = reply.send(self.trial_logs(id));
+            }
+            Command::MoveTrial {
+                trial_id,
+                to,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.move_trial(trial_id, to)
+                        .and_then(|()| self.trial_detail(trial_id)),
+                );
+            }
+            Command::DescribeCheckpoint(reference, reply) => {
+                let described = self
+                    .find_checkpoint(&reference)
+                    .map(|(row, metric)| self.checkpoint_view(row, metric));
+                let _ = reply.send(described);
+            }
+            Command::CheckpointSource(reference, reply) => {
+                let source = self.find_checkpoint(&reference).and_then(|(row, _)| {
+                    let backend = self.storage_backend(row.experiment_id)?;
+                    Ok((row, backend))
+                });
+                let _ = reply.send(source);
+            }
+            Command::ListAgents(reply) => {
+                let agents = self.list_agents();
+                let _ = reply.send(Ok(ListAgentsResponse { agents }));
+            }
+            Command::DisableAgent { id, drain, reply } => {
+                let _ = reply.send(
+                    self.disable_agent(&id, drain)
+                        .map(|()| self.agent_view(&id)),
+                );
+            }
+            Command::EnableAgent(id, reply) => {
+                let _ = reply.send(self.enable_agent(&id).map(|()| self.agent_view(&id)));
+            }
+            Command::AgentConnected {
+                hello,
+                sender,
+                reply,
+            } => {
+                let _ = reply.send(self.agent_connected(hello, sender));
+            }
+            Command::AgentReport {
+                agent_id,
+                session,
+                message,
+            } => self.agent_message(&agent_id, session, message),
+            Command::AgentDisconnected { agent_id, session } => {
+                self.agent_disconnected(&agent_id, session)
+            }
+            Command::DeletionFinished { uuid, result } => self.deletion_finished(&uuid, result),
+            Command::Unrecorded(uuids, reply) => {
+                let _ = reply.send(self.unrecorded(uuids));
+            }
+        }
+    }
+}

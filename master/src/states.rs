@@ -1,0 +1,171 @@
+//! Lifecycle states of trials and experiments: enums in memory, upper-case names in the database
+//! and the API. A stored name that is not a state is an error, never a default.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A name that is not a state of the kind asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} state {value:?} (expected {expected})")]
+pub struct UnknownState {
+    /// "trial" or "experiment".
+    pub kind: &'static str,
+    /// The name found.
+    pub value: String,
+    /// The names allowed.
+    pub expected: &'static str,
+}
+
+/// Where a trial is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrialState {
+    /// Waiting for slots.
+    Queued,
+    /// Placed; the agent is preparing it.
+    Starting,
+    /// The trial process runs.
+    Running,
+    /// Asked to checkpoint and stop.
+    Suspending,
+    /// Asked to stop without a checkpoint (killed, or past a deadline).
+    Killing,
+    /// Trained to completion.
+    Completed,
+    /// Killed by an operator.
+    Canceled,
+    /// Failed more than `max_restarts` times.
+    Errored,
+}
+
+impl TrialState {
+    const ALL: [Self; 8] = [
+        Self::Queued,
+        Self::Starting,
+        Self::Running,
+        Self::Suspending,
+        Self::Killing,
+        Self::Completed,
+        Self::Canceled,
+        Self::Errored,
+    ];
+
+    /// The name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Suspending => "SUSPENDING",
+            Self::Killing => "KILLING",
+            Self::Completed => "COMPLETED",
+            Self::Canceled => "CANCELED",
+            Self::Errored => "ERRORED",
+        }
+    }
+
+    /// Whether a trial in this state will never run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Canceled | Self::Errored)
+    }
+}
+
+/// Where an experiment is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExperimentState {
+    /// Trials are scheduled.
+    Active,
+    /// Trials are suspended and not scheduled.
+    Paused,
+    /// Every trial ended and at least one completed.
+    Completed,
+    /// Killed by an operator.
+    Canceled,
+    /// Every trial ended and none completed.
+    Errored,
+}
+
+impl ExperimentState {
+    const ALL: [Self; 5] = [
+        Self::Active,
+        Self::Paused,
+        Self::Completed,
+        Self::Canceled,
+        Self::Errored,
+    ];
+
+    /// The name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Paused => "PAUSED",
+            Self::Completed => "COMPLETED",
+            Self::Canceled => "CANCELED",
+            Self::Errored => "ERRORED",
+        }
+    }
+
+    /// Whether an experiment in this state is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Canceled | Self::Errored)
+    }
+}
+
+impl fmt::Display for TrialState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for ExperimentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TrialState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownState {
+                kind: "trial",
+                value: s.to_string(),
+                expected: "QUEUED, STARTING, RUNNING, SUSPENDING, KILLING, COMPLETED, CANCELED or ERRORED",
+            })
+    }
+}
+
+impl FromStr for ExperimentState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownState {
+                kind: "experiment",
+                value: s.to_string(),
+                expected: "ACTIVE, PAUSED, COMPLETED, CANCELED or ERRORED",
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_errors() {
+        for state in TrialState::ALL {
+            assert_eq!(state.as_str().parse(), Ok(state));
+        }
+        for state in ExperimentState::ALL {
+            assert_eq!(state.as_str().parse(), Ok(state));
+        }
+        let error = "queued".parse::<TrialState>().unwrap_err().to_string();
+        assert!(error.contains("unknown trial state \"queued\""), "{error}");
+        assert!("DONE".parse::<ExperimentState>().is_err());
+    }
+}
