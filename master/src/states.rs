@@ -122,18 +122,31 @@ impl fmt::Display for ExperimentState {
     }
 }
 
+/// The state among `all` named `text`.
+fn parse_among<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    text: &str,
+    kind: &'static str,
+    expected: &'static str,
+) -> Result<T, UnknownState> {
+    all.iter()
+        .copied()
+        .find(|state| name(*state) == text)
+        .ok_or_else(|| UnknownState {
+            kind,
+            value: text.to_string(),
+            expected,
+        })
+}
+
 impl FromStr for TrialState {
     type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "trial",
-                value: s.to_string(),
-                expected: "QUEUED, STARTING, RUNNING, SUSPENDING, KILLING, COMPLETED, CANCELED or ERRORED",
-            })
+        let expected =
+            "QUEUED, STARTING, RUNNING, SUSPENDING, KILLING, COMPLETED, CANCELED or ERRORED";
+        parse_among(&Self::ALL, Self::as_str, s, "trial", expected)
     }
 }
 
@@ -141,14 +154,8 @@ impl FromStr for ExperimentState {
     type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "experiment",
-                value: s.to_string(),
-                expected: "ACTIVE, PAUSED, COMPLETED, CANCELED or ERRORED",
-            })
+        let expected = "ACTIVE, PAUSED, COMPLETED, CANCELED or ERRORED";
+        parse_among(&Self::ALL, Self::as_str, s, "experiment", expected)
     }
 }
 
