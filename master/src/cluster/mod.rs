@@ -9,6 +9,7 @@ mod experiments;
 mod explain;
 mod gc;
 mod handle;
+mod lifecycle;
 mod reconcile;
 mod reports;
 mod scheduling;

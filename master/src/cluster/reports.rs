@@ -6,9 +6,8 @@ use baton_common::proto::{
 };
 
 use super::agents::kill_message;
-use super::desired::{Desired, KillReason};
+use super::lifecycle::classify_exit;
 use super::state::{Cluster, ClusterEvent};
-use super::trials::Outcome;
 use crate::states::TrialState;
 use crate::store::{CheckpointRow, now_ms};
 
@@ -182,25 +181,8 @@ impl Cluster {
         if live.row.agent_id != agent_id {
             return;
         }
-        let desired = live.desired;
         let kind = ExitKind::try_from(exited.kind).unwrap_or(ExitKind::Failed);
-        let (reason, outcome) = match (kind, desired) {
-            (ExitKind::Completed, _) => ("completed", Outcome::Completed),
-            (ExitKind::Suspended, Desired::Suspend(stop)) => (stop.exit_reason(), Outcome::Requeue),
-            (ExitKind::Suspended, _) => ("suspended", Outcome::Requeue),
-            (ExitKind::KilledAfterTimeout, _)
-            | (ExitKind::Killed, Desired::Kill(KillReason::SuspendTimeout(_))) => {
-                ("killed-after-timeout", Outcome::Requeue)
-            }
-            (ExitKind::Killed, Desired::Kill(KillReason::Canceled)) => {
-                ("canceled", Outcome::Canceled)
-            }
-            (ExitKind::Killed, Desired::Kill(KillReason::StartTimeout)) => {
-                ("start-timeout", Outcome::Requeue)
-            }
-            (ExitKind::Killed, _) => ("killed", Outcome::Requeue),
-            (ExitKind::Failed | ExitKind::Unspecified, _) => ("failed", Outcome::Failed),
-        };
+        let (reason, outcome) = classify_exit(kind, live.desired);
         self.end_allocation(
             &exited.allocation_id,
             reason,

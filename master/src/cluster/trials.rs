@@ -1,23 +1,11 @@
 //! Trial and allocation transitions: stop, end, requeue, complete.
 
 use super::desired::Desired;
+use super::lifecycle::{Outcome, next_trial};
 use super::state::{Cluster, ClusterEvent, StopReason};
 use crate::error::{MasterError, MasterResult};
 use crate::states::{ExperimentState, TrialState};
 use crate::store::now_ms;
-
-/// What happens to a trial when its allocation ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
-    /// The trial is done.
-    Completed,
-    /// The trial goes back to the queue (without counting a restart).
-    Requeue,
-    /// The trial failed: requeued while restarts remain, else ERRORED.
-    Failed,
-    /// The trial was canceled.
-    Canceled,
-}
 
 impl Cluster {
     /// Ends an allocation whose agent is gone; its trial resumes elsewhere from its latest checkpoint.
@@ -58,27 +46,22 @@ impl Cluster {
         };
         let canceled = experiment.row.state == ExperimentState::Canceled;
         let max_restarts = experiment.config.max_restarts;
-        let now = self.clock.now();
-        let backoff = experiment.config.restart_backoff;
-        let next = match outcome {
-            Outcome::Completed => TrialState::Completed,
-            _ if canceled => TrialState::Canceled,
-            Outcome::Canceled => TrialState::Canceled,
-            Outcome::Requeue => TrialState::Queued,
-            Outcome::Failed => {
-                trial.row.restarts += 1;
-                if trial.row.restarts > max_restarts {
-                    trial.row.error = format!(
-                        "failed {} times (max_restarts is {max_restarts}); last failure: {message}",
-                        trial.row.restarts
-                    );
-                    TrialState::Errored
-                } else {
-                    trial.not_before = Some(now + backoff.delay(trial.row.restarts));
-                    TrialState::Queued
-                }
-            }
-        };
+        let decided = next_trial(
+            outcome,
+            canceled,
+            trial.row.restarts,
+            max_restarts,
+            &experiment.config.restart_backoff,
+        );
+        let next = decided.state;
+        trial.row.restarts = decided.restarts;
+        trial.not_before = decided.wait.map(|wait| self.clock.now() + wait);
+        if next == TrialState::Errored {
+            trial.row.error = format!(
+                "failed {} times (max_restarts is {max_restarts}); last failure: {message}",
+                trial.row.restarts
+            );
+        }
         trial.row.state = next;
         if next == TrialState::Queued {
             trial.row.steps_completed = trial.row.latest_checkpoint_step;

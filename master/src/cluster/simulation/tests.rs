@@ -5,6 +5,13 @@ use proptest::prelude::*;
 use super::*;
 use crate::states::{ExperimentState, TrialState};
 
+/// A runtime for the tasks the cluster spawns (storage deletions); they never run here.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
+
 /// Fails when some trial runs on two agents at once.
 fn assert_single_copies(world: &World) {
     let mut copies: BTreeMap<u64, Vec<(usize, String)>> = BTreeMap::new();
@@ -93,6 +100,8 @@ fn agent_of(world: &World, trial: u64) -> Option<usize> {
 
 #[test]
 fn an_undisturbed_cluster_completes_every_trial() {
+    let runtime = runtime();
+    let _spawns = runtime.enter();
     let mut world = World::new(3);
     let experiment = world.create_experiment(4, 50);
     run_to_end(&mut world, 1000);
@@ -103,6 +112,8 @@ fn an_undisturbed_cluster_completes_every_trial() {
 
 #[test]
 fn a_move_given_while_the_agent_is_cut_off_happens_after_the_heal() {
+    let runtime = runtime();
+    let _spawns = runtime.enter();
     let mut world = World::new(2);
     let experiment = world.create_experiment(1, 50);
     let trial = trial_ids(&world, experiment)[0];
@@ -133,6 +144,8 @@ fn a_move_given_while_the_agent_is_cut_off_happens_after_the_heal() {
 
 #[test]
 fn a_partition_past_the_deadline_never_runs_a_trial_twice() {
+    let runtime = runtime();
+    let _spawns = runtime.enter();
     let mut world = World::new(2);
     let experiment = world.create_experiment(1, 50);
     let trial = trial_ids(&world, experiment)[0];
@@ -152,6 +165,8 @@ fn a_partition_past_the_deadline_never_runs_a_trial_twice() {
 
 #[test]
 fn a_move_to_the_agent_an_earlier_move_left_is_placed_there() {
+    let runtime = runtime();
+    let _spawns = runtime.enter();
     let mut world = World::new(2);
     let experiment = world.create_experiment(1, 50);
     let trial = trial_ids(&world, experiment)[0];
@@ -221,7 +236,9 @@ proptest! {
     /// trial ends, and each that was not canceled ends exactly as an undisturbed run.
     #[test]
     fn every_command_takes_effect_and_no_trial_runs_twice(ops in proptest::collection::vec(op(), 1..40)) {
-        let mut world = World::new(AGENTS);
+        let runtime = runtime();
+    let _spawns = runtime.enter();
+    let mut world = World::new(AGENTS);
         let low = world.create_experiment(3, 50);
         let urgent = world.create_experiment(1, 10);
         let mut trials = trial_ids(&world, low);
