@@ -134,6 +134,7 @@ async fn describe(admin: &mut Admin, id: u64, as_json: bool) -> anyhow::Result<(
     if !exp.trials.is_empty() {
         text.push('\n');
         text.push_str(&trial::trials_table(&exp.trials));
+        text.push_str(&trial::state_reasons(&exp.trials));
     }
     Ok(output::print(&text)?)
 }

@@ -159,6 +159,15 @@ pub fn trials_table(trials: &[Trial]) -> String {
     )
 }
 
+/// One line per trial whose state needs explaining ("" when none does).
+pub fn state_reasons(trials: &[Trial]) -> String {
+    trials
+        .iter()
+        .filter(|t| !t.state_reason.is_empty())
+        .map(|t| format!("\nTrial {} ({}): {}", t.id, t.state, t.state_reason))
+        .collect()
+}
+
 /// The human-readable `trial describe`: fields, then the allocation table.
 fn detail_text(detail: &TrialDetail) -> String {
     let trial = detail.trial.clone().unwrap_or_default();

@@ -56,6 +56,11 @@ fn a_trial_that_cannot_be_placed_says_why_in_describe_and_at_creation() {
     assert_eq!(state_reason(&experiment["trials"][0]), expected);
     let text = cluster.cli_ok(&["trial", "describe", &trial.to_string()]);
     assert!(text.contains(expected), "{text}");
+    let text = cluster.cli_ok(&["experiment", "describe", &huge.to_string()]);
+    assert!(
+        text.contains(&format!("Trial {trial} (QUEUED): {expected}")),
+        "{text}"
+    );
 
     cluster.cli_ok(&["experiment", "kill", &huge.to_string()]);
     cluster.cli_ok(&["agent", "disable", "a1"]);
