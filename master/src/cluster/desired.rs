@@ -72,6 +72,19 @@ impl Desired {
     }
 }
 
+impl Desired {
+    /// What the master wants once an operator or the scheduler asks for `wanted`: a kill
+    /// overrides a suspend, nothing overrides a kill, a second suspend keeps the first reason, and
+    /// nothing goes back to running. None when nothing changes.
+    pub fn then(self, wanted: Desired) -> Option<Desired> {
+        match (self, wanted) {
+            (Desired::Kill(_), _) | (_, Desired::Run) => None,
+            (Desired::Suspend(_), Desired::Suspend(_)) => None,
+            _ => Some(wanted),
+        }
+    }
+}
+
 /// Deadlines and pacing of the transitional states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadlines {

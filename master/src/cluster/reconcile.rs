@@ -19,13 +19,9 @@ impl Cluster {
         let Some(live) = self.allocations.get_mut(allocation_id) else {
             return;
         };
-        let replaces = !matches!(
-            (live.desired, wanted),
-            (Desired::Kill(_), _) | (_, Desired::Run) | (Desired::Suspend(_), Desired::Suspend(_))
-        );
-        if !replaces {
+        let Some(wanted) = live.desired.then(wanted) else {
             return;
-        }
+        };
         live.desired = wanted;
         live.desired_since = now;
         live.last_sent = None;

@@ -78,6 +78,24 @@ fn a_kill_is_resent_until_done_and_never_escalates() {
 }
 
 #[test]
+fn a_kill_overrides_a_suspend_and_nothing_overrides_a_kill() {
+    let moved = Desired::Suspend(StopReason::Moved);
+    let paused = Desired::Suspend(StopReason::Paused);
+    let cancel = Desired::Kill(KillReason::Canceled);
+    assert_eq!(Desired::Run.then(moved), Some(moved));
+    assert_eq!(Desired::Run.then(cancel), Some(cancel));
+    assert_eq!(moved.then(paused), None, "the first suspend's reason stays");
+    assert_eq!(moved.then(cancel), Some(cancel));
+    assert_eq!(cancel.then(moved), None);
+    assert_eq!(cancel.then(Desired::Kill(KillReason::StartTimeout)), None);
+    assert_eq!(
+        moved.then(Desired::Run),
+        None,
+        "nothing goes back to running"
+    );
+}
+
+#[test]
 fn stored_desired_states_round_trip_and_unknown_ones_are_errors() {
     let all = [
         Desired::Run,
