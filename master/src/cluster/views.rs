@@ -30,7 +30,7 @@ impl Cluster {
             id,
             name: experiment.row.name.clone(),
             state: experiment.row.state.to_string(),
-            config_yaml: experiment.row.config_yaml.clone(),
+            config_yaml: baton_common::config::redact_config_yaml(&experiment.row.config_yaml),
             trials,
             created_ms: experiment.row.created_ms,
             searcher: format!("{:?}", experiment.config.searcher.name).to_lowercase(),
