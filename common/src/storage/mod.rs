@@ -10,6 +10,7 @@ mod manifest;
 mod sweep;
 #[cfg(test)]
 mod test_support;
+mod verified_read;
 mod verified_write;
 
 pub use backend::build_object_store;

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use baton_common::config::GcSettings;
 use baton_common::proto::admin_service_server::AdminService;
 use baton_common::proto::*;
-use baton_common::storage::CheckpointStore;
+use baton_common::storage::{CheckpointStore, Manifest};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
@@ -204,18 +204,25 @@ impl AdminService for AdminApi {
             )));
         }
         let store = CheckpointStore::new(&backend).map_err(|e| Status::internal(e.to_string()))?;
-        let manifest = store
-            .read_manifest(&row.uuid)
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+        // The master's own record says which files there are: never a metadata.json read back
+        // from storage, which a trial writing in place could have changed.
+        let manifest: Manifest = serde_json::from_str(&row.metadata_json)
+            .ok()
+            .filter(|m: &Manifest| m.uuid == row.uuid)
+            .ok_or_else(|| {
+                Status::internal(format!(
+                    "the record of checkpoint {} is unreadable",
+                    row.uuid
+                ))
+            })?;
         let manifest_json = serde_json::to_string(&manifest).expect("manifest serializes");
         let stream = async_stream::try_stream! {
             yield CheckpointChunk { manifest_json, ..Default::default() };
             for file in &manifest.files {
-                let mut chunks = store.file_chunks(&manifest.uuid, file).await.map_err(|e| Status::internal(e.to_string()))?;
+                let mut chunks = store.verified_chunks(&manifest.uuid, file).await.map_err(|e| Status::data_loss(e.to_string()))?;
                 let mut offset = 0u64;
                 while let Some(chunk) = futures::StreamExt::next(&mut chunks).await {
-                    let data = chunk.map_err(|e| Status::internal(e.to_string()))?;
+                    let data = chunk.map_err(|e| Status::data_loss(e.to_string()))?;
                     let length = data.len() as u64;
                     yield CheckpointChunk { manifest_json: String::new(), path: file.path.clone(), offset, data: data.to_vec() };
                     offset += length;

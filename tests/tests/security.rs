@@ -1,4 +1,5 @@
-//! No RPC response, CLI output or log line hands out a storage secret.
+//! Attacks on the master through its public surfaces: secrets in responses and logs, files
+//! planted in checkpoints.
 
 use std::time::Duration;
 
@@ -136,6 +137,122 @@ fn storage_secrets_appear_in_no_response_output_or_log() {
                 !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
                 "{secret} leaked in: {}",
                 String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
+
+/// A completed single-trial experiment on shared_fs; returns its final checkpoint's uuid.
+fn completed_checkpoint(cluster: &TestCluster) -> String {
+    let config =
+        baton_cluster_tests::example_config("linreg", "single.yaml", &cluster.storage(), &[]);
+    let id = cluster.create_experiment(
+        &config,
+        &baton_cluster_tests::repo_root().join("examples/linreg"),
+    );
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(60));
+    cluster.trial(cluster.first_trial(id))["latest_checkpoint"]
+        .as_str()
+        .expect("a checkpoint")
+        .to_string()
+}
+
+#[test]
+fn a_download_through_the_master_never_follows_a_planted_link_or_serves_changed_bytes() {
+    let cluster = TestCluster::start(&["a1"], &[]);
+    let host_secret = cluster.dir.path().join("host-secret");
+    std::fs::write(
+        &host_secret,
+        "root:$6$planted-host-secret:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    let uuid = completed_checkpoint(&cluster);
+    let checkpoint_dir = cluster.storage().join(&uuid);
+
+    let good = cluster.dir.path().join("good");
+    cluster.cli_ok(&[
+        "checkpoint",
+        "download",
+        &uuid,
+        "--via-master",
+        "-o",
+        good.to_str().unwrap(),
+    ]);
+    assert!(good.join("weights.json").is_file());
+
+    // The trial (which owns its directory on shared_fs) swaps a file for a link to a host file
+    // and rewrites metadata.json to match the host file.
+    let weights = checkpoint_dir.join("weights.json");
+    std::fs::remove_file(&weights).unwrap();
+    std::os::unix::fs::symlink(&host_secret, &weights).unwrap();
+    let manifest_path = checkpoint_dir.join("metadata.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let secret_bytes = std::fs::read(&host_secret).unwrap();
+    for file in manifest["files"].as_array_mut().unwrap() {
+        if file["path"] == "weights.json" {
+            file["size"] = secret_bytes.len().into();
+            file["blake3"] = blake3::hash(&secret_bytes).to_hex().to_string().into();
+        }
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let target = cluster.dir.path().join("attacked");
+    let output = cluster.cli(&[
+        "checkpoint",
+        "download",
+        &uuid,
+        "--via-master",
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("symbolic link"),
+        "the error names the cause: {stderr}"
+    );
+    assert_no_secret_under(&target, "planted-host-secret");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("planted-host-secret"));
+
+    // Same size, other bytes: the stream ends with an error, and nothing is written.
+    std::fs::remove_file(&weights).unwrap();
+    let original = std::fs::read(good.join("weights.json")).unwrap();
+    let mut changed = original.clone();
+    changed[1] ^= 1;
+    std::fs::write(&weights, &changed).unwrap();
+    let target = cluster.dir.path().join("changed");
+    let output = cluster.cli(&[
+        "checkpoint",
+        "download",
+        &uuid,
+        "--via-master",
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not match"), "{stderr}");
+    assert!(
+        !target.join("weights.json").exists(),
+        "no unverified file is kept"
+    );
+}
+
+fn assert_no_secret_under(dir: &std::path::Path, secret: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            assert_no_secret_under(&path, secret);
+        } else {
+            let content = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&content).contains(secret),
+                "{} holds the host's secret",
+                path.display()
             );
         }
     }
