@@ -26,6 +26,19 @@ const REPLAY_WINDOW: Duration = Duration::from_secs(30);
 /// The file in the work directory holding when the daemon last heard from the master.
 const LAST_CONTACT_FILE: &str = "last-contact";
 
+/// The id of the agent instance that owns `work_dir`, created there on first use.
+fn instance_id(work_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = work_dir.join("agent-instance");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            write_atomic(&path, id.as_bytes())?;
+            Ok(id)
+        }
+    }
+}
+
 /// A fence that counts from the predecessor daemon's last contact, when it recorded one.
 fn resume_fence(work_dir: &std::path::Path, window: Duration) -> Fence {
     let recorded = std::fs::read_to_string(work_dir.join(LAST_CONTACT_FILE))
@@ -76,6 +89,7 @@ pub async fn run_agent(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.work_dir)?;
     let harness_path = install_harness(&options.work_dir)?;
+    let instance_id = instance_id(&options.work_dir)?;
     let env = AllocationEnv {
         work_dir: options.work_dir.clone(),
         harness_path,
@@ -95,6 +109,7 @@ pub async fn run_agent(
         recent: VecDeque::new(),
         received: 0,
         fence: resume_fence(&work_dir, fence_window),
+        instance_id,
         contact_written: None,
     };
     agent.adopt_orphans();
@@ -133,6 +148,8 @@ struct Agent {
     fence: Fence,
     /// When the last contact was last written to the work directory.
     contact_written: Option<Instant>,
+    /// This work directory's agent instance, sent in every hello.
+    instance_id: String,
 }
 
 /// A running allocation as the session sees it.
@@ -169,6 +186,7 @@ impl Agent {
             slots: self.options.slots.clone(),
             token: self.options.token.clone(),
             allocations: self.hello_statuses(),
+            instance_id: self.instance_id.clone(),
         };
         stream.send(wrap(agent_message::Body::Hello(hello))).await?;
         let mut inbound = self

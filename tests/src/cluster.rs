@@ -123,15 +123,35 @@ impl TestCluster {
         self.spawn_agent(command, id, 1, master_url, extra);
     }
 
+    /// Starts a second agent process under the name `name` (its work directory, log and handle)
+    /// that presents itself as agent `id`.
+    pub fn start_agent_named(&mut self, name: &str, id: &str) {
+        let command = Command::new(self.bins.join("baton-agent"));
+        let url = self.url.clone();
+        self.spawn_named(command, name, id, 1, &url, &[]);
+    }
+
     fn spawn_agent(
         &mut self,
-        mut command: Command,
+        command: Command,
         id: &str,
         slots: u32,
         master_url: &str,
         extra: &[&str],
     ) {
-        let log = self.log_file(&format!("agent-{id}"));
+        self.spawn_named(command, id, id, slots, master_url, extra);
+    }
+
+    fn spawn_named(
+        &mut self,
+        mut command: Command,
+        name: &str,
+        id: &str,
+        slots: u32,
+        master_url: &str,
+        extra: &[&str],
+    ) {
+        let log = self.log_file(&format!("agent-{name}"));
         let child = command
             .args([
                 "--master",
@@ -144,13 +164,13 @@ impl TestCluster {
                 "2",
             ])
             .arg("--work-dir")
-            .arg(self.dir.path().join("agents").join(id))
+            .arg(self.dir.path().join("agents").join(name))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("baton-agent starts");
-        self.agents.insert(id.to_string(), child);
+        self.agents.insert(name.to_string(), child);
     }
 
     /// Kills an agent process with SIGKILL.

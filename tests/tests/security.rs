@@ -257,3 +257,43 @@ fn assert_no_secret_under(dir: &std::path::Path, secret: &str) {
         }
     }
 }
+
+#[test]
+fn a_second_agent_with_a_live_agent_s_id_is_refused_and_the_first_keeps_its_session() {
+    let mut cluster = TestCluster::start(&["a1"], &[]);
+    cluster.start_agent_named("impostor", "a1");
+    std::thread::sleep(Duration::from_secs(4));
+    let master_log = std::fs::read_to_string(cluster.dir.path().join("logs/master.log")).unwrap();
+    let refusals: Vec<&str> = master_log
+        .lines()
+        .filter(|l| l.contains("agent refused"))
+        .collect();
+    assert_eq!(
+        refusals.len(),
+        1,
+        "the impostor retried but is logged once a minute:\n{master_log}"
+    );
+    assert!(
+        refusals[0].contains("already has a live session") && refusals[0].contains("a1"),
+        "{}",
+        refusals[0]
+    );
+    let connected = master_log
+        .lines()
+        .filter(|l| l.contains("agent connected") && l.contains("a1"))
+        .count();
+    assert_eq!(
+        connected, 1,
+        "the first agent's session never flapped:\n{master_log}"
+    );
+    let impostor_log =
+        std::fs::read_to_string(cluster.dir.path().join("logs/agent-impostor.log")).unwrap();
+    assert!(
+        impostor_log.contains("agent id \\\"a1\\\" already has a live session")
+            || impostor_log.contains("agent id \"a1\" already has a live session"),
+        "the impostor is told why:\n{impostor_log}"
+    );
+    let agents = cluster.json(&["agent", "list"]);
+    assert_eq!(agents.as_array().unwrap().len(), 1, "{agents:#}");
+    assert_eq!(agents[0]["connected"], true);
+}

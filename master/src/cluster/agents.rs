@@ -8,11 +8,37 @@ use super::state::{AgentEntry, AgentLink, AgentMode, Cluster, StopReason};
 use crate::error::{MasterError, MasterResult};
 
 impl Cluster {
-    /// Registers a connecting agent; returns its session number.
+    /// Registers a connecting agent; returns its session number. Refusals are logged at most
+    /// once a minute per peer host.
     pub fn agent_connected(
         &mut self,
         hello: Hello,
         sender: mpsc::UnboundedSender<Result<MasterMessage, tonic::Status>>,
+        peer: &str,
+    ) -> MasterResult<u64> {
+        let agent_id = hello.agent_id.clone();
+        let accepted = self.accept_agent(hello, sender, peer);
+        if let Err(e) = &accepted {
+            let now = self.now();
+            // Each retry comes from a new port: the host is the peer.
+            let host = peer.rsplit_once(':').map_or(peer, |(host, _)| host);
+            let due = self
+                .refusals_logged
+                .get(host)
+                .is_none_or(|at| now.saturating_duration_since(*at) >= REFUSAL_LOG_PERIOD);
+            if due {
+                self.refusals_logged.insert(host.to_string(), now);
+                tracing::warn!(agent = %agent_id, %peer, error = %e, "agent refused");
+            }
+        }
+        accepted
+    }
+
+    fn accept_agent(
+        &mut self,
+        hello: Hello,
+        sender: mpsc::UnboundedSender<Result<MasterMessage, tonic::Status>>,
+        peer: &str,
     ) -> MasterResult<u64> {
         if hello.protocol_version != baton_common::proto::PROTOCOL_VERSION {
             return Err(MasterError::FailedPrecondition(format!(
@@ -32,6 +58,17 @@ impl Cluster {
                 "agent id must not be empty".into(),
             ));
         }
+        if let Some(live) = self
+            .agents
+            .get(&hello.agent_id)
+            .and_then(|a| a.link.as_ref())
+            .filter(|link| link.instance != hello.instance_id)
+        {
+            return Err(MasterError::FailedPrecondition(format!(
+                "agent id {:?} already has a live session from {} (another agent process); refused the connection from {peer}: give each agent its own --id",
+                hello.agent_id, live.peer
+            )));
+        }
         self.next_session += 1;
         let session = self.next_session;
         let now = self.now();
@@ -45,6 +82,8 @@ impl Cluster {
             session,
             sender,
             sent: 0,
+            instance: hello.instance_id.clone(),
+            peer: peer.to_string(),
         });
         agent.send(MasterMessage {
             body: Some(Body::Welcome(Welcome {
@@ -89,9 +128,8 @@ impl Cluster {
         let lost: Vec<String> = self
             .agents
             .values()
-            .filter(|a| {
-                now.saturating_duration_since(a.last_seen) > deadline && !a.allocations.is_empty()
-            })
+            .filter(|a| a.link.is_some() || !a.allocations.is_empty())
+            .filter(|a| now.saturating_duration_since(a.last_seen) > deadline)
             .map(|a| a.id.clone())
             .collect();
         for agent_id in lost {
@@ -147,6 +185,9 @@ impl Cluster {
         })
     }
 }
+
+/// Refused agents are logged at most this often per peer.
+const REFUSAL_LOG_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A command to kill an allocation.
 pub(super) fn kill_message(allocation_id: &str, reason: &str) -> MasterMessage {

@@ -100,6 +100,8 @@ pub enum Command {
         hello: Hello,
         /// Its stream.
         sender: AgentSender,
+        /// Its network address.
+        peer: String,
         /// The session number.
         reply: Reply<u64>,
     },
@@ -243,9 +245,10 @@ impl Cluster {
             Command::AgentConnected {
                 hello,
                 sender,
+                peer,
                 reply,
             } => {
-                let _ = reply.send(self.agent_connected(hello, sender));
+                let _ = reply.send(self.agent_connected(hello, sender, &peer));
             }
             Command::AgentReport {
                 agent_id,

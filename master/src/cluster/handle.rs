@@ -173,10 +173,16 @@ impl ClusterHandle {
     }
 
     /// Registers an agent session; returns its number.
-    pub async fn agent_connected(&self, hello: Hello, sender: AgentSender) -> MasterResult<u64> {
+    pub async fn agent_connected(
+        &self,
+        hello: Hello,
+        sender: AgentSender,
+        peer: String,
+    ) -> MasterResult<u64> {
         self.ask(|reply| Command::AgentConnected {
             hello,
             sender,
+            peer,
             reply,
         })
         .await

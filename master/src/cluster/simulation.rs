@@ -301,11 +301,12 @@ impl World {
             }],
             token: String::new(),
             allocations,
+            instance_id: agent.id.clone(),
         };
         let (sender, inbox) = mpsc::unbounded_channel();
         let session = self
             .cluster
-            .agent_connected(hello, sender)
+            .agent_connected(hello, sender, "simulated")
             .expect("the agent is accepted");
         let agent = &mut self.agents[index];
         agent.link = Some(Link {

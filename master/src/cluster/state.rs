@@ -104,6 +104,10 @@ pub struct AgentLink {
     pub sender: mpsc::UnboundedSender<Result<MasterMessage, tonic::Status>>,
     /// Messages sent on this session so far.
     pub sent: u64,
+    /// The agent daemon's instance (its work directory).
+    pub instance: String,
+    /// Its network address.
+    pub peer: String,
 }
 
 /// An agent known to the master.
@@ -249,6 +253,8 @@ pub struct Cluster {
     pub(super) next_session: u64,
     pub(super) needs_schedule: bool,
     pub(super) clock: Arc<dyn Clock>,
+    /// When a refused agent was last logged, per peer (at most once a minute).
+    pub(super) refusals_logged: HashMap<String, Instant>,
     /// Why each queued trial was not placed in the last scheduling pass.
     pub(super) waiting: HashMap<u64, String>,
     pub(super) sweep: SweepState,
@@ -341,6 +347,7 @@ impl Cluster {
             needs_schedule: true,
             clock,
             waiting: HashMap::new(),
+            refusals_logged: HashMap::new(),
             deletions_in_flight: Default::default(),
             sweep,
         };

@@ -32,6 +32,9 @@ impl AgentService for AgentApi {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(AgentMessage {
@@ -45,7 +48,7 @@ impl AgentService for AgentApi {
         };
         let agent_id = hello.agent_id.clone();
         let (sender, receiver) = mpsc::unbounded_channel();
-        let session = self.cluster.agent_connected(hello, sender).await?;
+        let session = self.cluster.agent_connected(hello, sender, peer).await?;
         let cluster = self.cluster.clone();
         tokio::spawn(async move {
             loop {
