@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod prepare;
 pub mod scheduler;
 pub mod searcher;
 pub mod server;

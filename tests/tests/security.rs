@@ -297,3 +297,93 @@ fn a_second_agent_with_a_live_agent_s_id_is_refused_and_the_first_keeps_its_sess
     assert_eq!(agents.as_array().unwrap().len(), 1, "{agents:#}");
     assert_eq!(agents[0]["connected"], true);
 }
+
+#[test]
+fn hostile_configs_are_refused_with_their_limit_and_never_stall_the_cluster() {
+    let cluster = TestCluster::start(&["a1"], &[]);
+    let context = baton_cluster_tests::repo_root().join("examples/linreg");
+    let write = |name: &str, text: String| {
+        let path = cluster.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let nested = write(
+        "nested.yaml",
+        format!(
+            "name: x\nentrypoint: python3 train.py\nhyperparameters:\n  a: {{type: categorical, vals: {}{}}}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
+    );
+    let huge = write(
+        "huge.yaml",
+        format!("name: {}\n", "x".repeat(2 * 1024 * 1024)),
+    );
+    let values: Vec<String> = (0..120_000).map(|i| i.to_string()).collect();
+    let wide = write(
+        "wide.yaml",
+        format!(
+            "name: wide\nentrypoint: python3 train.py\nhyperparameters:\n  a: {{type: categorical, vals: [{}]}}\n\
+             searcher: {{name: grid, metric: loss, max_length: 10}}\ncheckpoint_storage: {{type: shared_fs, host_path: {}}}\n",
+            values.join(", "),
+            cluster.storage().display()
+        ),
+    );
+    for (path, expected) in [
+        (&nested, "nests collections"),
+        (&huge, "the limit is 1048576 bytes (1 MiB)"),
+        (&wide, "the grid has 120000 combinations"),
+    ] {
+        let output = cluster.cli(&[
+            "experiment",
+            "create",
+            path.to_str().unwrap(),
+            context.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+
+    // Several hostile requests at once: other calls keep their normal pace, sessions stay up.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let slowest = std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for path in [&nested, &wide] {
+                        let _ = cluster.cli(&[
+                            "experiment",
+                            "create",
+                            path.to_str().unwrap(),
+                            context.to_str().unwrap(),
+                        ]);
+                    }
+                }
+            });
+        }
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let begun = std::time::Instant::now();
+            let agents = cluster.json(&["agent", "list"]);
+            slowest = slowest.max(begun.elapsed());
+            assert_eq!(agents[0]["connected"], true, "the agent's session stays up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        slowest
+    });
+    eprintln!("slowest agent list during hostile configs: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(3),
+        "agent list stalled for {slowest:?} behind hostile configs"
+    );
+    let listed = cluster.json(&["experiment", "list"]);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        0,
+        "nothing was created: {listed:#}"
+    );
+    let master_log = std::fs::read_to_string(cluster.dir.path().join("logs/master.log")).unwrap();
+    assert!(!master_log.contains("agent disconnected"), "{master_log}");
+}

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::backoff::RestartBackoff;
 use super::error::{ConfigError, non_empty, path_string, require};
 use super::hyperparameter::Hyperparameter;
+use super::limits::check_config_text;
 use super::resources::ResourcesConfig;
 use super::searcher::SearcherConfig;
 use super::storage::CheckpointStorageConfig;
@@ -64,6 +65,7 @@ pub fn parse_experiment_config(yaml: &str) -> Result<ExperimentConfig, ConfigErr
                     .to_string(),
         });
     }
+    check_config_text(yaml)?;
     // Syntax errors first: typed parsing can stop at a wrong type before reaching them.
     if let Err(err) = serde_norway::from_str::<serde_norway::Value>(yaml) {
         return Err(ConfigError::Parse {

@@ -2,14 +2,15 @@
 
 use baton_common::config::{GcSettings, StorageBackend};
 use baton_common::proto::{
-    Agent, AgentMessage, Checkpoint, CheckpointRef, Context, CreateExperimentResponse, Experiment,
-    Hello, ListAgentsResponse, ListCheckpointsResponse, ListExperimentsResponse,
-    ListTrialsResponse, MasterMessage, SetGcPolicyResponse, TrialDetail,
+    Agent, AgentMessage, Checkpoint, CheckpointRef, CreateExperimentResponse, Experiment, Hello,
+    ListAgentsResponse, ListCheckpointsResponse, ListExperimentsResponse, ListTrialsResponse,
+    MasterMessage, SetGcPolicyResponse, TrialDetail,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Cluster, ClusterEvent};
 use crate::error::MasterResult;
+use crate::prepare::PreparedExperiment;
 use crate::store::{CheckpointRow, LogRow};
 
 /// Where a command's answer goes.
@@ -25,10 +26,8 @@ pub type AgentSender = mpsc::UnboundedSender<Result<MasterMessage, tonic::Status
 pub enum Command {
     /// Validate and create an experiment with its trials.
     CreateExperiment {
-        /// The experiment config.
-        config_yaml: String,
-        /// The context directory.
-        context: Context,
+        /// The experiment, parsed and expanded outside the cluster task.
+        prepared: Box<PreparedExperiment>,
         /// The new id and warnings.
         reply: Reply<CreateExperimentResponse>,
     },
@@ -136,12 +135,8 @@ impl Cluster {
     /// Applies one command; answers go to its reply channel (a caller gone is not an error).
     pub fn apply(&mut self, command: Command) {
         match command {
-            Command::CreateExperiment {
-                config_yaml,
-                context,
-                reply,
-            } => {
-                let created = self.create_experiment(config_yaml, context).map(|id| {
+            Command::CreateExperiment { prepared, reply } => {
+                let created = self.create_experiment(*prepared).map(|id| {
                     let warnings = self.placement_warnings(id);
                     CreateExperimentResponse { id, warnings }
                 });

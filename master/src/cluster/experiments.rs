@@ -1,42 +1,21 @@
 //! Experiment lifecycle: create, pause, activate, kill.
 
-use std::collections::BTreeSet;
-
-use baton_common::config::{check_entrypoint, parse_experiment_config};
-use baton_common::proto::Context;
-use prost::Message;
-
 use super::desired::{Desired, KillReason};
 use super::state::{Cluster, ExperimentEntry, StopReason, TrialEntry};
 use crate::error::{MasterError, MasterResult};
-use crate::searcher::propose_trials;
+use crate::prepare::PreparedExperiment;
 use crate::states::{ExperimentState, TrialState};
 use crate::store::{ExperimentRow, TrialRow, now_ms};
 
-/// Largest context directory accepted, in bytes.
-pub const MAX_CONTEXT_BYTES: usize = 32 * 1024 * 1024;
-
 impl Cluster {
-    /// Validates a config and context, then creates the experiment and its trials atomically.
-    pub fn create_experiment(
-        &mut self,
-        config_yaml: String,
-        context: Context,
-    ) -> MasterResult<u64> {
-        let config = parse_experiment_config(&config_yaml)
-            .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
-        let size: usize = context.files.iter().map(|f| f.content.len()).sum();
-        if size > MAX_CONTEXT_BYTES {
-            return Err(MasterError::InvalidArgument(format!(
-                "context directory is {size} bytes; the limit is {MAX_CONTEXT_BYTES} bytes (32 MiB)"
-            )));
-        }
-        let files: BTreeSet<String> = context.files.iter().map(|f| f.path.clone()).collect();
-        check_entrypoint(&config.entrypoint, &files)
-            .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
-        let hparams = propose_trials(&config)
-            .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
-        let encoded_context = context.encode_to_vec();
+    /// Records a prepared experiment and its trials atomically.
+    pub fn create_experiment(&mut self, prepared: PreparedExperiment) -> MasterResult<u64> {
+        let PreparedExperiment {
+            config_yaml,
+            config,
+            encoded_context,
+            hparams,
+        } = prepared;
         let created_ms = now_ms();
         let (experiment_id, trial_ids) = self.store.transaction(|store| {
             let id = store.insert_experiment(

@@ -4,15 +4,16 @@ use std::future::Future;
 
 use baton_common::config::{GcSettings, StorageBackend};
 use baton_common::proto::{
-    Agent, AgentMessage, Checkpoint, CheckpointRef, Context, CreateExperimentResponse, Experiment,
-    Hello, ListAgentsResponse, ListCheckpointsResponse, ListExperimentsResponse,
-    ListTrialsResponse, SetGcPolicyResponse, TrialDetail,
+    Agent, AgentMessage, Checkpoint, CheckpointRef, CreateExperimentResponse, Experiment, Hello,
+    ListAgentsResponse, ListCheckpointsResponse, ListExperimentsResponse, ListTrialsResponse,
+    SetGcPolicyResponse, TrialDetail,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::{AgentSender, Command, LogSubscription, Reply};
 use super::{Cluster, ClusterSettings};
 use crate::error::{MasterError, MasterResult};
+use crate::prepare::PreparedExperiment;
 use crate::store::{CheckpointRow, Store};
 
 /// A cheap, cloneable way to send commands to the cluster task.
@@ -44,15 +45,13 @@ impl ClusterHandle {
             .map_err(|_| MasterError::ShuttingDown)
     }
 
-    /// Validates and creates an experiment.
+    /// Records a prepared experiment.
     pub async fn create_experiment(
         &self,
-        config_yaml: String,
-        context: Context,
+        prepared: PreparedExperiment,
     ) -> MasterResult<CreateExperimentResponse> {
         self.ask(|reply| Command::CreateExperiment {
-            config_yaml,
-            context,
+            prepared: Box::new(prepared),
             reply,
         })
         .await

@@ -185,8 +185,10 @@ impl World {
                 mode: 0o644,
             }],
         };
+        let prepared =
+            crate::prepare::prepare_experiment(yaml, context).expect("a valid experiment");
         self.cluster
-            .create_experiment(yaml, context)
+            .create_experiment(prepared)
             .expect("experiment is created")
     }
 

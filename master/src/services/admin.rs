@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 
-use baton_common::config::GcSettings;
+use baton_common::config::{GcSettings, StorageBackend};
 use baton_common::proto::admin_service_server::AdminService;
 use baton_common::proto::*;
 use baton_common::storage::{CheckpointStore, Manifest};
@@ -11,17 +11,25 @@ use tonic::{Request, Response, Status};
 
 use crate::cluster::{ClusterEvent, ClusterHandle};
 use crate::error::{MasterError, MasterResult};
+use crate::prepare::prepare_experiment;
 use crate::store::LogRow;
 
 /// Serves the admin API.
 pub struct AdminApi {
     cluster: ClusterHandle,
+    preparing: tokio::sync::Semaphore,
 }
+
+/// How many experiment configs are parsed and expanded at once.
+const CONCURRENT_PREPARATIONS: usize = 2;
 
 impl AdminApi {
     /// A service forwarding to the cluster task.
     pub fn new(cluster: ClusterHandle) -> Self {
-        Self { cluster }
+        Self {
+            cluster,
+            preparing: tokio::sync::Semaphore::new(CONCURRENT_PREPARATIONS),
+        }
     }
 }
 
@@ -46,13 +54,20 @@ impl AdminService for AdminApi {
         request: Request<CreateExperimentRequest>,
     ) -> Result<Response<CreateExperimentResponse>, Status> {
         let request = request.into_inner();
-        check_storage(&request.config_yaml).await?;
         let context = request.context.unwrap_or_default();
-        respond(
-            self.cluster
-                .create_experiment(request.config_yaml, context)
-                .await,
-        )
+        // Parsing and expansion cost what the request makes them cost: never on the cluster
+        // task, and only a few at a time.
+        let _permit = self
+            .preparing
+            .acquire()
+            .await
+            .map_err(|_| MasterError::ShuttingDown)?;
+        let prepared =
+            tokio::task::spawn_blocking(move || prepare_experiment(request.config_yaml, context))
+                .await
+                .map_err(|e| Status::internal(format!("experiment preparation failed: {e}")))??;
+        check_storage(&prepared.config.checkpoint_storage.backend).await?;
+        respond(self.cluster.create_experiment(prepared).await)
     }
 
     async fn list_experiments(
@@ -254,11 +269,8 @@ impl AdminService for AdminApi {
 }
 
 /// Fails early when a config's checkpoint storage cannot be reached or written.
-async fn check_storage(config_yaml: &str) -> Result<(), MasterError> {
-    let Ok(config) = baton_common::config::parse_experiment_config(config_yaml) else {
-        return Ok(());
-    };
-    let store = CheckpointStore::new(&config.checkpoint_storage.backend)
+async fn check_storage(backend: &StorageBackend) -> Result<(), MasterError> {
+    let store = CheckpointStore::new(backend)
         .map_err(|e| MasterError::InvalidArgument(format!("invalid experiment config: {e}")))?;
     store
         .check_access(STORAGE_CHECK_TIMEOUT)
