@@ -387,3 +387,62 @@ fn hostile_configs_are_refused_with_their_limit_and_never_stall_the_cluster() {
     let master_log = std::fs::read_to_string(cluster.dir.path().join("logs/master.log")).unwrap();
     assert!(!master_log.contains("agent disconnected"), "{master_log}");
 }
+
+const PLANTING_TRIAL: &str = r#"
+import os
+import baton
+
+with baton.init() as ctx:
+    for kind in ["hardlink", "symlink", "fifo"]:
+        try:
+            with ctx.checkpoint(1) as path:
+                planted = os.path.join(path, "planted")
+                if kind == "hardlink":
+                    os.link(ctx.hparams["target"], planted)
+                elif kind == "symlink":
+                    os.symlink(ctx.hparams["target"], planted)
+                else:
+                    os.mkfifo(planted)
+            print(f"{kind}: accepted", flush=True)
+        except baton.HarnessError as e:
+            print(f"{kind}: refused: {e}", flush=True)
+"#;
+
+#[test]
+fn a_trial_cannot_commit_links_or_special_files_in_its_checkpoint() {
+    let cluster = TestCluster::start(&["a1"], &[]);
+    let target = cluster.dir.path().join("host-file");
+    std::fs::write(&target, "host data").unwrap();
+    let context = cluster.dir.path().join("planting");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("plant.py"), PLANTING_TRIAL).unwrap();
+    let config = baton_cluster_tests::example_config(
+        "linreg",
+        "single.yaml",
+        &cluster.storage(),
+        &[
+            ("python3 train.py", "python3 plant.py"),
+            (
+                "  learning_rate: 0.05\n",
+                &format!("  target: {}\n", target.display()),
+            ),
+        ],
+    );
+    let id = cluster.create_experiment(&config, &context);
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(60));
+    let logs = cluster.cli_ok(&["trial", "logs", &cluster.first_trial(id).to_string()]);
+    for (kind, reason) in [
+        ("hardlink", "is a hard link"),
+        ("symlink", "is a symlink"),
+        ("fifo", "is not a regular file"),
+    ] {
+        let line = logs
+            .lines()
+            .find(|l| l.starts_with(&format!("{kind}:")))
+            .unwrap_or_else(|| panic!("no outcome for {kind}:\n{logs}"));
+        assert!(line.contains("refused") && line.contains(reason), "{line}");
+    }
+    let listed = cluster.json(&["experiment", "list-checkpoints", &id.to_string(), "--all"]);
+    assert_eq!(listed, serde_json::json!([]), "nothing was committed");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "host data");
+}

@@ -15,7 +15,8 @@ pub struct LocalFile {
     pub size: u64,
 }
 
-/// Lists the regular files under `dir`, refusing symlinks, special files and `metadata.json`.
+/// Lists the regular files under `dir`, refusing symlinks, hard links, special files and
+/// `metadata.json`. Empty directories are not part of a checkpoint.
 pub fn list_checkpoint_files(uuid: &str, dir: &Path) -> Result<Vec<LocalFile>, StorageError> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -40,10 +41,17 @@ pub fn list_checkpoint_files(uuid: &str, dir: &Path) -> Result<Vec<LocalFile>, S
                         "metadata.json is written by Baton; pass your metadata to checkpoint(..., metadata=...)".into(),
                     ));
                 }
-                let size = entry
-                    .metadata()
-                    .map_err(|e| StorageError::io(&path, e))?
-                    .len();
+                let metadata = entry.metadata().map_err(|e| StorageError::io(&path, e))?;
+                let links = std::os::unix::fs::MetadataExt::nlink(&metadata);
+                if links > 1 {
+                    return Err(invalid(
+                        uuid,
+                        format!(
+                            "{relative} is a hard link ({links} names for one file); write a copy"
+                        ),
+                    ));
+                }
+                let size = metadata.len();
                 files.push(LocalFile {
                     relative,
                     absolute: path,
@@ -131,6 +139,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("metadata.json is written by Baton"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("weights"), b"w").unwrap();
+        std::fs::hard_link(dir.path().join("weights"), dir.path().join("alias")).unwrap();
+        let err = list_checkpoint_files("u", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is a hard link (2 names for one file)"),
+            "{err}"
+        );
     }
 
     #[test]
