@@ -12,11 +12,11 @@ pub async fn run(cmd: AgentCmd, app: &Run) -> anyhow::Result<()> {
     let mut admin = app.connect().await?;
     let agent = match cmd {
         AgentCmd::List => {
-            let mut agents = admin
-                .list_agents(ListAgentsRequest {})
-                .await?
-                .into_inner()
-                .agents;
+            let listed = admin.list_agents(ListAgentsRequest {}).await?.into_inner();
+            if !listed.warning.is_empty() {
+                eprintln!("warning: {}", listed.warning);
+            }
+            let mut agents = listed.agents;
             agents.sort_by(|a, b| a.id.cmp(&b.id));
             if app.json {
                 return Ok(output::print_json(&Value::Array(

@@ -27,6 +27,15 @@ pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Admin API token (else BATON_TOKEN, else the file ~/.config/baton/token).
+    #[arg(
+        long,
+        global = true,
+        env = "BATON_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
     /// What to act on.
     #[command(subcommand)]
     pub command: Noun,

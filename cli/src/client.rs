@@ -3,10 +3,42 @@
 use std::time::Duration;
 
 use baton_common::proto::admin_service_client::AdminServiceClient;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-/// The admin API client over one connection.
-pub type Admin = AdminServiceClient<Channel>;
+/// The admin API client over one connection, presenting the caller's token.
+pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer TOKEN` to every call when a token is given.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The token in `$XDG_CONFIG_HOME/baton/token` (or `~/.config/baton/token`), if that file exists.
+pub fn token_from_config() -> Option<String> {
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".config"))
+        })?;
+    let token = std::fs::read_to_string(dir.join("baton").join("token")).ok()?;
+    Some(token.trim().to_string()).filter(|t| !t.is_empty())
+}
 
 /// Largest gRPC message sent or received (contexts and checkpoint lists can be big).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -26,17 +58,26 @@ pub struct Run {
     pub master: String,
     /// Print JSON instead of tables.
     pub json: bool,
+    /// The admin API token, if any.
+    pub token: Option<String>,
 }
 
 impl Run {
     /// Connects to the master.
     pub async fn connect(&self) -> anyhow::Result<Admin> {
-        connect(&self.master).await
+        connect(&self.master, self.token.as_deref()).await
     }
 }
 
-/// Connects to the master at `url` (`http://` is assumed when the URL has no scheme).
-pub async fn connect(url: &str) -> anyhow::Result<Admin> {
+/// Connects to the master at `url` (`http://` is assumed when the URL has no scheme), presenting
+/// `token` on every call.
+pub async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Admin> {
+    let bearer = match token {
+        Some(token) => Some(format!("Bearer {token}").parse().map_err(|_| {
+            UsageError("--token / BATON_TOKEN must be printable ASCII without spaces".into())
+        })?),
+        None => None,
+    };
     let full = if url.contains("://") {
         url.to_string()
     } else {
@@ -53,9 +94,11 @@ pub async fn connect(url: &str) -> anyhow::Result<Admin> {
         .connect()
         .await
         .map_err(|e| unreachable(error_chain(&e)))?;
-    Ok(AdminServiceClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    Ok(
+        AdminServiceClient::with_interceptor(channel, Bearer(bearer))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
 }
 
 /// An error and its causes joined with `: `, skipping causes already included in the text.
@@ -107,7 +150,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = connect(&url).await.unwrap_err().to_string();
+        let err = connect(&url, None).await.unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("cannot reach the Baton master at {url}: ")),
             "{err}"

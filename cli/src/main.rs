@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
     let app = Run {
         master: cli.master,
         json: cli.json,
+        token: cli.token.or_else(client::token_from_config),
     };
     let result = match cli.command {
         Noun::Experiment(cmd) => experiment::run(cmd, &app).await,

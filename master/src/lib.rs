@@ -1,5 +1,6 @@
 //! The Baton master: admin and agent gRPC services, scheduler, searchers, store and GC.
 
+pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod prepare;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use baton_master::auth::Authority;
 use baton_master::cluster::{ClusterSettings, Deadlines};
 use baton_master::{MasterOptions, serve};
 use clap::Parser;
@@ -48,6 +49,13 @@ struct Args {
     /// Token agents must present to join ("" lets any agent join).
     #[arg(long, env = "BATON_CLUSTER_TOKEN", default_value = "")]
     cluster_token: String,
+    /// File of admin API tokens (name, role, SHA-256 of the token); see SECURITY.md. Without it
+    /// the admin API is open, which is allowed on a loopback address only.
+    #[arg(long, env = "BATON_AUTH_FILE", value_name = "FILE")]
+    auth_file: Option<PathBuf>,
+    /// Serve an open admin API on a non-loopback address anyway.
+    #[arg(long, env = "BATON_INSECURE")]
+    insecure: bool,
     /// Write the bound address to this file once serving (useful with port 0).
     #[arg(long, env = "BATON_ADDRESS_FILE")]
     address_file: Option<PathBuf>,
@@ -57,6 +65,19 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args: Args = baton_common::layered_args::parse_layered("/etc/baton/master.yaml");
     baton_common::daemon::init_logging(&args.log_format);
+    let auth = match &args.auth_file {
+        Some(path) => Authority::from_file(path).map_err(anyhow::Error::msg)?,
+        None if args.listen.ip().is_loopback() => Authority::open(),
+        None if args.insecure => {
+            let auth = Authority::open_insecure(&args.listen.to_string());
+            tracing::warn!("{}", auth.warning());
+            auth
+        }
+        None => anyhow::bail!(
+            "refusing to serve an open admin API on {}: pass --auth-file FILE (tokens; see SECURITY.md), listen on a loopback address, or pass --insecure",
+            args.listen
+        ),
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -67,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let options = MasterOptions {
         data_dir: args.data_dir,
+        auth,
         cluster: ClusterSettings {
             agent_timeout: Duration::from_secs(args.agent_timeout),
             cluster_token: args.cluster_token,

@@ -8,6 +8,7 @@ use baton_common::proto::agent_service_server::AgentServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
+use crate::auth::Authority;
 use crate::cluster::{ClusterSettings, run_cluster};
 use crate::services::{AdminApi, AgentApi};
 use crate::store::Store;
@@ -22,6 +23,8 @@ pub struct MasterOptions {
     pub data_dir: PathBuf,
     /// Timing knobs.
     pub cluster: ClusterSettings,
+    /// Who may call the admin API.
+    pub auth: Authority,
 }
 
 /// Serves the master on `listener` until `shutdown` resolves.
@@ -40,7 +43,7 @@ pub async fn serve(
     health_reporter
         .set_serving::<AdminServiceServer<AdminApi>>()
         .await;
-    let admin = AdminServiceServer::new(AdminApi::new(cluster.clone()))
+    let admin = AdminServiceServer::new(AdminApi::new(cluster.clone(), options.auth))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let agents = AgentServiceServer::new(AgentApi::new(cluster))

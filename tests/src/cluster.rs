@@ -21,6 +21,8 @@ pub struct TestCluster {
     listen: String,
     agents: BTreeMap<String, Child>,
     master_args: Vec<String>,
+    /// Admin API token the CLI presents (BATON_TOKEN), if any.
+    pub token: Option<String>,
 }
 
 impl TestCluster {
@@ -40,12 +42,15 @@ impl TestCluster {
             listen: listen.to_string(),
             agents: BTreeMap::new(),
             master_args: master_args.iter().map(|s| s.to_string()).collect(),
+            token: None,
         };
         cluster.start_master();
         for id in agent_ids {
             cluster.start_agent(id, 1);
         }
-        cluster.wait_for_agents(agent_ids.len());
+        if !agent_ids.is_empty() {
+            cluster.wait_for_agents(agent_ids.len());
+        }
         cluster
     }
 
@@ -67,6 +72,9 @@ impl TestCluster {
             .expect("baton-master starts");
         self.master = Some(child);
         wait_until("the master to listen", Duration::from_secs(20), || {
+            if let Some(Ok(Some(status))) = self.master.as_mut().map(Child::try_wait) {
+                panic!("baton-master exited with {status}:\n{}", self.logs());
+            }
             address_file.is_file()
         });
         let address = std::fs::read_to_string(&address_file).expect("address file");
@@ -191,18 +199,41 @@ impl TestCluster {
         });
     }
 
-    /// Runs the CLI against this cluster.
+    /// Runs the CLI against this cluster, presenting the cluster's token if it has one.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(self.bins.join("baton"))
-            .arg("--master")
-            .arg(&self.url)
+        self.cli_command(self.token.as_deref())
             .args(args)
             .current_dir(repo_root())
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .stdin(Stdio::null())
             .output()
             .expect("baton runs")
+    }
+
+    /// A CLI runner for this cluster that presents `token` (or none) instead of the cluster's.
+    pub fn cli_as<'a>(&'a self, token: Option<&'a str>) -> impl FnMut(&[&str]) -> Output + 'a {
+        move |args| {
+            self.cli_command(token)
+                .args(args)
+                .output()
+                .expect("baton runs")
+        }
+    }
+
+    /// `baton --master URL`, with `token` as BATON_TOKEN and the token file read from this
+    /// cluster's own config directory.
+    fn cli_command(&self, token: Option<&str>) -> Command {
+        let mut command = Command::new(self.bins.join("baton"));
+        command
+            .env_remove("BATON_TOKEN")
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .stdin(Stdio::null())
+            .arg("--master")
+            .arg(&self.url);
+        if let Some(token) = token {
+            command.env("BATON_TOKEN", token);
+        }
+        command
     }
 
     /// Runs the CLI, asserting success, and returns stdout.

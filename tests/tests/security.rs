@@ -446,3 +446,217 @@ fn a_trial_cannot_commit_links_or_special_files_in_its_checkpoint() {
     assert_eq!(listed, serde_json::json!([]), "nothing was committed");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "host data");
 }
+
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn the_admin_api_needs_a_token_and_a_viewer_changes_nothing() {
+    let auth_dir = tempfile::tempdir().unwrap();
+    let auth_file = auth_dir.path().join("auth.yaml");
+    std::fs::write(
+        &auth_file,
+        format!(
+            "tokens:\n  - {{name: alice, role: admin, sha256: {}}}\n  - {{name: bob, role: viewer, sha256: {}}}\n",
+            sha256_hex("alice-admin-token"),
+            sha256_hex("bob-viewer-token")
+        ),
+    )
+    .unwrap();
+    let mut cluster = TestCluster::start(&[], &["--auth-file", auth_file.to_str().unwrap()]);
+    cluster.token = Some("alice-admin-token".into());
+    cluster.start_agent("a1", 1);
+    cluster.wait_for_agents(1);
+    let config =
+        baton_cluster_tests::example_config("linreg", "single.yaml", &cluster.storage(), &[]);
+    let id = cluster.create_experiment(
+        &config,
+        &baton_cluster_tests::repo_root().join("examples/linreg"),
+    );
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(60));
+    let id_text = id.to_string();
+
+    let refuse = |token: Option<&str>, args: &[&str], expected: &str| {
+        let mut caller = TestCluster::cli_as(&cluster, token);
+        let output = caller(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    refuse(None, &["experiment", "list"], "this master needs a token");
+    refuse(
+        Some("guessed"),
+        &["agent", "list"],
+        "the token is not known",
+    );
+    for args in [
+        vec!["experiment", "kill", &id_text],
+        vec!["agent", "disable", "a1"],
+        vec![
+            "experiment",
+            "set",
+            "gc-policy",
+            &id_text,
+            "--save-experiment-best",
+            "0",
+            "--save-trial-best",
+            "0",
+            "--save-trial-latest",
+            "0",
+            "--yes",
+        ],
+    ] {
+        refuse(Some("bob-viewer-token"), &args, "is a viewer");
+    }
+    let mut bob = TestCluster::cli_as(&cluster, Some("bob-viewer-token"));
+    for args in [
+        vec!["experiment", "list"],
+        vec!["experiment", "describe", &id_text],
+        vec!["agent", "list"],
+        vec![
+            "experiment",
+            "set",
+            "gc-policy",
+            &id_text,
+            "--save-experiment-best",
+            "0",
+            "--save-trial-best",
+            "0",
+            "--save-trial-latest",
+            "0",
+            "--dry-run",
+        ],
+    ] {
+        let output = bob(&args);
+        assert!(
+            output.status.success(),
+            "a viewer reads: {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Nothing a refused call asked for happened.
+    assert_eq!(cluster.json(&["agent", "list"])[0]["state"], "enabled");
+    assert!(
+        !cluster
+            .json(&["experiment", "list-checkpoints", &id_text])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The token file under the user's config directory is used when no token is given.
+    let config_dir = cluster.dir.path().join("config/baton");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(config_dir.join("token"), "alice-admin-token\n").unwrap();
+    let mut from_file = TestCluster::cli_as(&cluster, None);
+    assert!(
+        from_file(&["agent", "disable", "a1", "--drain"])
+            .status
+            .success()
+    );
+    let master_log = without_colors(
+        &std::fs::read_to_string(cluster.dir.path().join("logs/master.log")).unwrap(),
+    );
+    assert!(
+        master_log.lines().any(|l| l.contains("admin call")
+            && l.contains("caller=alice")
+            && l.contains("rpc=\"DisableAgent\"")
+            && l.contains("peer=127.0.0.1")),
+        "the master logs who changed what:\n{master_log}"
+    );
+
+    // Health stays open.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let serving = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(cluster.url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .map(|r| r.into_inner().status)
+    });
+    assert_eq!(serving.unwrap(), 1, "health answers without a token");
+}
+
+#[test]
+fn an_open_admin_api_beyond_loopback_needs_insecure_and_then_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = std::process::Command::new(baton_cluster_tests::bin_dir().join("baton-master"))
+        .args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("refusing to serve an open admin API on 0.0.0.0:0")
+            && stderr.contains("--auth-file"),
+        "{stderr}"
+    );
+
+    let address_file = dir.path().join("addr");
+    let mut master =
+        std::process::Command::new(baton_cluster_tests::bin_dir().join("baton-master"))
+            .args(["--listen", "0.0.0.0:0", "--insecure", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--address-file")
+            .arg(&address_file)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    baton_cluster_tests::wait_until(
+        "the insecure master to listen",
+        Duration::from_secs(20),
+        || address_file.is_file(),
+    );
+    let port = std::fs::read_to_string(&address_file)
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let listed = std::process::Command::new(baton_cluster_tests::bin_dir().join("baton"))
+        .args([
+            "--master",
+            &format!("http://127.0.0.1:{port}"),
+            "agent",
+            "list",
+        ])
+        .env_remove("BATON_TOKEN")
+        .output()
+        .unwrap();
+    let _ = master.kill();
+    let _ = master.wait();
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(listed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: the master serves an open admin API"),
+        "{stderr}"
+    );
+}
+
+/// Log text without terminal colour codes.
+fn without_colors(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}

@@ -191,6 +191,7 @@ impl AdminService for FakeMaster {
         };
         Ok(Response::new(ListAgentsResponse {
             agents: vec![agent],
+            warning: String::new(),
         }))
     }
     async fn disable_agent(&self, r: Request<DisableAgentRequest>) -> Reply<Agent> {

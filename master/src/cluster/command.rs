@@ -226,7 +226,10 @@ impl Cluster {
             }
             Command::ListAgents(reply) => {
                 let agents = self.list_agents();
-                let _ = reply.send(Ok(ListAgentsResponse { agents }));
+                let _ = reply.send(Ok(ListAgentsResponse {
+                    agents,
+                    warning: String::new(),
+                }));
             }
             Command::DisableAgent { id, drain, reply } => {
                 let _ = reply.send(

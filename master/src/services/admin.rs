@@ -9,6 +9,7 @@ use baton_common::storage::{CheckpointStore, Manifest};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Access, Authority, Caller};
 use crate::cluster::{ClusterEvent, ClusterHandle};
 use crate::error::{MasterError, MasterResult};
 use crate::prepare::prepare_experiment;
@@ -18,19 +19,26 @@ use crate::store::LogRow;
 pub struct AdminApi {
     cluster: ClusterHandle,
     preparing: tokio::sync::Semaphore,
+    auth: Authority,
 }
 
 /// How many experiment configs are parsed and expanded at once.
 const CONCURRENT_PREPARATIONS: usize = 2;
 
 impl AdminApi {
-    /// A service forwarding to the cluster task.
-    pub fn new(cluster: ClusterHandle) -> Self {
+    /// A service forwarding to the cluster task, admitting callers by `auth`.
+    pub fn new(cluster: ClusterHandle, auth: Authority) -> Self {
         Self {
             cluster,
             preparing: tokio::sync::Semaphore::new(CONCURRENT_PREPARATIONS),
+            auth,
         }
     }
+}
+
+/// Records who changed what.
+fn log_mutation(caller: &Caller, rpc: &str) {
+    tracing::info!(caller = %caller.name, peer = %caller.peer, rpc, "admin call");
 }
 
 /// A cluster answer as a gRPC response.
@@ -53,6 +61,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<CreateExperimentRequest>,
     ) -> Result<Response<CreateExperimentResponse>, Status> {
+        let caller = self
+            .auth
+            .check(&request, Access::Mutate, "CreateExperiment")?;
+        log_mutation(&caller, "CreateExperiment");
         let request = request.into_inner();
         let context = request.context.unwrap_or_default();
         // Parsing and expansion cost what the request makes them cost: never on the cluster
@@ -72,8 +84,9 @@ impl AdminService for AdminApi {
 
     async fn list_experiments(
         &self,
-        _: Request<ListExperimentsRequest>,
+        request: Request<ListExperimentsRequest>,
     ) -> Result<Response<ListExperimentsResponse>, Status> {
+        self.auth.check(&request, Access::Read, "ListExperiments")?;
         respond(self.cluster.list_experiments().await)
     }
 
@@ -81,6 +94,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ExperimentRef>,
     ) -> Result<Response<Experiment>, Status> {
+        self.auth
+            .check(&request, Access::Read, "DescribeExperiment")?;
         let id = request.into_inner().id;
         respond(self.cluster.describe_experiment(id).await)
     }
@@ -89,6 +104,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ExperimentRef>,
     ) -> Result<Response<Experiment>, Status> {
+        let caller = self
+            .auth
+            .check(&request, Access::Mutate, "KillExperiment")?;
+        log_mutation(&caller, "KillExperiment");
         let id = request.into_inner().id;
         respond(self.cluster.kill_experiment(id).await)
     }
@@ -97,6 +116,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ExperimentRef>,
     ) -> Result<Response<Experiment>, Status> {
+        let caller = self
+            .auth
+            .check(&request, Access::Mutate, "PauseExperiment")?;
+        log_mutation(&caller, "PauseExperiment");
         let id = request.into_inner().id;
         respond(self.cluster.pause_experiment(id).await)
     }
@@ -105,6 +128,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ExperimentRef>,
     ) -> Result<Response<Experiment>, Status> {
+        let caller = self
+            .auth
+            .check(&request, Access::Mutate, "ActivateExperiment")?;
+        log_mutation(&caller, "ActivateExperiment");
         let id = request.into_inner().id;
         respond(self.cluster.activate_experiment(id).await)
     }
@@ -113,6 +140,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListCheckpointsRequest>,
     ) -> Result<Response<ListCheckpointsResponse>, Status> {
+        self.auth.check(&request, Access::Read, "ListCheckpoints")?;
         let request = request.into_inner();
         respond(
             self.cluster
@@ -125,6 +153,16 @@ impl AdminService for AdminApi {
         &self,
         request: Request<SetGcPolicyRequest>,
     ) -> Result<Response<SetGcPolicyResponse>, Status> {
+        // A preview only reads; applying a policy deletes checkpoints.
+        let access = if request.get_ref().dry_run {
+            Access::Read
+        } else {
+            Access::Mutate
+        };
+        let caller = self.auth.check(&request, access, "SetGcPolicy")?;
+        if access == Access::Mutate {
+            log_mutation(&caller, "SetGcPolicy");
+        }
         let request = request.into_inner();
         let policy = GcSettings {
             save_experiment_best: non_negative(
@@ -145,6 +183,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ExperimentRef>,
     ) -> Result<Response<ListTrialsResponse>, Status> {
+        self.auth.check(&request, Access::Read, "ListTrials")?;
         let id = request.into_inner().id;
         respond(self.cluster.list_trials(id).await)
     }
@@ -153,6 +192,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<TrialRef>,
     ) -> Result<Response<TrialDetail>, Status> {
+        self.auth.check(&request, Access::Read, "DescribeTrial")?;
         let id = request.into_inner().id;
         respond(self.cluster.describe_trial(id).await)
     }
@@ -161,6 +201,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<TrialLogsRequest>,
     ) -> Result<Response<Self::TrialLogsStream>, Status> {
+        self.auth.check(&request, Access::Read, "TrialLogs")?;
         let request = request.into_inner();
         let trial_id = request.trial_id;
         let (backlog, mut events, ended) = self.cluster.follow_logs(trial_id).await?;
@@ -193,6 +234,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<MoveTrialRequest>,
     ) -> Result<Response<TrialDetail>, Status> {
+        let caller = self.auth.check(&request, Access::Mutate, "MoveTrial")?;
+        log_mutation(&caller, "MoveTrial");
         let request = request.into_inner();
         let to = Some(request.to_agent).filter(|a| !a.is_empty());
         respond(self.cluster.move_trial(request.trial_id, to).await)
@@ -202,6 +245,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<CheckpointRef>,
     ) -> Result<Response<Checkpoint>, Status> {
+        self.auth
+            .check(&request, Access::Read, "DescribeCheckpoint")?;
         let reference = request.into_inner();
         respond(self.cluster.describe_checkpoint(reference).await)
     }
@@ -210,6 +255,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<CheckpointRef>,
     ) -> Result<Response<Self::DownloadCheckpointStream>, Status> {
+        self.auth
+            .check(&request, Access::Read, "DownloadCheckpoint")?;
         let reference = request.into_inner();
         let (row, backend) = self.cluster.checkpoint_source(reference).await?;
         if row.state != baton_common::gc::CheckpointState::Completed {
@@ -249,20 +296,27 @@ impl AdminService for AdminApi {
 
     async fn list_agents(
         &self,
-        _: Request<ListAgentsRequest>,
+        request: Request<ListAgentsRequest>,
     ) -> Result<Response<ListAgentsResponse>, Status> {
-        respond(self.cluster.list_agents().await)
+        self.auth.check(&request, Access::Read, "ListAgents")?;
+        let mut listed = self.cluster.list_agents().await?;
+        listed.warning = self.auth.warning().to_string();
+        respond(Ok(listed))
     }
 
     async fn disable_agent(
         &self,
         request: Request<DisableAgentRequest>,
     ) -> Result<Response<Agent>, Status> {
+        let caller = self.auth.check(&request, Access::Mutate, "DisableAgent")?;
+        log_mutation(&caller, "DisableAgent");
         let request = request.into_inner();
         respond(self.cluster.disable_agent(request.id, request.drain).await)
     }
 
     async fn enable_agent(&self, request: Request<AgentRef>) -> Result<Response<Agent>, Status> {
+        let caller = self.auth.check(&request, Access::Mutate, "EnableAgent")?;
+        log_mutation(&caller, "EnableAgent");
         let id = request.into_inner().id;
         respond(self.cluster.enable_agent(id).await)
     }
