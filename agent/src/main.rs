@@ -43,6 +43,15 @@ struct Args {
     #[arg(long, env = "BATON_FENCE_WINDOW", default_value_t = 8,
           value_parser = clap::value_parser!(u64).range(1..))]
     fence_window: u64,
+    /// CA certificate (PEM) to verify an https:// master with, instead of the system roots.
+    #[arg(long, env = "BATON_TLS_CA", value_name = "PEM")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a master that verifies agents (--tls-client-ca there).
+    #[arg(long, env = "BATON_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for --tls-cert.
+    #[arg(long, env = "BATON_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -74,6 +83,10 @@ async fn run_daemon() -> anyhow::Result<()> {
         kill_grace: Duration::from_secs(args.kill_grace),
         trial_lease: Duration::from_secs(args.trial_lease),
         fence_window: Duration::from_secs(args.fence_window),
+        tls: baton_common::tls::ClientTls {
+            ca: args.tls_ca,
+            identity: args.tls_cert.zip(args.tls_key),
+        },
     };
     run_agent(options, baton_common::daemon::shutdown_signal()).await
 }

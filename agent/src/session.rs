@@ -80,6 +80,8 @@ pub struct AgentOptions {
     /// After this long without contact with the master the agent suspends its trials; keep it
     /// below the master's agent timeout.
     pub fence_window: Duration,
+    /// TLS towards an `https://` master.
+    pub tls: baton_common::tls::ClientTls,
 }
 
 /// Runs the agent until `shutdown` resolves, reconnecting to the master whenever the stream breaks.
@@ -166,11 +168,16 @@ impl Agent {
         &mut self,
         reports: &mut mpsc::UnboundedReceiver<AgentMessage>,
     ) -> anyhow::Result<()> {
-        let endpoint = tonic::transport::Endpoint::from_shared(self.options.master.clone())?
+        let url = &self.options.master;
+        let endpoint = baton_common::tls::endpoint(url, &self.options.tls)
+            .map_err(anyhow::Error::msg)?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(10));
-        let channel = self.with_fence(endpoint.connect()).await?;
+        let channel = self.with_fence(endpoint.connect()).await.map_err(|e| {
+            let failure = error_chain(&e);
+            anyhow::anyhow!(baton_common::tls::explain(&self.options.master, &failure))
+        })?;
         let mut client = AgentServiceClient::new(channel)
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);
@@ -449,6 +456,17 @@ impl Agent {
         }));
         statuses
     }
+}
+
+/// An error and its causes, joined.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 fn wrap(body: agent_message::Body) -> AgentMessage {

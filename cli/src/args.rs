@@ -27,6 +27,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// CA certificate (PEM) to verify an https:// master with, instead of the system roots.
+    #[arg(long, global = true, env = "BATON_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
     /// Admin API token (else BATON_TOKEN, else the file ~/.config/baton/token).
     #[arg(
         long,

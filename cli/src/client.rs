@@ -6,7 +6,7 @@ use baton_common::proto::admin_service_client::AdminServiceClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// The admin API client over one connection, presenting the caller's token.
 pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
@@ -60,18 +60,24 @@ pub struct Run {
     pub json: bool,
     /// The admin API token, if any.
     pub token: Option<String>,
+    /// TLS towards an `https://` master.
+    pub tls: baton_common::tls::ClientTls,
 }
 
 impl Run {
     /// Connects to the master.
     pub async fn connect(&self) -> anyhow::Result<Admin> {
-        connect(&self.master, self.token.as_deref()).await
+        connect(&self.master, self.token.as_deref(), &self.tls).await
     }
 }
 
 /// Connects to the master at `url` (`http://` is assumed when the URL has no scheme), presenting
 /// `token` on every call.
-pub async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Admin> {
+pub async fn connect(
+    url: &str,
+    token: Option<&str>,
+    tls: &baton_common::tls::ClientTls,
+) -> anyhow::Result<Admin> {
     let bearer = match token {
         Some(token) => Some(format!("Bearer {token}").parse().map_err(|_| {
             UsageError("--token / BATON_TOKEN must be printable ASCII without spaces".into())
@@ -88,12 +94,12 @@ pub async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Admin> {
             "cannot reach the Baton master at {url}: {cause} (set --master or BATON_MASTER)"
         )
     };
-    let endpoint = Endpoint::from_shared(full).map_err(|e| unreachable(error_chain(&e)))?;
+    let endpoint = baton_common::tls::endpoint(&full, tls).map_err(unreachable)?;
     let channel = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await
-        .map_err(|e| unreachable(error_chain(&e)))?;
+        .map_err(|e| unreachable(baton_common::tls::explain(&full, &error_chain(&e))))?;
     Ok(
         AdminServiceClient::with_interceptor(channel, Bearer(bearer))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -132,13 +138,11 @@ pub fn describe_failure(err: &anyhow::Error) -> (String, u8) {
     (format!("{err:#}"), 1)
 }
 
-/// Whether the error is a closed stdout (`baton ... | head`), which is not a failure.
+/// Whether the error is a closed stdout (`baton ... | head`), which is not a failure. Only an
+/// error that is itself an I/O error counts: a broken connection to the master is a failure.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 #[cfg(test)]
@@ -150,7 +154,10 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = connect(&url, None).await.unwrap_err().to_string();
+        let err = connect(&url, None, &Default::default())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(&format!("cannot reach the Baton master at {url}: ")),
             "{err}"
@@ -170,5 +177,12 @@ mod tests {
         assert_eq!(describe_failure(&anyhow::anyhow!("boom")).1, 1);
         let pipe = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(is_broken_pipe(&pipe));
+        let transport = anyhow::Error::from(tonic::Status::from_error(Box::new(
+            std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+        )));
+        assert!(
+            !is_broken_pipe(&transport),
+            "a broken link to the master is a failure"
+        );
     }
 }

@@ -25,6 +25,10 @@ async fn main() -> ExitCode {
         master: cli.master,
         json: cli.json,
         token: cli.token.or_else(client::token_from_config),
+        tls: baton_common::tls::ClientTls {
+            ca: cli.tls_ca,
+            identity: None,
+        },
     };
     let result = match cli.command {
         Noun::Experiment(cmd) => experiment::run(cmd, &app).await,
@@ -37,6 +41,7 @@ async fn main() -> ExitCode {
         Err(err) if client::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let (message, status) = client::describe_failure(&err);
+            let message = baton_common::tls::explain(&app.master, &message);
             eprintln!("error: {message}");
             ExitCode::from(status)
         }

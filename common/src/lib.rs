@@ -7,3 +7,4 @@ pub mod gc;
 pub mod layered_args;
 pub mod proto;
 pub mod storage;
+pub mod tls;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use baton_master::auth::Authority;
 use baton_master::cluster::{ClusterSettings, Deadlines};
+use baton_master::server::ServerTls;
 use baton_master::{MasterOptions, serve};
 use clap::Parser;
 
@@ -53,6 +54,20 @@ struct Args {
     /// the admin API is open, which is allowed on a loopback address only.
     #[arg(long, env = "BATON_AUTH_FILE", value_name = "FILE")]
     auth_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of the listener; with --tls-key, the master serves TLS only.
+    #[arg(long, env = "BATON_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the listener.
+    #[arg(long, env = "BATON_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) whose certificates agents must present (mutual TLS for agents).
+    #[arg(
+        long,
+        env = "BATON_TLS_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
     /// Serve an open admin API on a non-loopback address anyway.
     #[arg(long, env = "BATON_INSECURE")]
     insecure: bool,
@@ -86,9 +101,18 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&temporary, listener.local_addr()?.to_string())?;
         std::fs::rename(&temporary, path)?;
     }
+    let tls = args
+        .tls_cert
+        .zip(args.tls_key)
+        .map(|(cert, key)| ServerTls {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        });
     let options = MasterOptions {
         data_dir: args.data_dir,
         auth,
+        tls,
         cluster: ClusterSettings {
             agent_timeout: Duration::from_secs(args.agent_timeout),
             cluster_token: args.cluster_token,

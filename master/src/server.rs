@@ -25,6 +25,42 @@ pub struct MasterOptions {
     pub cluster: ClusterSettings,
     /// Who may call the admin API.
     pub auth: Authority,
+    /// TLS on the listener, if configured.
+    pub tls: Option<ServerTls>,
+}
+
+/// The master's certificate and key, and the CA its agents' certificates must chain to.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// When set, agents must present a certificate signed by this CA (PEM); the CLI need not.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ServerTls {
+    fn config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the TLS {what} {}: {e}", path.display()))
+        };
+        let identity = tonic::transport::Identity::from_pem(
+            read(&self.cert, "certificate")?,
+            read(&self.key, "key")?,
+        );
+        let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            config = config
+                .client_ca_root(tonic::transport::Certificate::from_pem(read(
+                    ca,
+                    "client CA",
+                )?))
+                .client_auth_optional(true);
+        }
+        Ok(config)
+    }
 }
 
 /// Serves the master on `listener` until `shutdown` resolves.
@@ -46,9 +82,12 @@ pub async fn serve(
     let admin = AdminServiceServer::new(AdminApi::new(cluster.clone(), options.auth))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let agents = AgentServiceServer::new(AgentApi::new(cluster))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let agents = AgentServiceServer::new(AgentApi::new(
+        cluster,
+        options.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(address = %listener.local_addr()?, "master serving");
     // Without TCP_NODELAY, a start message carrying a context waits ~40 ms for a delayed ACK.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -56,7 +95,11 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(baton_common::proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &options.tls {
+        builder = builder.tls_config(tls.config()?)?;
+    }
+    builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(admin)

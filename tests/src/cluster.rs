@@ -23,6 +23,8 @@ pub struct TestCluster {
     master_args: Vec<String>,
     /// Admin API token the CLI presents (BATON_TOKEN), if any.
     pub token: Option<String>,
+    /// CA the CLI verifies an https:// master with (BATON_TLS_CA), if any.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl TestCluster {
@@ -43,6 +45,7 @@ impl TestCluster {
             agents: BTreeMap::new(),
             master_args: master_args.iter().map(|s| s.to_string()).collect(),
             token: None,
+            tls_ca: None,
         };
         cluster.start_master();
         for id in agent_ids {
@@ -232,6 +235,10 @@ impl TestCluster {
             .arg(&self.url);
         if let Some(token) = token {
             command.env("BATON_TOKEN", token);
+        }
+        command.env_remove("BATON_TLS_CA");
+        if let Some(ca) = &self.tls_ca {
+            command.env("BATON_TLS_CA", ca);
         }
         command
     }

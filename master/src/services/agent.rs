@@ -13,12 +13,17 @@ use crate::cluster::ClusterHandle;
 /// Serves agent sessions.
 pub struct AgentApi {
     cluster: ClusterHandle,
+    require_client_cert: bool,
 }
 
 impl AgentApi {
-    /// A service forwarding to the cluster task.
-    pub fn new(cluster: ClusterHandle) -> Self {
-        Self { cluster }
+    /// A service forwarding to the cluster task; with `require_client_cert`, an agent must
+    /// present a certificate of the master's client CA.
+    pub fn new(cluster: ClusterHandle, require_client_cert: bool) -> Self {
+        Self {
+            cluster,
+            require_client_cert,
+        }
     }
 }
 
@@ -32,6 +37,11 @@ impl AgentService for AgentApi {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        if self.require_client_cert && request.peer_certs().is_none_or(|certs| certs.is_empty()) {
+            return Err(Status::unauthenticated(
+                "this master verifies agents: start the agent with --tls-cert and --tls-key signed by the master's --tls-client-ca",
+            ));
+        }
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown".to_string(), |a| a.to_string());
