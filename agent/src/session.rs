@@ -175,7 +175,7 @@ impl Agent {
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(10));
         let channel = self.with_fence(endpoint.connect()).await.map_err(|e| {
-            let failure = error_chain(&e);
+            let failure = baton_common::error_chain(&e);
             anyhow::anyhow!(baton_common::tls::explain(&self.options.master, &failure))
         })?;
         let mut client = AgentServiceClient::new(channel)
@@ -456,17 +456,6 @@ impl Agent {
         }));
         statuses
     }
-}
-
-/// An error and its causes, joined.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 fn wrap(body: agent_message::Body) -> AgentMessage {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use baton_common::error_chain;
 use baton_common::proto::admin_service_client::AdminServiceClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -105,21 +106,6 @@ pub async fn connect(
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     )
-}
-
-/// An error and its causes joined with `: `, skipping causes already included in the text.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The message to print and the exit status for an error that ended a command.

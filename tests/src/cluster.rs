@@ -347,52 +347,24 @@ impl TestCluster {
 
     /// Pids of processes under this cluster's directory whose environment holds `variable` (`NAME=value`).
     pub fn processes_with_env(&self, variable: &str) -> Vec<i32> {
-        let mut pids = Vec::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return pids;
-        };
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
-                continue;
-            };
-            if !cwd.starts_with(self.dir.path()) {
-                continue;
-            }
-            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-            if environ
-                .split(|b| *b == 0)
-                .any(|var| var == variable.as_bytes())
-            {
-                pids.push(pid);
-            }
-        }
-        pids
+        processes(|process, environ| {
+            std::fs::read_link(process.join("cwd"))
+                .is_ok_and(|cwd| cwd.starts_with(self.dir.path()))
+                && environ
+                    .split(|b| *b == 0)
+                    .any(|var| var == variable.as_bytes())
+        })
     }
 
     /// Pids of processes whose environment names a path in this cluster's directory (trials and
     /// their supervisors).
     pub fn processes_mentioning_dir(&self) -> Vec<i32> {
         let needle = self.dir.path().display().to_string();
-        let mut pids = Vec::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return pids;
-        };
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-            if environ
+        processes(|_, environ| {
+            environ
                 .windows(needle.len())
                 .any(|window| window == needle.as_bytes())
-            {
-                pids.push(pid);
-            }
-        }
-        pids
+        })
     }
 
     /// The weights of an experiment's checkpoint at `step` (the final one), read from shared_fs storage.
@@ -479,6 +451,21 @@ impl Drop for TestCluster {
             );
         }
     }
+}
+
+/// Pids of the processes for which `keep(/proc/PID, environment)` holds.
+fn processes(keep: impl Fn(&Path, &[u8]) -> bool) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            keep(&entry.path(), &environ).then_some(pid)
+        })
+        .collect()
 }
 
 /// Polls `condition` every 100 ms until it holds, panicking after `timeout`.

@@ -198,14 +198,7 @@ fn a_download_through_the_master_never_follows_a_planted_link_or_serves_changed_
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
 
     let target = cluster.dir.path().join("attacked");
-    let output = cluster.cli(&[
-        "checkpoint",
-        "download",
-        &uuid,
-        "--via-master",
-        "-o",
-        target.to_str().unwrap(),
-    ]);
+    let output = download_via_master(&cluster, &uuid, &target);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -222,14 +215,7 @@ fn a_download_through_the_master_never_follows_a_planted_link_or_serves_changed_
     changed[1] ^= 1;
     std::fs::write(&weights, &changed).unwrap();
     let target = cluster.dir.path().join("changed");
-    let output = cluster.cli(&[
-        "checkpoint",
-        "download",
-        &uuid,
-        "--via-master",
-        "-o",
-        target.to_str().unwrap(),
-    ]);
+    let output = download_via_master(&cluster, &uuid, &target);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("does not match"), "{stderr}");
@@ -237,6 +223,22 @@ fn a_download_through_the_master_never_follows_a_planted_link_or_serves_changed_
         !target.join("weights.json").exists(),
         "no unverified file is kept"
     );
+}
+
+/// `baton checkpoint download UUID --via-master -o TARGET`.
+fn download_via_master(
+    cluster: &TestCluster,
+    uuid: &str,
+    target: &std::path::Path,
+) -> std::process::Output {
+    cluster.cli(&[
+        "checkpoint",
+        "download",
+        uuid,
+        "--via-master",
+        "-o",
+        target.to_str().unwrap(),
+    ])
 }
 
 fn assert_no_secret_under(dir: &std::path::Path, secret: &str) {
