@@ -2,7 +2,8 @@
 //!
 //! The auth file (`--auth-file`) lists tokens by name, role and the SHA-256 of the token (hex);
 //! the tokens themselves are never stored. Without an auth file the admin API is open, which the
-//! master allows only on a loopback address unless `--insecure` says otherwise.
+//! master allows only on a loopback address unless `--insecure` says otherwise. The same file may
+//! give agent ids their own tokens, so a token leaked from one host cannot join as another.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,6 +44,41 @@ pub struct Caller {
 #[serde(deny_unknown_fields)]
 struct AuthFile {
     tokens: Vec<TokenEntry>,
+    #[serde(default)]
+    agents: Vec<AgentTokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentTokenEntry {
+    id: String,
+    sha256: String,
+}
+
+/// What agents must present to join: their own token where the auth file gives their id one,
+/// the cluster token otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct AgentTokens {
+    /// Token every agent without its own token presents ("" lets any such agent join).
+    pub cluster_token: String,
+    /// Agent id → SHA-256 (hex) of its own token.
+    pub per_agent: HashMap<String, String>,
+}
+
+impl AgentTokens {
+    /// Checks the token an agent presented for its id; the error says which token was expected.
+    pub fn check(&self, agent_id: &str, token: &str) -> Result<(), String> {
+        match self.per_agent.get(agent_id) {
+            Some(hash) if *hash == hex(&Sha256::digest(token.as_bytes())) => Ok(()),
+            Some(_) => Err(format!(
+                "agent {agent_id:?} presented a token that is not its own: this id has its own token in the master's auth file, pass it as --cluster-token (BATON_CLUSTER_TOKEN)"
+            )),
+            None if token == self.cluster_token => Ok(()),
+            None => Err(format!(
+                "agent {agent_id:?} presented a wrong cluster token: set --cluster-token (BATON_CLUSTER_TOKEN) to the master's"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,36 +119,45 @@ impl Authority {
         self.warning.as_deref().unwrap_or_default()
     }
 
-    /// Reads an auth file; errors name the file and the entry.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
+    /// Reads an auth file: the admin API's authority and the agents' own tokens (the cluster
+    /// token is left empty for the caller to fill). Errors name the file and the entry.
+    pub fn from_file(path: &Path) -> Result<(Self, AgentTokens), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read auth file {}: {e}", path.display()))?;
         let file: AuthFile = serde_norway::from_str(&text)
             .map_err(|e| format!("auth file {}: {e}", path.display()))?;
+        let in_file = |message: String| format!("auth file {}: {message}", path.display());
         let mut tokens = HashMap::new();
         for (index, entry) in file.tokens.into_iter().enumerate() {
-            let hash = entry.sha256.to_ascii_lowercase();
-            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "auth file {}: tokens[{index}].sha256 must be 64 hex digits (the SHA-256 of the token, e.g. from `printf %s TOKEN | sha256sum`)",
-                    path.display()
-                ));
-            }
+            let hash = sha256_hex(&entry.sha256)
+                .map_err(|e| in_file(format!("tokens[{index}].sha256 {e}")))?;
             if entry.name.trim().is_empty() {
-                return Err(format!(
-                    "auth file {}: tokens[{index}].name must not be empty",
-                    path.display()
-                ));
+                return Err(in_file(format!("tokens[{index}].name must not be empty")));
             }
             tokens.insert(hash, (entry.name, entry.role));
         }
         if tokens.is_empty() {
             return Err(format!("auth file {} lists no tokens", path.display()));
         }
-        Ok(Self {
+        let mut agents = AgentTokens::default();
+        for (index, entry) in file.agents.into_iter().enumerate() {
+            let hash = sha256_hex(&entry.sha256)
+                .map_err(|e| in_file(format!("agents[{index}].sha256 {e}")))?;
+            if entry.id.trim().is_empty() {
+                return Err(in_file(format!("agents[{index}].id must not be empty")));
+            }
+            if agents.per_agent.insert(entry.id.clone(), hash).is_some() {
+                return Err(in_file(format!(
+                    "agents[{index}].id {:?} is listed twice",
+                    entry.id
+                )));
+            }
+        }
+        let authority = Self {
             tokens: Some(tokens),
             warning: None,
-        })
+        };
+        Ok((authority, agents))
     }
 
     /// Whether calls need a token.
@@ -164,6 +209,15 @@ impl Authority {
     }
 }
 
+/// A SHA-256 written in hex, lowercased; the error says what is expected.
+fn sha256_hex(text: &str) -> Result<String, String> {
+    let hash = text.to_ascii_lowercase();
+    if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("must be 64 hex digits (the SHA-256 of the token, e.g. from `printf %s TOKEN | sha256sum`)".into());
+    }
+    Ok(hash)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -175,7 +229,7 @@ mod tests {
     fn authority(dir: &tempfile::TempDir, text: &str) -> Result<Authority, String> {
         let path = dir.path().join("auth.yaml");
         std::fs::write(&path, text).unwrap();
-        Authority::from_file(&path)
+        Authority::from_file(&path).map(|(authority, _)| authority)
     }
 
     fn call(token: Option<&str>) -> Request<()> {
@@ -242,5 +296,27 @@ mod tests {
         assert!(error.contains("unknown variant `root`"), "{error}");
         let error = authority(&dir, "tokens: []\n").unwrap_err();
         assert!(error.contains("lists no tokens"), "{error}");
+        let admin = hex(&Sha256::digest(b"t"));
+        let twice = format!(
+            "tokens: [{{name: a, role: admin, sha256: {admin}}}]\nagents:\n  - {{id: a1, sha256: {admin}}}\n  - {{id: a1, sha256: {admin}}}\n"
+        );
+        let error = authority(&dir, &twice).unwrap_err();
+        assert!(
+            error.contains("agents[1].id \"a1\" is listed twice"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn agents_with_their_own_token_cannot_use_another() {
+        let tokens = AgentTokens {
+            cluster_token: "shared".into(),
+            per_agent: HashMap::from([("gpu-1".into(), hex(&Sha256::digest(b"gpu-1-secret")))]),
+        };
+        assert!(tokens.check("gpu-1", "gpu-1-secret").is_ok());
+        assert!(tokens.check("gpu-2", "shared").is_ok());
+        let error = tokens.check("gpu-1", "shared").unwrap_err();
+        assert!(error.contains("not its own"), "{error}");
+        assert!(tokens.check("gpu-2", "gpu-1-secret").is_err());
     }
 }

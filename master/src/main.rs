@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use baton_master::auth::Authority;
+use baton_master::auth::{AgentTokens, Authority};
 use baton_master::cluster::{ClusterSettings, Deadlines};
 use baton_master::server::ServerTls;
 use baton_master::{MasterOptions, serve};
@@ -80,19 +80,20 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args: Args = baton_common::layered_args::parse_layered("/etc/baton/master.yaml");
     baton_common::daemon::init_logging(&args.log_format);
-    let auth = match &args.auth_file {
+    let (auth, mut agent_tokens) = match &args.auth_file {
         Some(path) => Authority::from_file(path).map_err(anyhow::Error::msg)?,
-        None if args.listen.ip().is_loopback() => Authority::open(),
+        None if args.listen.ip().is_loopback() => (Authority::open(), AgentTokens::default()),
         None if args.insecure => {
             let auth = Authority::open_insecure(&args.listen.to_string());
             tracing::warn!("{}", auth.warning());
-            auth
+            (auth, AgentTokens::default())
         }
         None => anyhow::bail!(
             "refusing to serve an open admin API on {}: pass --auth-file FILE (tokens; see SECURITY.md), listen on a loopback address, or pass --insecure",
             args.listen
         ),
     };
+    agent_tokens.cluster_token = args.cluster_token;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -115,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
         tls,
         cluster: ClusterSettings {
             agent_timeout: Duration::from_secs(args.agent_timeout),
-            cluster_token: args.cluster_token,
+            agent_tokens,
             sweep_interval: Duration::from_secs(args.sweep_interval_secs),
             upload_grace: Duration::from_secs(args.upload_grace_secs),
             deadlines: Deadlines {

@@ -135,11 +135,11 @@ impl TestCluster {
     }
 
     /// Starts a second agent process under the name `name` (its work directory, log and handle)
-    /// that presents itself as agent `id`.
-    pub fn start_agent_named(&mut self, name: &str, id: &str) {
+    /// that presents itself as agent `id`, with extra flags.
+    pub fn start_agent_named(&mut self, name: &str, id: &str, extra: &[&str]) {
         let command = Command::new(self.bins.join("baton-agent"));
         let url = self.url.clone();
-        self.spawn_named(command, name, id, 1, &url, &[]);
+        self.spawn_named(command, name, id, 1, &url, extra);
     }
 
     fn spawn_agent(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use baton_cluster_tests::{TestCluster, TestStorage};
+use baton_cluster_tests::{TestCluster, TestStorage, wait_until};
 use baton_common::proto::admin_service_client::AdminServiceClient;
 use baton_common::proto::{
     CheckpointRef, ExperimentRef, ListAgentsRequest, ListCheckpointsRequest,
@@ -263,7 +263,7 @@ fn assert_no_secret_under(dir: &std::path::Path, secret: &str) {
 #[test]
 fn a_second_agent_with_a_live_agent_s_id_is_refused_and_the_first_keeps_its_session() {
     let mut cluster = TestCluster::start(&["a1"], &[]);
-    cluster.start_agent_named("impostor", "a1");
+    cluster.start_agent_named("impostor", "a1", &[]);
     std::thread::sleep(Duration::from_secs(4));
     let master_log = std::fs::read_to_string(cluster.dir.path().join("logs/master.log")).unwrap();
     let refusals: Vec<&str> = master_log
@@ -298,6 +298,68 @@ fn a_second_agent_with_a_live_agent_s_id_is_refused_and_the_first_keeps_its_sess
     let agents = cluster.json(&["agent", "list"]);
     assert_eq!(agents.as_array().unwrap().len(), 1, "{agents:#}");
     assert_eq!(agents[0]["connected"], true);
+}
+
+#[test]
+fn an_agent_with_its_own_token_cannot_be_impersonated_with_the_cluster_token_or_another_s() {
+    let auth_dir = tempfile::tempdir().unwrap();
+    let auth_file = auth_dir.path().join("auth.yaml");
+    std::fs::write(
+        &auth_file,
+        format!(
+            "tokens:\n  - {{name: alice, role: admin, sha256: {}}}\nagents:\n  - {{id: gpu-1, sha256: {}}}\n",
+            sha256_hex("alice-admin-token"),
+            sha256_hex("gpu-1-secret")
+        ),
+    )
+    .unwrap();
+    let auth = auth_file.to_str().unwrap();
+    let mut cluster = TestCluster::start(&[], &["--auth-file", auth, "--cluster-token", "shared"]);
+    cluster.token = Some("alice-admin-token".into());
+    let url = cluster.url.clone();
+    cluster.start_agent_with("gpu-1", 1, &url, &["--cluster-token", "gpu-1-secret"]);
+    cluster.start_agent_with("gpu-3", 1, &url, &["--cluster-token", "shared"]);
+    cluster.wait_for_agents(2);
+    // A host that holds only the cluster token, and one that stole gpu-1's token.
+    cluster.start_agent_named("shared-as-gpu-1", "gpu-1", &["--cluster-token", "shared"]);
+    cluster.start_agent_named(
+        "stolen-as-gpu-2",
+        "gpu-2",
+        &["--cluster-token", "gpu-1-secret"],
+    );
+    let log_of = |name: &str| {
+        std::fs::read_to_string(cluster.dir.path().join(format!("logs/agent-{name}.log"))).unwrap()
+    };
+    wait_until(
+        "both impostors to be told why",
+        Duration::from_secs(20),
+        || {
+            log_of("shared-as-gpu-1").contains("not its own")
+                && log_of("stolen-as-gpu-2").contains("wrong cluster token")
+        },
+    );
+    let agents = cluster.json(&["agent", "list"]);
+    let ids: Vec<&str> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gpu-1", "gpu-3"], "{agents:#}");
+    assert!(
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["connected"] == true)
+    );
+    let master_log = std::fs::read_to_string(cluster.dir.path().join("logs/master.log")).unwrap();
+    assert!(
+        master_log
+            .lines()
+            .any(|l| l.contains("agent refused") && l.contains("gpu-2")),
+        "{master_log}"
+    );
 }
 
 #[test]
@@ -614,7 +676,7 @@ fn an_open_admin_api_beyond_loopback_needs_insecure_and_then_warns() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-    baton_cluster_tests::wait_until(
+    wait_until(
         "the insecure master to listen",
         Duration::from_secs(20),
         || address_file.is_file(),

@@ -47,12 +47,10 @@ impl Cluster {
                 baton_common::proto::PROTOCOL_VERSION
             )));
         }
-        if hello.token != self.settings.cluster_token {
-            return Err(MasterError::Unauthenticated(format!(
-                "agent {:?} presented a wrong cluster token: set --cluster-token (BATON_CLUSTER_TOKEN) to the master's",
-                hello.agent_id
-            )));
-        }
+        self.settings
+            .agent_tokens
+            .check(&hello.agent_id, &hello.token)
+            .map_err(MasterError::Unauthenticated)?;
         if hello.agent_id.is_empty() {
             return Err(MasterError::InvalidArgument(
                 "agent id must not be empty".into(),

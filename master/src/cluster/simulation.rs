@@ -124,7 +124,7 @@ impl World {
             agent_timeout: AGENT_TIMEOUT,
             sweep_interval: Duration::from_secs(86_400 * 365),
             upload_grace: Duration::from_secs(86_400),
-            cluster_token: String::new(),
+            agent_tokens: Default::default(),
             deadlines: Deadlines {
                 resend_interval: Duration::from_secs(1),
                 stop_grace: Duration::from_secs(5),

@@ -12,6 +12,7 @@ use super::ClusterHandle;
 use super::clock::{Clock, SystemClock};
 use super::desired::{Deadlines, Desired, SentAt};
 use super::sweep::SweepState;
+use crate::auth::AgentTokens;
 use crate::error::{MasterError, MasterResult};
 use crate::states::TrialState;
 use crate::store::{AllocationRow, ExperimentRow, LogRow, Store, TrialRow};
@@ -29,8 +30,8 @@ pub struct ClusterSettings {
     pub sweep_interval: Duration,
     /// An uncommitted checkpoint directory unchanged for this long is an abandoned upload.
     pub upload_grace: Duration,
-    /// Token agents must present to join ("" lets any agent join).
-    pub cluster_token: String,
+    /// Tokens agents must present to join.
+    pub agent_tokens: AgentTokens,
     /// Pacing and deadlines of suspends, kills and starts.
     pub deadlines: Deadlines,
 }
@@ -43,7 +44,7 @@ impl Default for ClusterSettings {
             agent_timeout: Duration::from_secs(15),
             sweep_interval: Duration::from_secs(600),
             upload_grace: Duration::from_secs(3600),
-            cluster_token: String::new(),
+            agent_tokens: AgentTokens::default(),
             deadlines: Deadlines {
                 resend_interval: Duration::from_secs(2),
                 stop_grace: Duration::from_secs(30),
