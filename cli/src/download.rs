@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use baton_common::proto::CheckpointRef;
-use baton_common::storage::CheckpointStore;
+use baton_common::proto::{Checkpoint, CheckpointRef};
+use baton_common::storage::{CheckpointStore, Manifest, Progress};
 use serde_json::{Value, json};
 
 use crate::args::DownloadArgs;
@@ -64,13 +64,7 @@ pub async fn download(app: &Run, args: &DownloadArgs) -> anyhow::Result<()> {
     let result = if args.via_master {
         via_master::download(app, &ckpt.uuid, &dir, &progress).await
     } else {
-        match CheckpointStore::from_storage_json(&ckpt.storage_json) {
-            Ok(store) => store
-                .download_with_progress(&ckpt.uuid, &dir, &progress)
-                .await
-                .map_err(Into::into),
-            Err(e) => Err(e.into()),
-        }
+        direct(&ckpt, &dir, &progress).await
     };
     bar.finish_and_clear();
     if result.is_err() && created {
@@ -140,6 +134,23 @@ pub fn ensure_empty_target(dir: &Path) -> anyhow::Result<()> {
             dir.display()
         ),
     }
+}
+
+/// Downloads straight from storage the files of the master's record of the checkpoint (not a
+/// `metadata.json` read back from storage).
+async fn direct(ckpt: &Checkpoint, dir: &Path, progress: Progress<'_>) -> anyhow::Result<Manifest> {
+    let manifest: Manifest = serde_json::from_str(&ckpt.metadata_json)
+        .ok()
+        .filter(|m: &Manifest| m.uuid == ckpt.uuid)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the master's record of checkpoint {} is unreadable",
+                ckpt.uuid
+            )
+        })?;
+    let store = CheckpointStore::from_storage_json(&ckpt.storage_json)?;
+    store.download_recorded(&manifest, dir, progress).await?;
+    Ok(manifest)
 }
 
 #[cfg(test)]

@@ -219,7 +219,8 @@ async fn download_fetches_from_storage() {
         metadata: json!({}),
     };
     let store = CheckpointStore::from_storage_json(&storage_json).unwrap();
-    store.commit(&request, &written).await.unwrap();
+    let manifest = store.commit(&request, &written).await.unwrap();
+    *master.metadata_json.lock().unwrap() = Some(serde_json::to_string(&manifest).unwrap());
 
     let target = staging.path().join("out");
     let out = baton(

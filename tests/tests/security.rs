@@ -182,20 +182,20 @@ fn a_download_through_the_master_never_follows_a_planted_link_or_serves_changed_
 
     // The trial (which owns its directory on shared_fs) swaps a file for a link to a host file
     // and rewrites metadata.json to match the host file.
+    plant_link_with_matching_metadata(&checkpoint_dir, &host_secret);
     let weights = checkpoint_dir.join("weights.json");
-    std::fs::remove_file(&weights).unwrap();
-    std::os::unix::fs::symlink(&host_secret, &weights).unwrap();
-    let manifest_path = checkpoint_dir.join("metadata.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let secret_bytes = std::fs::read(&host_secret).unwrap();
-    for file in manifest["files"].as_array_mut().unwrap() {
-        if file["path"] == "weights.json" {
-            file["size"] = secret_bytes.len().into();
-            file["blake3"] = blake3::hash(&secret_bytes).to_hex().to_string().into();
-        }
-    }
-    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let direct = cluster.dir.path().join("direct");
+    let output = cluster.cli(&[
+        "checkpoint",
+        "download",
+        &uuid,
+        "-o",
+        direct.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_no_secret_under(&direct, "planted-host-secret");
 
     let target = cluster.dir.path().join("attacked");
     let output = download_via_master(&cluster, &uuid, &target);
@@ -223,6 +223,84 @@ fn a_download_through_the_master_never_follows_a_planted_link_or_serves_changed_
         !target.join("weights.json").exists(),
         "no unverified file is kept"
     );
+}
+
+/// Swaps the checkpoint's `weights.json` for a link to `host_file` and rewrites its
+/// `metadata.json` to match, as a trial owning its shared_fs directory could; returns the
+/// original bytes.
+fn plant_link_with_matching_metadata(
+    checkpoint_dir: &std::path::Path,
+    host_file: &std::path::Path,
+) -> Vec<u8> {
+    let weights = checkpoint_dir.join("weights.json");
+    let original = std::fs::read(&weights).unwrap();
+    std::fs::remove_file(&weights).unwrap();
+    std::os::unix::fs::symlink(host_file, &weights).unwrap();
+    let manifest_path = checkpoint_dir.join("metadata.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let host_bytes = std::fs::read(host_file).unwrap();
+    for file in manifest["files"].as_array_mut().unwrap() {
+        if file["path"] == "weights.json" {
+            file["size"] = host_bytes.len().into();
+            file["blake3"] = blake3::hash(&host_bytes).to_hex().to_string().into();
+        }
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    original
+}
+
+#[test]
+fn a_restore_follows_no_planted_link_and_trusts_only_the_master_s_record() {
+    let cluster = TestCluster::start(&["a1"], &[]);
+    let host_secret = cluster.dir.path().join("host-secret");
+    std::fs::write(&host_secret, "planted-host-secret\n").unwrap();
+    let config = baton_cluster_tests::linreg::slow_single(
+        &cluster,
+        "0.03",
+        &[("max_restarts: 3", "max_restarts: 50")],
+    );
+    let id = cluster.create_experiment(
+        &config,
+        &baton_cluster_tests::repo_root().join("examples/linreg"),
+    );
+    let id_text = id.to_string();
+    let trial_id = cluster.first_trial(id);
+    let minute = Duration::from_secs(60);
+    cluster.wait_for_trial(trial_id, "training", minute, |t| {
+        t["steps_completed"].as_u64() > Some(5)
+    });
+    cluster.cli_ok(&["experiment", "pause", &id_text]);
+    let trial = cluster.wait_for_trial(trial_id, "suspend on pause", minute, |t| {
+        t["state"] == "QUEUED"
+    });
+    let uuid = trial["latest_checkpoint"].as_str().unwrap().to_string();
+    let checkpoint_dir = cluster.storage().join(&uuid);
+    let original = plant_link_with_matching_metadata(&checkpoint_dir, &host_secret);
+
+    cluster.cli_ok(&["experiment", "activate", &id_text]);
+    let logs_of_trial = || cluster.cli_ok(&["trial", "logs", &trial_id.to_string()]);
+    wait_until("the restore to be refused", minute, || {
+        logs_of_trial().contains("cannot restore checkpoint")
+    });
+    cluster.cli_ok(&["experiment", "pause", &id_text]);
+    let logs = logs_of_trial();
+    let refusal = logs
+        .lines()
+        .find(|l| l.contains("cannot restore checkpoint"))
+        .unwrap();
+    assert!(refusal.contains("symbolic link"), "{refusal}");
+    assert_no_secret_under(&cluster.dir.path().join("agents"), "planted-host-secret");
+
+    // The file is back, metadata.json still lies about it: the restore goes by the master's
+    // record and the trial completes with the same weights as an uninterrupted run.
+    cluster.wait_for_trial(trial_id, "paused again", minute, |t| t["state"] == "QUEUED");
+    std::fs::remove_file(checkpoint_dir.join("weights.json")).unwrap();
+    std::fs::write(checkpoint_dir.join("weights.json"), original).unwrap();
+    cluster.cli_ok(&["experiment", "activate", &id_text]);
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
+    let (reference, _) = baton_cluster_tests::linreg::reference_run(&cluster);
+    assert_eq!(cluster.final_weights(id, 200), reference);
 }
 
 /// `baton checkpoint download UUID --via-master -o TARGET`.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use baton_common::proto::{AgentMessage, StartAllocation};
-use baton_common::storage::{CheckpointStore, safe_relative_path};
+use baton_common::storage::{CheckpointStore, Manifest, safe_relative_path};
 use tokio::sync::mpsc;
 
 use super::AllocationEnv;
@@ -61,7 +61,8 @@ async fn write_context(start: &StartAllocation, context_dir: &Path) -> Result<()
     Ok(())
 }
 
-/// Downloads and verifies the checkpoint to resume from; None on a fresh start.
+/// Downloads and verifies the checkpoint to resume from, by the master's record of its files;
+/// None on a fresh start.
 async fn restore_checkpoint(
     start: &StartAllocation,
     store: &CheckpointStore,
@@ -74,8 +75,14 @@ async fn restore_checkpoint(
     let uuid = &start.latest_checkpoint_uuid;
     let target = dir.path("restore").join(uuid);
     let begun = std::time::Instant::now();
-    let manifest = store
-        .download(uuid, &target)
+    let manifest: Manifest = serde_json::from_str(&start.latest_checkpoint_metadata_json)
+        .ok()
+        .filter(|m: &Manifest| m.uuid == *uuid)
+        .ok_or_else(|| {
+            format!("cannot restore checkpoint {uuid}: the master sent no readable record of it")
+        })?;
+    store
+        .download_recorded(&manifest, &target, &|_| {})
         .await
         .map_err(|e| format!("cannot restore checkpoint {uuid}: {e}"))?;
     let _ = outbox.send(agent_line(

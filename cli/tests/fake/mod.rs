@@ -21,6 +21,8 @@ pub struct FakeMaster {
     pub created: Arc<Mutex<Option<CreateExperimentRequest>>>,
     /// What describe_checkpoint answers as storage_json.
     pub storage_json: Arc<Mutex<String>>,
+    /// What describe_checkpoint answers as metadata_json (the master's record), if set.
+    pub metadata_json: Arc<Mutex<Option<String>>>,
 }
 
 impl FakeMaster {
@@ -176,9 +178,12 @@ impl AdminService for FakeMaster {
             r.uuid
         };
         let storage_json = self.storage_json.lock().unwrap().clone();
+        let described = checkpoint(&uuid, 10, Some(0.5));
+        let metadata_json = self.metadata_json.lock().unwrap().clone();
         Ok(Response::new(Checkpoint {
             storage_json,
-            ..checkpoint(&uuid, 10, Some(0.5))
+            metadata_json: metadata_json.unwrap_or(described.metadata_json.clone()),
+            ..described
         }))
     }
     async fn list_agents(&self, _: Request<ListAgentsRequest>) -> Reply<ListAgentsResponse> {

@@ -173,24 +173,30 @@ impl CheckpointStore {
         Ok(manifest)
     }
 
-    /// Downloads a committed checkpoint into `target`, verifying every size and checksum.
+    /// Downloads a committed checkpoint into `target` by its own `metadata.json`, verifying every
+    /// size and checksum.
     pub async fn download(&self, uuid: &str, target: &Path) -> Result<Manifest, StorageError> {
-        self.download_with_progress(uuid, target, &|_| {}).await
+        let manifest = self.read_manifest(uuid).await?;
+        self.download_recorded(&manifest, target, &|_| {}).await?;
+        Ok(manifest)
     }
 
-    /// Like [`CheckpointStore::download`], reporting transferred bytes to `progress`.
+    /// Downloads the files of `manifest` (the master's record of a checkpoint, not a
+    /// `metadata.json` read back from storage) into `target`, verifying every size and checksum
+    /// and reporting transferred bytes to `progress`; on a shared filesystem no symbolic link is
+    /// followed.
     ///
     /// Memory stays bounded whatever the checkpoint size: at most `FILE_CONCURRENCY` files at once,
     /// each read as a stream (large files as up to `PART_CONCURRENCY` concurrent ranged streams
     /// whose unread bytes HTTP flow control leaves on the server), so only transport buffers and
     /// one chunk per file are held.
-    pub async fn download_with_progress(
+    pub async fn download_recorded(
         &self,
-        uuid: &str,
+        manifest: &Manifest,
         target: &Path,
         progress: Progress<'_>,
-    ) -> Result<Manifest, StorageError> {
-        let manifest = self.read_manifest(uuid).await?;
+    ) -> Result<(), StorageError> {
+        let uuid = manifest.uuid.as_str();
         tokio::fs::create_dir_all(target)
             .await
             .map_err(|e| StorageError::io(target, e))?;
@@ -199,12 +205,12 @@ impl CheckpointStore {
             .buffer_unordered(FILE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
-        let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+        let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
         let manifest_path = target.join(MANIFEST_NAME);
         tokio::fs::write(&manifest_path, body)
             .await
             .map_err(|e| StorageError::io(&manifest_path, e))?;
-        Ok(manifest)
+        Ok(())
     }
 
     /// Deletes every object of a checkpoint, manifest first; missing objects count as deleted.
@@ -300,8 +306,7 @@ impl CheckpointStore {
         progress: Progress<'_>,
     ) -> Result<(), StorageError> {
         if let Some(root) = &self.local_root {
-            let checkpoint_dir = root.join(uuid);
-            return local_copy::copy_from_store(uuid, file, checkpoint_dir, target, progress).await;
+            return local_copy::copy_from_store(uuid, file, root.clone(), target, progress).await;
         }
         let chunks = self.file_chunks(uuid, file).await?;
         write_verified_file(uuid, file, target, chunks, progress).await

@@ -20,6 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use super::verified_read::open_no_follow;
 use super::verified_write::check_matches;
 use super::{LocalFile, ManifestFile, Progress, StorageError, safe_relative_path};
 
@@ -43,19 +44,20 @@ pub(super) async fn copy_into_store(
         .expect("local copy task panicked")
 }
 
-/// Copies one file of a committed checkpoint from `checkpoint_dir` (`<root>/<uuid>`) into
-/// `target`, giving it its final name only once its size and BLAKE3 match the manifest.
+/// Copies one file of a committed checkpoint from `<root>/<uuid>` into `target`, following no
+/// symbolic link below `root`, and giving it its final name only once its size and BLAKE3 match
+/// the manifest.
 pub(super) async fn copy_from_store(
     uuid: &str,
     file: &ManifestFile,
-    checkpoint_dir: PathBuf,
+    root: PathBuf,
     target: &Path,
     progress: Progress<'_>,
 ) -> Result<(), StorageError> {
     let (uuid, file, target) = (uuid.to_string(), file.clone(), target.to_path_buf());
     let (copied, mut reports) = tokio::sync::mpsc::unbounded_channel();
     let copy = tokio::task::spawn_blocking(move || {
-        fetch_file(&uuid, &file, &checkpoint_dir, &target, &|bytes| {
+        fetch_file(&uuid, &file, &root, &target, &|bytes| {
             let _ = copied.send(bytes);
         })
     });
@@ -91,29 +93,15 @@ fn store_file(
 fn fetch_file(
     uuid: &str,
     file: &ManifestFile,
-    checkpoint_dir: &Path,
+    root: &Path,
     target: &Path,
     on_copied: &dyn Fn(u64),
 ) -> Result<(), StorageError> {
-    safe_relative_path(uuid, uuid)?;
     let relative = safe_relative_path(uuid, &file.path)?;
-    let source = checkpoint_dir.join(&relative);
-    let mut reader = match File::open(&source) {
-        Ok(reader) => reader,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(StorageError::Invalid {
-                uuid: uuid.to_string(),
-                reason: format!(
-                    "file {} listed in metadata.json is missing from storage",
-                    file.path
-                ),
-            });
-        }
-        Err(e) => return Err(StorageError::io(&source, e)),
-    };
+    let mut reader = open_no_follow(root, uuid, &file.path)?;
     copy_then_rename(
         &mut reader,
-        &source,
+        &root.join(uuid).join(&relative),
         &target.join(&relative),
         on_copied,
         |size, digest| check_matches(uuid, file, size, digest),
@@ -326,13 +314,14 @@ mod tests {
 
         let out = tempfile::tempdir().unwrap();
         let reported = std::sync::atomic::AtomicU64::new(0);
-        let downloaded = store
-            .download_with_progress("s1", out.path(), &|bytes| {
+        let recorded = store.read_manifest("s1").await.unwrap();
+        assert_eq!(recorded, manifest);
+        store
+            .download_recorded(&recorded, out.path(), &|bytes| {
                 reported.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
             })
             .await
             .unwrap();
-        assert_eq!(downloaded, manifest);
         assert_eq!(reported.into_inner(), manifest.size_bytes());
         assert!(out.path().join(MANIFEST_NAME).is_file());
         assert_eq!(

@@ -52,7 +52,11 @@ pub fn open_no_follow(
         uuid: uuid.to_string(),
         reason,
     };
-    if uuid::Uuid::parse_str(uuid).is_err() {
+    let one_name = matches!(
+        Path::new(uuid).components().collect::<Vec<_>>().as_slice(),
+        [Component::Normal(_)]
+    );
+    if !one_name || uuid.contains(['/', '\\']) {
         return Err(refuse(format!("{uuid:?} is not a checkpoint uuid")));
     }
     let clean = safe_relative_path(uuid, relative)?;

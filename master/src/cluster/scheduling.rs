@@ -179,6 +179,20 @@ impl Cluster {
                 return;
             }
         };
+        let latest_checkpoint_metadata_json = match &trial.row.latest_checkpoint_uuid {
+            None => String::new(),
+            Some(uuid) => match self.store.checkpoint_by_uuid(uuid) {
+                Ok(Some(checkpoint)) => checkpoint.metadata_json,
+                Ok(None) => {
+                    tracing::error!(%uuid, "no record of the trial's latest checkpoint");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the trial's latest checkpoint");
+                    return;
+                }
+            },
+        };
         let row = AllocationRow {
             id: uuid::Uuid::new_v4().to_string(),
             trial_id: trial.row.id,
@@ -216,6 +230,7 @@ impl Cluster {
                 preemption_timeout_ms: config.preemption_timeout * 1000,
             }),
             slot_ids: placement.slot_ids.clone(),
+            latest_checkpoint_metadata_json,
         };
         let stored = self.store.transaction(|store| {
             store.insert_allocation(&row)?;
