@@ -100,6 +100,8 @@ pub struct AllocationEnv {
     pub kill_grace: Duration,
     /// How long a trial keeps running without a daemon renewing its lease.
     pub trial_lease: Duration,
+    /// Lines of output per second the trial may ship to the master.
+    pub log_lines_per_second: u32,
 }
 
 /// Runs a new allocation to its end and reports `AllocationExited` (after its uploads finish).

@@ -6,10 +6,20 @@ use std::sync::{Arc, Mutex};
 
 use baton_common::proto::{AgentMessage, TrainingReport, ValidationReport, agent_message::Body};
 use baton_common::storage::{CheckpointStore, list_checkpoint_files};
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use bytes::BytesMut;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
+use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
+
+pub mod request;
+
+use request::{MAX_REQUEST_BYTES, Request};
+
+/// Harness connections one allocation may hold open at once.
+const MAX_CONNECTIONS: usize = 8;
 
 use crate::allocation::record::AllocationDir;
 use crate::allocation::record_pending_upload;
@@ -70,22 +80,33 @@ impl Harness {
         }
     }
 
-    /// Accepts trial connections until the listener is dropped.
+    /// Accepts trial connections until the listener is dropped; beyond `MAX_CONNECTIONS` open at
+    /// once, a connection is told why and closed.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
-        while let Ok((stream, _)) = listener.accept().await {
+        let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let Ok(permit) = open.clone().try_acquire_owned() else {
+                let refusal = json!({"ok": false, "error": format!("more than {MAX_CONNECTIONS} harness connections at once: refused")});
+                let _ = stream.write_all(format!("{refusal}\n").as_bytes()).await;
+                continue;
+            };
             let harness = self.clone();
-            tokio::spawn(async move { harness.serve_connection(stream).await });
+            tokio::spawn(async move {
+                harness.serve_connection(stream).await;
+                drop(permit);
+            });
         }
     }
 
     async fn serve_connection(&self, stream: UnixStream) {
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
+        let (mut read, mut write) = stream.into_split();
+        let mut codec = LinesCodec::new_with_max_length(MAX_REQUEST_BYTES);
+        let mut buffer = BytesMut::new();
         let mut initialized = false;
-        while let Ok(Some(line)) = lines.next_line().await {
-            let reply = match serde_json::from_str::<Value>(&line) {
-                Ok(request) => self.handle(&request, &mut initialized).await,
-                Err(e) => Err(format!("request is not valid JSON: {e}")),
+        while let Some(line) = next_line(&mut read, &mut codec, &mut buffer).await {
+            let reply = match line.and_then(|line| request::decode(&line)) {
+                Ok(request) => self.handle(request, &mut initialized).await,
+                Err(error) => Err(error),
             };
             let mut reply = match reply {
                 Ok(Value::Object(mut fields)) => {
@@ -102,33 +123,32 @@ impl Harness {
         }
     }
 
-    async fn handle(&self, request: &Value, initialized: &mut bool) -> Result<Value, String> {
-        let op = request
-            .get("op")
-            .and_then(Value::as_str)
-            .ok_or("request has no string field \"op\"")?;
-        if op == "init" {
+    async fn handle(&self, request: Request, initialized: &mut bool) -> Result<Value, String> {
+        if request == Request::Init {
             *initialized = true;
             return Ok(self.init_reply.clone());
         }
         if !*initialized {
-            return Err(format!("send {{\"op\":\"init\"}} before {op:?}"));
+            return Err(format!(
+                "send {{\"op\":\"init\"}} before {:?}",
+                request.op()
+            ));
         }
-        match op {
-            "report_training" => self.report_training(request),
-            "report_validation" => self.report_validation(request),
-            "checkpoint_start" => self.checkpoint_start(request).await,
-            "checkpoint_end" => self.checkpoint_end(request).await,
-            "checkpoint_abort" => self.checkpoint_abort(request).await,
-            other => Err(format!(
-                "unknown op {other:?} (expected init, report_training, report_validation, checkpoint_start, checkpoint_end or checkpoint_abort)"
-            )),
+        match request {
+            Request::Init => Ok(self.init_reply.clone()),
+            Request::ReportTraining { step, metrics } => self.report_training(step, &metrics),
+            Request::ReportValidation { step, metrics } => self.report_validation(step, &metrics),
+            Request::CheckpointStart { step } => self.checkpoint_start(step).await,
+            Request::CheckpointEnd {
+                uuid,
+                step,
+                metadata,
+            } => self.checkpoint_end(&uuid, step, metadata).await,
+            Request::CheckpointAbort { uuid } => self.checkpoint_abort(&uuid).await,
         }
     }
 
-    fn report_training(&self, request: &Value) -> Result<Value, String> {
-        let step = field_u64(request, "step")?;
-        let metrics = field_object(request, "metrics")?;
+    fn report_training(&self, step: u64, metrics: &Map<String, Value>) -> Result<Value, String> {
         let directive = self
             .tracker
             .lock()
@@ -137,16 +157,14 @@ impl Harness {
         self.send(Body::Training(TrainingReport {
             allocation_id: self.allocation_id.clone(),
             step,
-            metrics_json: metrics.to_string(),
+            metrics_json: Value::Object(metrics.clone()).to_string(),
         }));
         Ok(
             json!({"validate": directive.validate, "checkpoint": directive.checkpoint, "stop": directive.stop}),
         )
     }
 
-    fn report_validation(&self, request: &Value) -> Result<Value, String> {
-        let step = field_u64(request, "step")?;
-        let metrics = field_object(request, "metrics")?;
+    fn report_validation(&self, step: u64, metrics: &Map<String, Value>) -> Result<Value, String> {
         self.tracker
             .lock()
             .expect("tracker lock")
@@ -154,13 +172,12 @@ impl Harness {
         self.send(Body::Validation(ValidationReport {
             allocation_id: self.allocation_id.clone(),
             step,
-            metrics_json: metrics.to_string(),
+            metrics_json: Value::Object(metrics.clone()).to_string(),
         }));
         Ok(json!({}))
     }
 
-    async fn checkpoint_start(&self, request: &Value) -> Result<Value, String> {
-        let step = field_u64(request, "step")?;
+    async fn checkpoint_start(&self, step: u64) -> Result<Value, String> {
         let uuid = uuid::Uuid::new_v4().to_string();
         let dir = self.store.write_dir(&uuid, &self.dir.path("staging"));
         tokio::fs::create_dir_all(&dir)
@@ -173,15 +190,12 @@ impl Harness {
         Ok(json!({"uuid": uuid, "path": dir}))
     }
 
-    async fn checkpoint_end(&self, request: &Value) -> Result<Value, String> {
-        let uuid = field_str(request, "uuid")?;
-        let metadata = request
-            .get("metadata")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        if !metadata.is_object() {
-            return Err("field \"metadata\" must be a JSON object".into());
-        }
+    async fn checkpoint_end(
+        &self,
+        uuid: &str,
+        step: Option<u64>,
+        metadata: Map<String, Value>,
+    ) -> Result<Value, String> {
         let open = self
             .open_checkpoints
             .lock()
@@ -190,7 +204,7 @@ impl Harness {
             .cloned();
         let (step, dir) = match open {
             Some(open) => open,
-            None => self.opened_before_restart(uuid, request)?,
+            None => self.opened_before_restart(uuid, step)?,
         };
         let (check_uuid, check_dir) = (uuid.to_string(), dir.clone());
         tokio::task::spawn_blocking(move || list_checkpoint_files(&check_uuid, &check_dir))
@@ -209,7 +223,7 @@ impl Harness {
             uuid: uuid.to_string(),
             step,
             dir,
-            metadata,
+            metadata: Value::Object(metadata),
         };
         record_pending_upload(&self.dir, &job)
             .map_err(|e| format!("cannot record checkpoint {uuid} for upload: {e}"))?;
@@ -221,21 +235,23 @@ impl Harness {
 
     /// A checkpoint opened through a previous daemon: found by its uuid's directory, with the step
     /// the trial repeats in `checkpoint_end`.
-    fn opened_before_restart(&self, uuid: &str, request: &Value) -> Result<(u64, PathBuf), String> {
+    fn opened_before_restart(
+        &self,
+        uuid: &str,
+        step: Option<u64>,
+    ) -> Result<(u64, PathBuf), String> {
         let unknown = || format!("checkpoint {uuid} is not open in this allocation");
         let parsed = uuid::Uuid::parse_str(uuid).map_err(|_| unknown())?;
         let dir = self
             .store
             .write_dir(&parsed.to_string(), &self.dir.path("staging"));
-        let step = request.get("step").and_then(Value::as_u64);
         match step {
             Some(step) if dir.is_dir() => Ok((step, dir)),
             _ => Err(unknown()),
         }
     }
 
-    async fn checkpoint_abort(&self, request: &Value) -> Result<Value, String> {
-        let uuid = field_str(request, "uuid")?;
+    async fn checkpoint_abort(&self, uuid: &str) -> Result<Value, String> {
         let entry = self
             .open_checkpoints
             .lock()
@@ -252,23 +268,29 @@ impl Harness {
     }
 }
 
-fn field_u64(request: &Value, name: &str) -> Result<u64, String> {
-    request
-        .get(name)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("field {name:?} must be a non-negative integer"))
-}
-
-fn field_str<'a>(request: &'a Value, name: &str) -> Result<&'a str, String> {
-    request
-        .get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("field {name:?} must be a string"))
-}
-
-fn field_object<'a>(request: &'a Value, name: &str) -> Result<&'a Value, String> {
-    request
-        .get(name)
-        .filter(|v| v.is_object())
-        .ok_or_else(|| format!("field {name:?} must be a JSON object"))
+/// The next request line, or why it cannot be read (too long, not UTF-8: the connection stays
+/// usable); None once the trial closes the connection.
+async fn next_line(
+    read: &mut OwnedReadHalf,
+    codec: &mut LinesCodec,
+    buffer: &mut BytesMut,
+) -> Option<Result<String, String>> {
+    loop {
+        match codec.decode(buffer) {
+            Ok(Some(line)) => return Some(Ok(line)),
+            Ok(None) => {}
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                return Some(Err(format!(
+                    "request line longer than {MAX_REQUEST_BYTES} bytes: refused"
+                )));
+            }
+            Err(LinesCodecError::Io(_)) => {
+                return Some(Err("request line is not valid UTF-8".into()));
+            }
+        }
+        match read.read_buf(buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
 }

@@ -43,6 +43,11 @@ struct Args {
     #[arg(long, env = "BATON_FENCE_WINDOW", default_value_t = 8,
           value_parser = clap::value_parser!(u64).range(1..))]
     fence_window: u64,
+    /// Lines of output per second each trial may ship to the master (bursts of ten seconds'
+    /// worth pass); lines beyond are dropped and the drop is logged with the trial.
+    #[arg(long, env = "BATON_LOG_LINES_PER_SECOND", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    log_lines_per_second: u32,
     /// CA certificate (PEM) to verify an https:// master with, instead of the system roots.
     #[arg(long, env = "BATON_TLS_CA", value_name = "PEM")]
     tls_ca: Option<PathBuf>,
@@ -83,6 +88,7 @@ async fn run_daemon() -> anyhow::Result<()> {
         kill_grace: Duration::from_secs(args.kill_grace),
         trial_lease: Duration::from_secs(args.trial_lease),
         fence_window: Duration::from_secs(args.fence_window),
+        log_lines_per_second: args.log_lines_per_second,
         tls: baton_common::tls::ClientTls {
             ca: args.tls_ca,
             identity: args.tls_cert.zip(args.tls_key),

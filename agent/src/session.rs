@@ -80,6 +80,8 @@ pub struct AgentOptions {
     /// After this long without contact with the master the agent suspends its trials; keep it
     /// below the master's agent timeout.
     pub fence_window: Duration,
+    /// Lines of output per second each trial may ship to the master.
+    pub log_lines_per_second: u32,
     /// TLS towards an `https://` master.
     pub tls: baton_common::tls::ClientTls,
 }
@@ -97,6 +99,7 @@ pub async fn run_agent(
         harness_path,
         kill_grace: options.kill_grace,
         trial_lease: options.trial_lease,
+        log_lines_per_second: options.log_lines_per_second,
     };
     let (outbox, mut reports) = mpsc::unbounded_channel::<AgentMessage>();
     let fence_window = options.fence_window;

@@ -9,6 +9,7 @@ pub mod searcher;
 pub mod server;
 pub mod services;
 pub mod states;
+pub mod status_codes;
 pub mod store;
 
 pub use server::{MasterOptions, serve};

@@ -100,6 +100,7 @@ pub async fn serve(
         builder = builder.tls_config(tls.config()?)?;
     }
     builder
+        .layer(crate::status_codes::layer())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(admin)

@@ -1,10 +1,12 @@
 //! Trial output: the trial writes `stdout.log` and `stderr.log` in its allocation directory (so it
 //! never blocks on, or dies with, the daemon); the daemon tails them and ships new lines to the
 //! master, keeping the shipped offsets on disk so that a restarted daemon resumes where it was.
+//! Each trial ships at most its budget of lines per second (with bursts); lines beyond it are
+//! dropped, and the trial's log says how many.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use baton_common::proto::{AgentMessage, LogLine, LogLines, agent_message::Body};
 use serde::{Deserialize, Serialize};
@@ -25,10 +27,59 @@ struct Offsets {
     stderr: u64,
 }
 
+/// Seconds of the rate a trial may ship at once after being quiet.
+const BURST_SECONDS: f64 = 10.0;
+
+/// A token bucket of log lines: `rate` a second, at most `BURST_SECONDS` of them saved up.
+#[derive(Debug)]
+pub struct LogBudget {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+}
+
+impl LogBudget {
+    /// A full budget of `lines_per_second`.
+    pub fn new(lines_per_second: u32) -> Self {
+        let rate = f64::from(lines_per_second.max(1));
+        Self {
+            rate,
+            tokens: rate * BURST_SECONDS,
+            refilled: Instant::now(),
+            dropped: 0,
+        }
+    }
+
+    /// Keeps the lines the budget allows, counting the rest as dropped.
+    fn admit(&mut self, mut lines: Vec<String>, now: Instant) -> Vec<String> {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate * BURST_SECONDS);
+        self.refilled = now;
+        let kept = lines.len().min(self.tokens as usize);
+        self.tokens -= kept as f64;
+        self.dropped += (lines.len() - kept) as u64;
+        lines.truncate(kept);
+        lines
+    }
+
+    /// The line that reports lines dropped since the last report, if any.
+    fn take_drop_report(&mut self) -> Option<String> {
+        let dropped = std::mem::take(&mut self.dropped);
+        (dropped > 0).then(|| {
+            format!(
+                "{dropped} lines of output dropped: the trial wrote more than {} lines/s (the agent's --log-lines-per-second)",
+                self.rate
+            )
+        })
+    }
+}
+
 /// Ships the trial's output until `done` turns true, then ships what is left and returns.
 pub async fn tail_output(
     dir: AllocationDir,
     allocation_id: String,
+    mut budget: LogBudget,
     outbox: mpsc::UnboundedSender<AgentMessage>,
     mut done: watch::Receiver<bool>,
 ) {
@@ -46,10 +97,14 @@ pub async fn tail_output(
             if read > 0 {
                 *offset += read;
                 moved = true;
+                let lines = budget.admit(lines, Instant::now());
                 if !lines.is_empty() {
                     let _ = outbox.send(batch(&allocation_id, stream, lines));
                 }
             }
+        }
+        if let Some(report) = budget.take_drop_report() {
+            let _ = outbox.send(agent_line(&allocation_id, &report));
         }
         if moved && let Err(e) = write_json(&offsets_path, &offsets) {
             tracing::warn!(allocation = %allocation_id, error = %e, "cannot record log offsets");
@@ -137,6 +192,25 @@ pub fn agent_line(allocation_id: &str, text: &str) -> AgentMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_budget_allows_a_burst_then_the_rate_and_counts_the_rest() {
+        let start = Instant::now();
+        let mut budget = LogBudget::new(100);
+        let lines = |n: usize| vec![String::from("x"); n];
+        assert_eq!(budget.admit(lines(600), start).len(), 600);
+        assert_eq!(budget.admit(lines(600), start).len(), 400);
+        let report = budget.take_drop_report().unwrap();
+        assert!(
+            report.starts_with("200 lines of output dropped"),
+            "{report}"
+        );
+        assert_eq!(budget.take_drop_report(), None);
+        let later = start + Duration::from_secs(2);
+        assert_eq!(budget.admit(lines(500), later).len(), 200);
+        let much_later = start + Duration::from_secs(3600);
+        assert_eq!(budget.admit(lines(5000), much_later).len(), 1000);
+    }
 
     #[test]
     fn only_complete_lines_are_read_until_the_end() {

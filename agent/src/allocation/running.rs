@@ -104,6 +104,7 @@ pub async fn run_to_end(
     let output = tokio::spawn(logs::tail_output(
         dir.clone(),
         allocation_id.clone(),
+        logs::LogBudget::new(env.log_lines_per_second),
         outbox.clone(),
         output_done_rx,
     ));

@@ -9,6 +9,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::ClusterHandle;
+use crate::status_codes;
 
 /// Serves agent sessions.
 pub struct AgentApi {
@@ -46,7 +47,7 @@ impl AgentService for AgentApi {
             .remote_addr()
             .map_or_else(|| "unknown".to_string(), |a| a.to_string());
         let mut inbound = request.into_inner();
-        let hello = match inbound.message().await? {
+        let hello = match inbound.message().await.map_err(status_codes::corrected)? {
             Some(AgentMessage {
                 body: Some(Body::Hello(hello)),
             }) => hello,
@@ -58,6 +59,7 @@ impl AgentService for AgentApi {
         };
         let agent_id = hello.agent_id.clone();
         let (sender, receiver) = mpsc::unbounded_channel();
+        let reply = sender.clone();
         let session = self.cluster.agent_connected(hello, sender, peer).await?;
         let cluster = self.cluster.clone();
         tokio::spawn(async move {
@@ -74,7 +76,9 @@ impl AgentService for AgentApi {
                     }
                     Ok(None) => break,
                     Err(status) => {
+                        let status = status_codes::corrected(status);
                         tracing::warn!(agent = %agent_id, error = %status, "agent stream failed");
+                        let _ = reply.send(Err(status));
                         break;
                     }
                 }
