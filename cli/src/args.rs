@@ -83,6 +83,15 @@ pub enum ExperimentCmd {
         /// Experiment id.
         id: u64,
     },
+    /// Delete a COMPLETED, CANCELED or ERRORED experiment: its checkpoints from storage, then
+    /// its trials, logs and metrics. Asks first on a terminal; elsewhere needs --yes.
+    Delete {
+        /// Experiment id.
+        id: u64,
+        /// Delete without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Suspend every trial of an experiment with a checkpoint.
     Pause {
         /// Experiment id.

@@ -1,10 +1,12 @@
-//! `baton experiment create|list|describe|kill|pause|activate`.
+//! `baton experiment create|list|describe|kill|delete|pause|activate`.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context as _;
 use baton_common::proto::{
-    CreateExperimentRequest, Experiment, ExperimentRef, ListExperimentsRequest,
+    CreateExperimentRequest, Experiment, ExperimentRef, ListCheckpointsRequest,
+    ListExperimentsRequest,
 };
 use serde_json::{Value, json};
 
@@ -32,6 +34,7 @@ pub async fn run(cmd: ExperimentCmd, app: &Run) -> anyhow::Result<()> {
                 .into_inner();
             print_state(&exp, app.json)
         }
+        ExperimentCmd::Delete { id, yes } => delete(app, id, yes).await,
         ExperimentCmd::Pause { id } => {
             let exp = app
                 .connect()
@@ -140,6 +143,52 @@ async fn describe(admin: &mut Admin, id: u64, as_json: bool) -> anyhow::Result<(
 }
 
 /// Prints an experiment's state after kill, pause or activate.
+/// `experiment delete`: says what goes, asks unless `yes`, then has the master delete it.
+async fn delete(app: &Run, id: u64, yes: bool) -> anyhow::Result<()> {
+    let mut admin = app.connect().await?;
+    let exp = admin
+        .describe_experiment(ExperimentRef { id })
+        .await?
+        .into_inner();
+    let checkpoints = admin
+        .list_checkpoints(ListCheckpointsRequest {
+            experiment_id: id,
+            all: false,
+        })
+        .await?
+        .into_inner()
+        .checkpoints;
+    let size: u64 = checkpoints.iter().map(|c| c.size_bytes).sum();
+    if !yes {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            anyhow::bail!("refusing to delete experiment {id} without confirmation: pass --yes");
+        }
+        let prompt = format!(
+            "Delete experiment {id} ({}), its {} trials and {} checkpoints ({})? [y/N] ",
+            exp.name,
+            exp.trials.len(),
+            checkpoints.len(),
+            output::mib(size)
+        );
+        if !gc::confirm(&mut stdin.lock(), &mut std::io::stderr(), &prompt)? {
+            anyhow::bail!("aborted: experiment {id} is not deleted");
+        }
+    }
+    let exp = admin
+        .delete_experiment(ExperimentRef { id })
+        .await?
+        .into_inner();
+    if app.json {
+        return Ok(output::print_json(&experiment_json(&exp))?);
+    }
+    Ok(output::print(&format!(
+        "Deleting experiment {id}: {} checkpoints ({}) from storage, then its records",
+        checkpoints.len(),
+        output::mib(size)
+    ))?)
+}
+
 fn print_state(exp: &Experiment, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         return Ok(output::print_json(&experiment_json(exp))?);

@@ -162,6 +162,30 @@ async fn gc_policy_previews_confirms_and_applies() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn experiment_delete_needs_yes_off_a_terminal() {
+    let (url, master) = start().await;
+    let out = baton(&url, &["experiment", "delete", "1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("refusing to delete experiment 1 without confirmation: pass --yes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        master.calls.lock().unwrap().is_empty(),
+        "nothing was deleted"
+    );
+    let out = baton(&url, &["experiment", "delete", "1", "--yes"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("Deleting experiment 1: "),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(*master.calls.lock().unwrap(), ["delete_experiment"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn usage_errors_come_before_contacting_the_master() {
     let unreachable = "http://127.0.0.1:1";
     let args = [

@@ -82,15 +82,18 @@ pub enum ExperimentState {
     Canceled,
     /// Every trial ended and none completed.
     Errored,
+    /// Being deleted: its checkpoints are deleted from storage, then its records.
+    Deleting,
 }
 
 impl ExperimentState {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Active,
         Self::Paused,
         Self::Completed,
         Self::Canceled,
         Self::Errored,
+        Self::Deleting,
     ];
 
     /// The name as stored and shown.
@@ -101,12 +104,16 @@ impl ExperimentState {
             Self::Completed => "COMPLETED",
             Self::Canceled => "CANCELED",
             Self::Errored => "ERRORED",
+            Self::Deleting => "DELETING",
         }
     }
 
     /// Whether an experiment in this state is over.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Canceled | Self::Errored)
+        matches!(
+            self,
+            Self::Completed | Self::Canceled | Self::Errored | Self::Deleting
+        )
     }
 }
 
@@ -154,7 +161,7 @@ impl FromStr for ExperimentState {
     type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = "ACTIVE, PAUSED, COMPLETED, CANCELED or ERRORED";
+        let expected = "ACTIVE, PAUSED, COMPLETED, CANCELED, ERRORED or DELETING";
         parse_among(&Self::ALL, Self::as_str, s, "experiment", expected)
     }
 }

@@ -15,7 +15,7 @@ type Reply<T> = Result<Response<T>, Status>;
 /// A master that answers from fixed data and records the requests it gets.
 #[derive(Default, Clone)]
 pub struct FakeMaster {
-    /// The GC policy calls, in order.
+    /// The GC policy and delete calls, in order.
     pub calls: Arc<Mutex<Vec<String>>>,
     /// The last create request.
     pub created: Arc<Mutex<Option<CreateExperimentRequest>>>,
@@ -104,6 +104,13 @@ impl AdminService for FakeMaster {
     async fn kill_experiment(&self, _: Request<ExperimentRef>) -> Reply<Experiment> {
         Ok(Response::new(Experiment {
             state: "CANCELED".into(),
+            ..experiment()
+        }))
+    }
+    async fn delete_experiment(&self, _: Request<ExperimentRef>) -> Reply<Experiment> {
+        self.record("delete_experiment".into());
+        Ok(Response::new(Experiment {
+            state: "DELETING".into(),
             ..experiment()
         }))
     }

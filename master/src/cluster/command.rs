@@ -37,6 +37,8 @@ pub enum Command {
     DescribeExperiment(u64, Reply<Experiment>),
     /// Cancel an experiment.
     KillExperiment(u64, Reply<Experiment>),
+    /// Delete a terminal experiment: its checkpoints from storage, then its records.
+    DeleteExperiment(u64, Reply<Experiment>),
     /// Suspend an experiment's trials and stop scheduling it.
     PauseExperiment(u64, Reply<Experiment>),
     /// Schedule a paused experiment again.
@@ -154,6 +156,9 @@ impl Cluster {
                     self.kill_experiment(id)
                         .and_then(|()| self.experiment_view(id, true)),
                 );
+            }
+            Command::DeleteExperiment(id, reply) => {
+                let _ = reply.send(self.delete_experiment(id));
             }
             Command::PauseExperiment(id, reply) => {
                 let _ = reply.send(

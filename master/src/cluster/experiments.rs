@@ -133,7 +133,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn allocations_of_experiment(&self, id: u64) -> Vec<String> {
+    pub(super) fn allocations_of_experiment(&self, id: u64) -> Vec<String> {
         self.trials
             .values()
             .filter(|t| t.row.experiment_id == id)

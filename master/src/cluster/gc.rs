@@ -8,6 +8,7 @@ use baton_common::storage::CheckpointStore;
 use super::checkpoints::ScoredCheckpoint;
 use super::state::Cluster;
 use crate::error::{MasterError, MasterResult};
+use crate::states::ExperimentState;
 use crate::store::{CheckpointRow, now_ms};
 
 impl Cluster {
@@ -52,6 +53,11 @@ impl Cluster {
         policy: GcSettings,
     ) -> MasterResult<GcSelection> {
         let experiment = self.experiment_mut(experiment_id)?;
+        if experiment.row.state == ExperimentState::Deleting {
+            return Err(MasterError::FailedPrecondition(format!(
+                "experiment {experiment_id} is being deleted"
+            )));
+        }
         experiment.gc = policy;
         let json = serde_json::to_string(&policy).expect("policy serializes");
         self.store.set_gc_policy(experiment_id, &json)?;
@@ -109,7 +115,7 @@ impl Cluster {
         }
     }
 
-    fn spawn_deletion(&mut self, experiment_id: u64, uuids: Vec<String>) {
+    pub(super) fn spawn_deletion(&mut self, experiment_id: u64, uuids: Vec<String>) {
         let Some(experiment) = self.experiments.get(&experiment_id) else {
             return;
         };
@@ -148,6 +154,9 @@ impl Cluster {
         };
         if let Err(e) = self.store.set_checkpoint_state(uuid, state, &error) {
             tracing::error!(error = %e, "cannot record checkpoint deletion");
+        }
+        if let Ok(Some(row)) = self.store.checkpoint_by_uuid(uuid) {
+            self.remove_if_deleted(row.experiment_id);
         }
     }
 

@@ -73,6 +73,11 @@ impl ClusterHandle {
         self.ask(|reply| Command::KillExperiment(id, reply)).await
     }
 
+    /// Starts deleting a terminal experiment.
+    pub async fn delete_experiment(&self, id: u64) -> MasterResult<Experiment> {
+        self.ask(|reply| Command::DeleteExperiment(id, reply)).await
+    }
+
     /// Pauses an experiment.
     pub async fn pause_experiment(&self, id: u64) -> MasterResult<Experiment> {
         self.ask(|reply| Command::PauseExperiment(id, reply)).await

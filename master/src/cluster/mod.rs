@@ -4,6 +4,7 @@ mod agents;
 mod checkpoints;
 mod clock;
 mod command;
+mod deletion;
 mod desired;
 mod experiments;
 mod explain;

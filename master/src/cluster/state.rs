@@ -353,6 +353,7 @@ impl Cluster {
             sweep,
         };
         cluster.resume_deletions();
+        cluster.resume_experiment_deletions();
         Ok(cluster)
     }
 

@@ -112,6 +112,18 @@ impl AdminService for AdminApi {
         respond(self.cluster.kill_experiment(id).await)
     }
 
+    async fn delete_experiment(
+        &self,
+        request: Request<ExperimentRef>,
+    ) -> Result<Response<Experiment>, Status> {
+        let caller = self
+            .auth
+            .check(&request, Access::Mutate, "DeleteExperiment")?;
+        log_mutation(&caller, "DeleteExperiment");
+        let id = request.into_inner().id;
+        respond(self.cluster.delete_experiment(id).await)
+    }
+
     async fn pause_experiment(
         &self,
         request: Request<ExperimentRef>,

@@ -65,6 +65,30 @@ impl Store {
         )
     }
 
+    /// Removes an experiment and every record of its trials (logs, metrics, allocations,
+    /// checkpoints) in one transaction.
+    pub fn delete_experiment_records(&mut self, id: u64) -> StoreResult<()> {
+        self.transaction(|store| {
+            let trials = "SELECT id FROM trials WHERE experiment_id = ?1";
+            for table in ["logs", "validations", "training_metrics", "allocations"] {
+                store.conn.execute(
+                    &format!("DELETE FROM {table} WHERE trial_id IN ({trials})"),
+                    [id],
+                )?;
+            }
+            store
+                .conn
+                .execute("DELETE FROM checkpoints WHERE experiment_id = ?1", [id])?;
+            store
+                .conn
+                .execute("DELETE FROM trials WHERE experiment_id = ?1", [id])?;
+            store
+                .conn
+                .execute("DELETE FROM experiments WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
     /// Records an experiment's state.
     pub fn set_experiment_state(&self, id: u64, state: ExperimentState) -> StoreResult<()> {
         self.conn.execute(
