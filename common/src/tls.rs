@@ -17,6 +17,11 @@ pub struct ClientTls {
 
 /// An endpoint for `url`, with TLS when it is `https://`.
 pub fn endpoint(url: &str, tls: &ClientTls) -> Result<Endpoint, String> {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!(
+            "the master URL {url:?} must start with http:// or https:// (e.g. http://127.0.0.1:8090)"
+        ));
+    }
     let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| format!("{url}: {e}"))?;
     if !url.starts_with("https://") {
         if tls.ca.is_some() || tls.identity.is_some() {

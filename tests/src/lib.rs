@@ -4,12 +4,14 @@ mod cluster;
 pub mod linreg;
 mod netns;
 mod proxy;
+mod raw_grpc;
 mod storage;
 mod test_storage;
 
 pub use cluster::{TestCluster, wait_until};
 pub use netns::Netns;
 pub use proxy::LinkProxy;
+pub use raw_grpc::raw_unary;
 pub use storage::{read_weights, verify_stored_checkpoint};
 pub use test_storage::TestStorage;
 

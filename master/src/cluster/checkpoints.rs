@@ -59,6 +59,10 @@ impl Cluster {
                 .ok_or_else(|| {
                     MasterError::NotFound(format!("checkpoint {} does not exist", reference.uuid))
                 })?
+        } else if reference.trial_id == 0 {
+            return Err(MasterError::InvalidArgument(
+                "name a checkpoint by its uuid, or by trial_id and step".into(),
+            ));
         } else {
             self.store
                 .checkpoint_by_trial_step(reference.trial_id, reference.step)?
