@@ -50,3 +50,143 @@ pub fn prepare_experiment(
         hparams,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_common::proto::ContextFile;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// A valid config to mutate.
+    const VALID: &str = "name: x\nentrypoint: python3 train.py\n\
+        hyperparameters:\n  lr: {type: double, minval: 0.001, maxval: 0.1, count: 3}\n  layers: {type: int, minval: 1, maxval: 4, count: 2}\n  act: {type: categorical, vals: [relu, tanh]}\n\
+        searcher: {name: grid, metric: loss, max_length: 10}\n\
+        checkpoint_storage: {type: shared_fs, host_path: /tmp/x}\n";
+
+    const KEYS: &[&str] = &[
+        "name",
+        "entrypoint",
+        "hyperparameters",
+        "searcher",
+        "metric",
+        "max_length",
+        "max_trials",
+        "type",
+        "vals",
+        "minval",
+        "maxval",
+        "count",
+        "resources",
+        "slots_per_trial",
+        "priority",
+        "checkpoint_storage",
+        "host_path",
+        "bucket",
+        "min_validation_period",
+        "min_checkpoint_period",
+        "max_restarts",
+        "restart_backoff",
+    ];
+
+    fn context() -> Context {
+        Context {
+            files: vec![ContextFile {
+                path: "train.py".into(),
+                content: b"pass\n".to_vec(),
+                mode: 0o644,
+            }],
+        }
+    }
+
+    /// YAML-shaped values made of config words, numbers and YAML's own punctuation.
+    fn yaml_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            Just(Value::Null),
+            prop::sample::select(vec![
+                "grid",
+                "random",
+                "single",
+                "shared_fs",
+                "s3",
+                "double",
+                "int",
+                "log",
+                "categorical",
+                "python3 train.py",
+                "*a",
+                "&a x",
+                "!!binary",
+                "~",
+                "[",
+                "{",
+                "- -"
+            ])
+            .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            prop::sample::select(KEYS).prop_map(str::to_string),
+                            "[a-z_]{1,8}"
+                        ],
+                        inner
+                    ),
+                    0..6
+                )
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// What preparing `yaml` may lead to: an experiment of at least one trial, or a refusal.
+    fn prepares_or_refuses(yaml: String) -> Result<(), TestCaseError> {
+        match prepare_experiment(yaml, context()) {
+            Ok(prepared) => prop_assert!(!prepared.hparams.is_empty()),
+            Err(MasterError::InvalidArgument(message)) => prop_assert!(!message.is_empty()),
+            Err(other) => prop_assert!(false, "not a refusal: {other}"),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_yaml_document_prepares_or_is_refused(value in yaml_value()) {
+            let yaml = serde_norway::to_string(&value).unwrap();
+            prepares_or_refuses(yaml)?;
+        }
+
+        #[test]
+        fn a_valid_config_with_bytes_changed_prepares_or_is_refused(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec!["", ":", "-", "[", "]", "{", "}", "&a", "*a", "\n  ", "\t", "'", "\"", "#", "9e999", "!"])), 1..6)
+        ) {
+            let mut yaml = VALID.to_string();
+            for (at, insert) in edits {
+                let mut index = at.index(yaml.len() + 1);
+                while !yaml.is_char_boundary(index) {
+                    index -= 1;
+                }
+                yaml.insert_str(index, insert);
+            }
+            prepares_or_refuses(yaml)?;
+        }
+
+        #[test]
+        fn any_text_prepares_or_is_refused(yaml in "\\PC{0,300}") {
+            prepares_or_refuses(yaml)?;
+        }
+    }
+
+    #[test]
+    fn the_valid_config_prepares() {
+        let prepared = prepare_experiment(VALID.into(), context()).unwrap();
+        assert!(!prepared.hparams.is_empty());
+    }
+}

@@ -23,8 +23,8 @@ pub struct ClusterHandle {
 }
 
 impl ClusterHandle {
-    /// A handle whose commands go to the returned receiver, for a cluster driven by hand in tests.
-    #[cfg(test)]
+    /// A handle whose commands go to the returned receiver, for a cluster driven by hand (tests,
+    /// replays of agent messages).
     pub(super) fn detached() -> (Self, mpsc::Receiver<Command>) {
         let (commands, inbox) = mpsc::channel(1024);
         (Self { commands }, inbox)

@@ -12,6 +12,7 @@ mod gc;
 mod handle;
 mod lifecycle;
 mod reconcile;
+mod replay;
 mod reports;
 mod scheduling;
 #[cfg(test)]
@@ -25,4 +26,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::Command;
 pub use desired::Deadlines;
 pub use handle::{ClusterHandle, run_cluster};
+pub use replay::{AGENT_ID, AgentReplay};
 pub use state::{Cluster, ClusterEvent, ClusterSettings};

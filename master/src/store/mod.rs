@@ -35,8 +35,7 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens a private in-memory database (for tests).
-    #[cfg(test)]
+    /// Opens a private in-memory database (for tests and replays).
     pub fn in_memory() -> StoreResult<Self> {
         let mut conn = Connection::open_in_memory()?;
         migrations::run(&mut conn)?;
