@@ -185,6 +185,20 @@ mod tests {
     }
 
     #[test]
+    fn aliases_expanding_a_billion_times_are_refused() {
+        let mut yaml = format!("{VALID}l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for level in 1..10 {
+            let below = format!("*l{}", level - 1);
+            let row = vec![below.as_str(); 9].join(", ");
+            yaml.push_str(&format!("l{level}: &l{level} [{row}]\n"));
+        }
+        let Err(MasterError::InvalidArgument(message)) = prepare_experiment(yaml, context()) else {
+            panic!("a billion laughs must be refused");
+        };
+        assert!(message.contains("repetition limit exceeded"), "{message}");
+    }
+
+    #[test]
     fn the_valid_config_prepares() {
         let prepared = prepare_experiment(VALID.into(), context()).unwrap();
         assert!(!prepared.hparams.is_empty());
