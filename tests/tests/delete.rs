@@ -57,6 +57,20 @@ fn a_deleted_experiment_leaves_no_checkpoint_and_no_record_across_an_outage_and_
     let id = cluster.create_experiment(&via_proxy.config("linreg", "single.yaml", &[]), &context);
     cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(60));
     let trial = cluster.first_trial(id);
+    // Garbage collection of the older checkpoints may still be deleting them.
+    let completed = || -> std::collections::BTreeSet<String> {
+        cluster
+            .json(&["experiment", "list-checkpoints", &id.to_string(), "--all"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["state"] == "COMPLETED")
+            .map(|c| c["uuid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    wait_until("GC to settle", Duration::from_secs(30), || {
+        direct.checkpoint_uuids() == completed()
+    });
     let stored = direct.checkpoint_uuids();
     assert!(!stored.is_empty(), "the experiment has checkpoints in S3");
     let other_checkpoints = cluster.json(&["experiment", "list-checkpoints", &other_text]);
