@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit, property and cluster tests (shared_fs and S3), and the Python
 # harness tests. Starts a real S3-compatible server (moto, installed into .venv on first use) on
-# loopback for the S3 tests and stops it afterwards.
+# loopback for the S3 tests and stops it afterwards. The framework tests (PyTorch, TensorFlow,
+# Keras) use a virtual environment that scripts/ml-venv.sh makes once and caches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,9 @@ export BATON_TEST_S3_ENDPOINT=http://127.0.0.1:$port
 export BATON_TEST_S3_BUCKET=baton-test
 export BATON_MOTO_SERVER=$PWD/.venv/bin/moto_server
 
+ml_venv=$(scripts/ml-venv.sh)
+export BATON_ML_PYTHON=$ml_venv/bin/python
+
 cargo build --bins
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
@@ -35,3 +39,4 @@ else
   cargo test --workspace --no-fail-fast
 fi
 python3 -m unittest discover -s harness/python/tests
+"$BATON_ML_PYTHON" -m unittest discover -s harness/python/tests_ml

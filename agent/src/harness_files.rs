@@ -16,6 +16,10 @@ const FILES: &[(&str, &str)] = &[
         "baton/_context.py",
         include_str!("../../harness/python/baton/_context.py"),
     ),
+    (
+        "baton/torch.py",
+        include_str!("../../harness/python/baton/torch.py"),
+    ),
 ];
 
 /// Writes the harness under `work_dir/harness` and returns the directory to put on `PYTHONPATH`.
@@ -29,4 +33,24 @@ pub fn install_harness(work_dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::write(path, content)?;
     }
     Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_module_of_the_package_is_embedded() {
+        let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("../harness/python/baton");
+        let mut on_disk: Vec<String> = std::fs::read_dir(package)
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".py"))
+            .map(|name| format!("baton/{name}"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = FILES.iter().map(|(name, _)| name.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
 }

@@ -137,6 +137,11 @@ fn describe_text(ckpt: &Checkpoint) -> String {
             ),
         ),
         ("Created", output::time(ckpt.created_ms)),
+    ];
+    if let Some(framework) = framework_line(&ckpt.metadata_json) {
+        pairs.push(("Framework", framework));
+    }
+    pairs.extend([
         (
             "Storage",
             output::compact(&output::parse_json_field(&ckpt.storage_json, Value::Null)),
@@ -145,11 +150,29 @@ fn describe_text(ckpt: &Checkpoint) -> String {
             "Metadata",
             output::compact(&output::parse_json_field(&ckpt.metadata_json, json!({}))),
         ),
-    ];
+    ]);
     if !ckpt.error.is_empty() {
         pairs.push(("Error", ckpt.error.clone()));
     }
     output::fields(&pairs)
+}
+
+/// "torch (baton.torch/1), torch 2.15.0, python 3.11.7" from the trial's own metadata in a
+/// checkpoint's manifest, when it names a framework.
+fn framework_line(manifest_json: &str) -> Option<String> {
+    let manifest = output::parse_json_field(manifest_json, json!({}));
+    let metadata = manifest.get("metadata")?.as_object()?;
+    let framework = metadata.get("framework")?.as_str()?;
+    let mut line = framework.to_string();
+    if let Some(format) = metadata.get("format").and_then(Value::as_str) {
+        line.push_str(&format!(" ({format})"));
+    }
+    for (key, value) in metadata {
+        if let (Some(name), Some(version)) = (key.strip_suffix("_version"), value.as_str()) {
+            line.push_str(&format!(", {name} {version}"));
+        }
+    }
+    Some(line)
 }
 
 /// Checkpoints as CSV with the header `uuid,trial_id,step,state,metric,size_bytes`.
@@ -233,6 +256,17 @@ mod tests {
             text,
             "uuid,trial_id,step,state,metric,size_bytes\nu1,2,50,COMPLETED,0.25,1024\nu2,1,1,COMPLETED,,0\n"
         );
+    }
+
+    #[test]
+    fn the_framework_line_names_format_and_versions() {
+        let manifest = r#"{"uuid":"u","metadata":{"framework":"torch","format":"baton.torch/1","python_version":"3.11.7","torch_version":"2.15.0","device":"cpu"}}"#;
+        assert_eq!(
+            framework_line(manifest).as_deref(),
+            Some("torch (baton.torch/1), python 3.11.7, torch 2.15.0")
+        );
+        assert_eq!(framework_line(r#"{"metadata":{}}"#), None);
+        assert_eq!(framework_line("not json"), None);
     }
 
     #[test]

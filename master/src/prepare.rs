@@ -189,7 +189,7 @@ mod tests {
         let mut yaml = format!("{VALID}l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
         for level in 1..10 {
             let below = format!("*l{}", level - 1);
-            let row = vec![below.as_str(); 9].join(", ");
+            let row = [below.as_str(); 9].join(", ");
             yaml.push_str(&format!("l{level}: &l{level} [{row}]\n"));
         }
         let Err(MasterError::InvalidArgument(message)) = prepare_experiment(yaml, context()) else {

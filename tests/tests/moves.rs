@@ -6,6 +6,7 @@ use baton_cluster_tests::linreg::{
     agent_of, assert_no_checkpoint_after_fence, checkpointed_and_past_step_28, reference_run,
     reference_run_in, running_on_other_agent, slow_single, slow_single_in,
 };
+use baton_cluster_tests::moving::move_three_ways;
 use baton_cluster_tests::{TestCluster, TestStorage, example_config, repo_root, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -31,63 +32,7 @@ fn move_across_three_agents(cluster: &TestCluster, storage: &TestStorage) {
         &slow_single_in(storage, "0.03", &[]),
         &repo_root().join("examples/linreg"),
     );
-    let trial_id = cluster.first_trial(id);
-    let trial = cluster.wait_for_trial(trial_id, "running", MINUTE, |t| {
-        t["steps_completed"].as_u64() > Some(5)
-    });
-    let first = agent_of(&trial);
-
-    cluster.cli_ok(&["agent", "disable", &first]);
-    let trial = cluster.wait_for_trial(trial_id, "resume after disable", MINUTE, |t| {
-        running_on_other_agent(t, &first, 0)
-    });
-    let second = agent_of(&trial);
-    let steps = trial["steps_completed"].as_u64().unwrap();
-    cluster.cli_ok(&["agent", "enable", &first]);
-
-    cluster.cli_ok(&["trial", "move", &trial_id.to_string(), "--to", &first]);
-    let trial = cluster.wait_for_trial(trial_id, "resume after move", MINUTE, |t| {
-        running_on_other_agent(t, &second, steps)
-    });
-    assert_eq!(agent_of(&trial), first, "moved to the named agent");
-    let steps = trial["steps_completed"].as_u64().unwrap();
-
-    cluster.cli_ok(&["experiment", "pause", &id.to_string()]);
-    cluster.wait_for_trial(trial_id, "suspend on pause", MINUTE, |t| {
-        t["state"] == "QUEUED"
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        cluster.trial(trial_id)["state"],
-        "QUEUED",
-        "a paused experiment's trial stays queued"
-    );
-    cluster.cli_ok(&["experiment", "activate", &id.to_string()]);
-    cluster.wait_for_trial(trial_id, "resume after activate", MINUTE, |t| {
-        t["state"] == "RUNNING" && t["steps_completed"].as_u64() > Some(steps)
-    });
-
-    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
-    let trial = cluster.trial(trial_id);
-    let reasons: Vec<&str> = trial["allocations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["exit_reason"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        reasons,
-        ["suspended-by-disable", "moved", "paused", "completed"],
-        "{trial:#}"
-    );
-    let allocations = trial["allocations"].as_array().unwrap();
-    for pair in allocations.windows(2) {
-        assert_eq!(
-            pair[1]["start_step"], pair[0]["end_step"],
-            "each run resumes at the step the previous one checkpointed: {trial:#}"
-        );
-    }
-    assert_eq!(trial["restarts"], 0);
+    let trial = move_three_ways(cluster, id, cluster.first_trial(id));
     assert_eq!(
         cluster.final_weights_in(storage, id, 200),
         reference_weights

@@ -1,0 +1,159 @@
+//! Framework trials on a real cluster: moved every way, they end bitwise like an uninterrupted
+//! run, and their final checkpoint, downloaded with the CLI, loads with stock framework calls in
+//! a process where `baton` cannot be imported.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use baton_cluster_tests::moving::move_three_ways;
+use baton_cluster_tests::{TestCluster, example_config, repo_root};
+
+/// The Python of the framework environment (scripts/ml-venv.sh); the tests fail without it.
+fn ml_python() -> String {
+    std::env::var("BATON_ML_PYTHON").expect(
+        "framework tests need PyTorch, TensorFlow and Keras: run scripts/test.sh, which makes their environment (scripts/ml-venv.sh) and sets BATON_ML_PYTHON",
+    )
+}
+
+/// Runs `script` with the framework Python in isolated mode (no PYTHONPATH, no user site, so
+/// `baton` is not importable) and returns its stdout; panics with its stderr on failure.
+fn run_isolated(script: &str, args: &[&Path]) -> String {
+    let output = Command::new(ml_python())
+        .arg("-I")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Compares two `state_dict.pth` files tensor by tensor, bit for bit (RNG states aside).
+const COMPARE_TORCH: &str = r#"
+import sys, torch
+try:
+    import baton
+    sys.exit("baton must not be importable here")
+except ImportError:
+    pass
+
+def leaves(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from leaves(value, f"{prefix}/{key}")
+    elif isinstance(tree, (list, tuple)):
+        for index, value in enumerate(tree):
+            yield from leaves(value, f"{prefix}/{index}")
+    elif isinstance(tree, torch.Tensor):
+        yield prefix, (str(tree.dtype), tuple(tree.shape), tree.contiguous().numpy().tobytes())
+    else:
+        yield prefix, tree
+
+a, b = (torch.load(path + "/state_dict.pth") for path in sys.argv[1:3])
+compared = 0
+for kind in ("models", "optimizers", "lr_schedulers"):
+    left, right = dict(leaves(a[kind])), dict(leaves(b[kind]))
+    if left != right:
+        differing = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
+        sys.exit(f"{kind} differ at {differing[:5]}")
+    compared += sum(1 for value in left.values() if isinstance(value, tuple))
+print(f"identical: {compared} tensors, step {a['steps_completed']}")
+"#;
+
+/// Loads a downloaded torch_mlp checkpoint as its README says and prints the probe prediction.
+const LOAD_TORCH: &str = r#"
+import sys, torch
+sys.path.insert(0, sys.argv[2])  # the example's model.py: the architecture is code
+from model import make_model, probe_input
+state = torch.load(sys.argv[1] + "/state_dict.pth")
+model = make_model()
+model.load_state_dict(state["models"]["default"])
+model.eval()
+with torch.no_grad():
+    print(repr(model(probe_input()).item()))
+"#;
+
+fn torch_config(cluster: &TestCluster, step_seconds: &str) -> String {
+    example_config(
+        "torch_mlp",
+        "single.yaml",
+        &cluster.storage(),
+        &[
+            ("python3 train.py", &format!("{} train.py", ml_python())),
+            (
+                "  seed: 7\n",
+                &format!("  seed: 7\n  step_seconds: {step_seconds}\n"),
+            ),
+        ],
+    )
+}
+
+#[test]
+fn a_torch_trial_moved_three_ways_ends_bitwise_like_an_uninterrupted_one_and_exports() {
+    let cluster = TestCluster::start(&["a1", "a2"], &[]);
+    let context = repo_root().join("examples/torch_mlp");
+    let latest = |id: u64| -> String {
+        cluster.trial(cluster.first_trial(id))["latest_checkpoint"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let reference = cluster.create_experiment(&torch_config(&cluster, "0.0"), &context);
+    cluster.wait_for_experiment(reference, "COMPLETED", Duration::from_secs(180));
+    let moved = cluster.create_experiment(&torch_config(&cluster, "0.05"), &context);
+    move_three_ways(&cluster, moved, cluster.first_trial(moved));
+
+    let storage = cluster.storage();
+    let (reference_dir, moved_dir) = (storage.join(latest(reference)), storage.join(latest(moved)));
+    let compared = run_isolated(COMPARE_TORCH, &[&reference_dir, &moved_dir]);
+    assert!(
+        compared.starts_with("identical: ") && compared.contains("step 200"),
+        "{compared}"
+    );
+    eprintln!("torch_mlp moved three ways: {}", compared.trim());
+
+    let uuid = latest(moved);
+    let described = cluster.json(&["checkpoint", "describe", &uuid]);
+    let metadata = &described["metadata"]["metadata"];
+    assert_eq!(metadata["framework"], "torch", "{described:#}");
+    assert_eq!(metadata["format"], "baton.torch/1");
+    assert!(
+        metadata["torch_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+    assert!(
+        metadata["python_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
+    let text = cluster.cli_ok(&["checkpoint", "describe", &uuid]);
+    assert!(
+        text.contains("torch"),
+        "the table shows the framework: {text}"
+    );
+
+    let exported = cluster.dir.path().join("exported");
+    cluster.cli_ok(&[
+        "checkpoint",
+        "download",
+        &uuid,
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+    let prediction: f64 = run_isolated(LOAD_TORCH, &[&exported, &context])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        Some(prediction),
+        metadata["probe_prediction"].as_f64(),
+        "stock torch predicts what the trial did"
+    );
+}
