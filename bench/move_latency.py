@@ -63,10 +63,12 @@ def parse_args() -> argparse.Namespace:
 
 
 class Cluster:
-    """A master and two agents in a temporary directory; stopped by close()."""
+    """A master and its agents in a temporary directory; stopped by close()."""
 
-    def __init__(self, bin_dir: pathlib.Path, root: pathlib.Path) -> None:
+    def __init__(self, bin_dir: pathlib.Path, root: pathlib.Path,
+                 agents: tuple[str, ...] = AGENTS) -> None:
         self.bin_dir = bin_dir
+        self.agents = agents
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -77,7 +79,7 @@ class Cluster:
     def start(self) -> None:
         self._spawn("master", [str(self.bin_dir / "baton-master"), "--listen",
                                f"127.0.0.1:{self.port}", "--data-dir", str(self.root / "master")])
-        for agent in AGENTS:
+        for agent in self.agents:
             self._spawn(agent, [str(self.bin_dir / "baton-agent"), "--master", self.url,
                                 "--id", agent, "--slots", "1",
                                 "--work-dir", str(self.root / agent)])
@@ -85,7 +87,7 @@ class Cluster:
         while time.time() < deadline:
             try:
                 agents = self.cli_json("agent", "list")
-                if sum(1 for a in agents if a.get("connected")) >= len(AGENTS):
+                if sum(1 for a in agents if a.get("connected")) >= len(self.agents):
                     return
             except RuntimeError:
                 pass
