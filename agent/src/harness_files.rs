@@ -17,6 +17,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../harness/python/baton/_context.py"),
     ),
     (
+        "baton/keras.py",
+        include_str!("../../harness/python/baton/keras.py"),
+    ),
+    (
         "baton/torch.py",
         include_str!("../../harness/python/baton/torch.py"),
     ),

@@ -79,9 +79,51 @@ with torch.no_grad():
     print(repr(model(probe_input()).item()))
 "#;
 
-fn torch_config(cluster: &TestCluster, step_seconds: &str) -> String {
+/// Compares the HDF5 datasets of two Keras checkpoints' weights and optimizer files, bit for bit.
+const COMPARE_KERAS: &str = r#"
+import sys, h5py
+try:
+    import baton
+    sys.exit("baton must not be importable here")
+except ImportError:
+    pass
+
+def datasets(path):
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()].tobytes()) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+compared = 0
+for name in ("model.weights.h5", "optimizer.weights.h5"):
+    left, right = (datasets(d + "/" + name) for d in sys.argv[1:3])
+    if left != right:
+        sys.exit(f"{name} differs at {sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))[:5]}")
+    compared += len(left)
+print(f"identical: {compared} datasets")
+"#;
+
+/// Loads a downloaded keras_mlp checkpoint with stock Keras and h5py, as its README says, and
+/// prints the probe prediction and the optimizer's iteration count.
+const LOAD_KERAS: &str = r#"
+import sys, json, os
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import h5py, keras
+sys.path.insert(0, sys.argv[2])
+from model import probe_input
+ckpt = sys.argv[1]
+model = keras.models.model_from_json(open(ckpt + "/model.json").read())
+model.load_weights(ckpt + "/model.weights.h5")
+with h5py.File(ckpt + "/optimizer.weights.h5") as f:
+    optimizer = keras.optimizers.deserialize(json.loads(f.attrs["config"]))
+    optimizer.build(model.trainable_variables)
+    optimizer.load_own_variables({key: f[key][()] for key in f.keys()})
+print(repr(float(model(probe_input(), training=False).numpy()[0, 0])), int(optimizer.iterations.numpy()))
+"#;
+
+fn framework_config(cluster: &TestCluster, example: &str, step_seconds: &str) -> String {
     example_config(
-        "torch_mlp",
+        example,
         "single.yaml",
         &cluster.storage(),
         &[
@@ -94,6 +136,16 @@ fn torch_config(cluster: &TestCluster, step_seconds: &str) -> String {
     )
 }
 
+/// Runs `example` undisturbed, then again while it is moved three ways; returns both experiments.
+fn reference_and_moved(cluster: &TestCluster, example: &str) -> (u64, u64) {
+    let context = repo_root().join("examples").join(example);
+    let reference = cluster.create_experiment(&framework_config(cluster, example, "0.0"), &context);
+    cluster.wait_for_experiment(reference, "COMPLETED", Duration::from_secs(180));
+    let moved = cluster.create_experiment(&framework_config(cluster, example, "0.05"), &context);
+    move_three_ways(cluster, moved, cluster.first_trial(moved));
+    (reference, moved)
+}
+
 #[test]
 fn a_torch_trial_moved_three_ways_ends_bitwise_like_an_uninterrupted_one_and_exports() {
     let cluster = TestCluster::start(&["a1", "a2"], &[]);
@@ -104,11 +156,7 @@ fn a_torch_trial_moved_three_ways_ends_bitwise_like_an_uninterrupted_one_and_exp
             .unwrap()
             .to_string()
     };
-    let reference = cluster.create_experiment(&torch_config(&cluster, "0.0"), &context);
-    cluster.wait_for_experiment(reference, "COMPLETED", Duration::from_secs(180));
-    let moved = cluster.create_experiment(&torch_config(&cluster, "0.05"), &context);
-    move_three_ways(&cluster, moved, cluster.first_trial(moved));
-
+    let (reference, moved) = reference_and_moved(&cluster, "torch_mlp");
     let storage = cluster.storage();
     let (reference_dir, moved_dir) = (storage.join(latest(reference)), storage.join(latest(moved)));
     let compared = run_isolated(COMPARE_TORCH, &[&reference_dir, &moved_dir]);
@@ -156,4 +204,57 @@ fn a_torch_trial_moved_three_ways_ends_bitwise_like_an_uninterrupted_one_and_exp
         metadata["probe_prediction"].as_f64(),
         "stock torch predicts what the trial did"
     );
+}
+
+#[test]
+fn a_keras_trial_moved_three_ways_ends_bitwise_like_an_uninterrupted_one_and_exports() {
+    let cluster = TestCluster::start(&["a1", "a2"], &[]);
+    let latest = |id: u64| -> String {
+        cluster.trial(cluster.first_trial(id))["latest_checkpoint"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (reference, moved) = reference_and_moved(&cluster, "keras_mlp");
+    let storage = cluster.storage();
+    let (reference_dir, moved_dir) = (storage.join(latest(reference)), storage.join(latest(moved)));
+    let compared = run_isolated(COMPARE_KERAS, &[&reference_dir, &moved_dir]);
+    assert!(compared.starts_with("identical: "), "{compared}");
+    eprintln!("keras_mlp moved three ways: {}", compared.trim());
+
+    let uuid = latest(moved);
+    let described = cluster.json(&["checkpoint", "describe", &uuid]);
+    let metadata = &described["metadata"]["metadata"];
+    assert_eq!(metadata["framework"], "keras", "{described:#}");
+    assert_eq!(metadata["format"], "baton.keras/1");
+    assert!(
+        metadata["keras_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
+
+    let exported = cluster.dir.path().join("exported");
+    cluster.cli_ok(&[
+        "checkpoint",
+        "download",
+        &uuid,
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+    let context = repo_root().join("examples/keras_mlp");
+    let loaded = run_isolated(LOAD_KERAS, &[&exported, &context]);
+    let (probe, iterations) = loaded.trim().rsplit_once(' ').unwrap();
+    assert_eq!(
+        iterations, "200",
+        "Adam's iteration count travels with the checkpoint"
+    );
+    let logs = cluster.cli_ok(&["trial", "logs", &cluster.first_trial(moved).to_string()]);
+    let said = logs
+        .lines()
+        .find_map(|l| {
+            l.split_once("probe prediction ")
+                .map(|(_, p)| p.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("the trial printed its prediction:\n{logs}"));
+    assert_eq!(probe, said, "stock Keras predicts what the trial did");
 }
