@@ -17,8 +17,16 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../harness/python/baton/_context.py"),
     ),
     (
+        "baton/_rng.py",
+        include_str!("../../harness/python/baton/_rng.py"),
+    ),
+    (
         "baton/keras.py",
         include_str!("../../harness/python/baton/keras.py"),
+    ),
+    (
+        "baton/tensorflow.py",
+        include_str!("../../harness/python/baton/tensorflow.py"),
     ),
     (
         "baton/torch.py",

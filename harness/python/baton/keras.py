@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import json
 import platform
-import random
 from pathlib import Path
 from typing import Any, Callable
 
 import h5py
 import keras
-import numpy
 
 import baton
+from baton._rng import json_state, restore_json_state
 
 FORMAT = "baton.keras/1"
 ARCHITECTURE = "model.json"
@@ -64,7 +63,7 @@ def save(path: str | Path, model: keras.Model, steps_completed: int) -> None:
     with h5py.File(path / OPTIMIZER, "w") as f:
         f.attrs["config"] = json.dumps(keras.optimizers.serialize(optimizer))
         optimizer.save_own_variables(f)
-    (path / STATE).write_text(json.dumps({"steps_completed": int(steps_completed), "rng": _rng_state()}))
+    (path / STATE).write_text(json.dumps({"steps_completed": int(steps_completed), "rng": json_state()}))
 
 
 def load(path: str | Path, model: keras.Model) -> int:
@@ -77,7 +76,7 @@ def load(path: str | Path, model: keras.Model) -> int:
     with h5py.File(path / OPTIMIZER, "r") as f:
         optimizer.load_own_variables({key: f[key][()] for key in f.keys()})
     state = json.loads((path / STATE).read_text())
-    _set_rng_state(state["rng"])
+    restore_json_state(state["rng"])
     return int(state["steps_completed"])
 
 
@@ -145,22 +144,3 @@ class _BatonCallback(keras.callbacks.Callback):
                 save(path, self.model, step)
         if d.stop:
             self.model.stop_training = True
-
-
-def _rng_state() -> dict[str, Any]:
-    """Python's and NumPy's RNG states, as JSON (layers' own seed generators, such as Dropout's,
-    are variables of the model and travel with its weights)."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = numpy.random.get_state()
-    return {
-        "python": [version, list(internal), gauss],
-        "numpy": [str(kind), keys.tolist(), int(pos), int(has_gauss), float(cached)],
-    }
-
-
-def _set_rng_state(rng: dict[str, Any]) -> None:
-    """Restore what `_rng_state` captured."""
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = rng["numpy"]
-    numpy.random.set_state((kind, numpy.array(keys, dtype=numpy.uint32), pos, has_gauss, cached))

@@ -3,103 +3,49 @@ checkpoint loads with plain torch in a process where baton cannot be imported.""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-import tempfile
 import unittest
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fake_agent import FakeAgent  # noqa: E402
+import torch
 
-import torch  # noqa: E402
+from example_trials import ExampleTrialTest
 
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLE = REPO / "examples" / "torch_mlp"
-HPARAMS = {"learning_rate": 0.01, "batch_size": 32, "seed": 7}
+LOAD = r'''
+import sys, torch
+try:
+    import baton
+    sys.exit("baton must not be importable")
+except ImportError:
+    pass
+sys.path.insert(0, sys.argv[2])
+from model import make_model, probe_input
+state = torch.load(sys.argv[1] + "/state_dict.pth")
+model = make_model()
+model.load_state_dict(state["models"]["default"])
+model.eval()
+print(repr(model(probe_input()).item()))
+'''
 
 
-class TorchResumeTest(unittest.TestCase):
-    def setUp(self) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="torch-"))
-        self.addCleanup(shutil.rmtree, self.tmp, True)
+class TorchResumeTest(ExampleTrialTest):
+    EXAMPLE = "torch_mlp"
+    HPARAMS = {"learning_rate": 0.01, "batch_size": 32, "seed": 7}
 
-    def agent(self, **options) -> FakeAgent:
-        options.setdefault("hparams", HPARAMS)
-        options.setdefault("max_length", 120)
-        options.setdefault("checkpoint_period", 40)
-        options.setdefault("validation_period", 20)
-        agent = FakeAgent(**options)
-        self.addCleanup(agent.close)
-        return agent
-
-    def run_trial(self, agent: FakeAgent) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "train.py"], cwd=EXAMPLE, env=agent.env(),
-            capture_output=True, text=True, timeout=300,
-        )
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        return proc
-
-    def copy(self, checkpoint: Path, name: str) -> str:
-        target = self.tmp / name
-        shutil.copytree(checkpoint, target)
-        return str(target)
-
-    def assertSameState(self, a: Path, b: Path) -> None:
-        """Every tensor of two state_dict.pth files is bitwise equal (RNG states excepted)."""
-        left = torch.load(a / "state_dict.pth")
-        right = torch.load(b / "state_dict.pth")
+    def test_a_suspended_and_resumed_trial_ends_bitwise_like_an_uninterrupted_one(self) -> None:
+        full, resumed = self.full_stopped_and_resumed()
+        left, right = (torch.load(a.committed()[120] / "state_dict.pth") for a in (full, resumed))
         for kind in ("models", "optimizers", "lr_schedulers"):
             self.assertEqual(_flat(left[kind]), _flat(right[kind]), kind)
         self.assertEqual(left["steps_completed"], right["steps_completed"])
-
-    def test_a_suspended_and_resumed_trial_ends_bitwise_like_an_uninterrupted_one(self) -> None:
-        full = self.agent()
-        self.run_trial(full)
-        self.assertEqual(sorted(full.committed()), [40, 80, 120])
-        stopped = self.agent(stop_at=57)
-        proc = self.run_trial(stopped)
-        self.assertIn("stopping at step 57", proc.stdout)
-        resumed = self.agent(start_step=57, latest_checkpoint=self.copy(stopped.committed()[57], "c57"))
-        proc = self.run_trial(resumed)
-        self.assertIn("resuming from step 57", proc.stdout)
-        self.assertEqual(sorted(resumed.committed()), [80, 120])
-        self.assertSameState(full.committed()[120], resumed.committed()[120])
-
-        def losses(agent: FakeAgent) -> dict[int, float]:
-            return {r["step"]: r["metrics"]["loss"] for r in agent.requests if r["op"] == "report_training"}
-
-        full_losses = losses(full)
-        self.assertEqual(losses(resumed), {s: full_losses[s] for s in range(58, 121)})
 
     def test_the_checkpoint_loads_with_plain_torch_without_baton(self) -> None:
         agent = self.agent()
         self.run_trial(agent)
         final = agent.committed()[120]
-        meta = json.loads((final / "metadata.json").read_text())["metadata"]
-        self.assertEqual(meta["framework"], "torch")
-        self.assertEqual(meta["format"], "baton.torch/1")
+        meta = self.trial_metadata(final)
+        self.assertEqual((meta["framework"], meta["format"]), ("torch", "baton.torch/1"))
         self.assertEqual(meta["torch_version"], torch.__version__)
-        script = (
-            "import sys, torch\n"
-            "sys.path.insert(0, sys.argv[2])\n"
-            "try:\n    import baton\n    sys.exit('baton must not be importable')\nexcept ImportError:\n    pass\n"
-            "from model import make_model, probe_input\n"
-            "state = torch.load(sys.argv[1] + '/state_dict.pth')\n"
-            "model = make_model()\n"
-            "model.load_state_dict(state['models']['default'])\n"
-            "model.eval()\n"
-            "print(repr(model(probe_input()).item()))\n"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-I", "-c", script, str(final), str(EXAMPLE)],
-            capture_output=True, text=True, timeout=120,
-        )
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        self.assertEqual(float(proc.stdout.strip()), meta["probe_prediction"])
+        self.assertEqual(float(self.isolated(LOAD, final, self.example)), meta["probe_prediction"])
 
 
 def _flat(tree, prefix: str = "") -> dict[str, object]:
