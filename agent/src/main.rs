@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use baton_agent::slots::discover_slots;
+use baton_agent::slots::offered_slots;
 use baton_agent::supervisor;
 use baton_agent::{AgentOptions, run_agent};
 use clap::Parser;
@@ -24,6 +24,15 @@ struct Args {
     /// Number of CPU slots; when absent, NVIDIA GPUs are detected.
     #[arg(long, env = "BATON_SLOTS")]
     slots: Option<u32>,
+    /// Offer only these GPUs (UUIDs as `nvidia-smi -L` prints them, comma-separated), for
+    /// example to run two agents on one host.
+    #[arg(
+        long,
+        env = "BATON_GPUS",
+        value_delimiter = ',',
+        conflicts_with = "slots"
+    )]
+    gpus: Vec<String>,
     /// Work directory for trial files.
     #[arg(long, env = "BATON_WORK_DIR", default_value = "/var/lib/baton-agent")]
     work_dir: PathBuf,
@@ -82,7 +91,7 @@ async fn run_daemon() -> anyhow::Result<()> {
     let options = AgentOptions {
         master: args.master,
         id,
-        slots: discover_slots(args.slots),
+        slots: offered_slots(args.slots, &args.gpus).map_err(anyhow::Error::msg)?,
         work_dir: args.work_dir,
         token: args.cluster_token,
         kill_grace: Duration::from_secs(args.kill_grace),

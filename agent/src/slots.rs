@@ -16,6 +16,34 @@ pub fn discover_slots(count: Option<u32>) -> Vec<Slot> {
     }
 }
 
+/// The slots to offer: only the GPUs named in `gpus` (UUIDs) when any are named, else what
+/// `discover_slots` finds. The error names a UUID that is not on this host and lists those that are.
+pub fn offered_slots(count: Option<u32>, gpus: &[String]) -> Result<Vec<Slot>, String> {
+    if gpus.is_empty() {
+        return Ok(discover_slots(count));
+    }
+    let found = detect_gpus()
+        .filter(|found| !found.is_empty())
+        .ok_or("--gpus was given but nvidia-smi finds no GPU on this host")?;
+    select_gpus(&found, gpus)
+}
+
+/// The GPUs of `found` named in `wanted`, in the order named.
+fn select_gpus(found: &[Slot], wanted: &[String]) -> Result<Vec<Slot>, String> {
+    wanted
+        .iter()
+        .map(|uuid| {
+            found.iter().find(|slot| slot.id == *uuid).cloned().ok_or_else(|| {
+                let known: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+                format!(
+                    "--gpus names {uuid}, which is not a GPU of this host (nvidia-smi -L lists {})",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 fn cpu_slots(count: u32) -> Vec<Slot> {
     (0..count)
         .map(|i| Slot {
@@ -71,6 +99,21 @@ mod tests {
         assert_eq!(slots.len(), 2);
         assert_eq!(slots[0].id, "GPU-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab");
         assert_eq!(slots[1].kind, "gpu");
+    }
+
+    #[test]
+    fn named_gpus_are_offered_and_unknown_ones_named() {
+        let found =
+            parse_nvidia_smi("0, H200, GPU-aaaa, 143771 MiB\n1, H200, GPU-bbbb, 143771 MiB\n");
+        let picked = select_gpus(&found, &["GPU-bbbb".to_string()]).unwrap();
+        assert_eq!(picked.len(), 1);
+        assert_eq!(picked[0].id, "GPU-bbbb");
+        let error = select_gpus(&found, &["GPU-cccc".to_string()]).unwrap_err();
+        assert!(
+            error.contains("GPU-cccc") && error.contains("GPU-aaaa, GPU-bbbb"),
+            "{error}"
+        );
+        assert_eq!(offered_slots(Some(2), &[]).unwrap().len(), 2);
     }
 
     #[test]

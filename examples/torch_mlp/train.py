@@ -61,9 +61,11 @@ def main() -> int:
         )
         train, validation = make_data()
         if ctx.latest_checkpoint is not None:
+            started = time.perf_counter()
             restored = baton.torch.load(
                 ctx.latest_checkpoint, models=model, optimizers=optimizer, lr_schedulers=scheduler
             )
+            print(f"loaded checkpoint in {time.perf_counter() - started:.3f} s", flush=True)
             if restored["steps_completed"] != ctx.start_step:
                 print(f"checkpoint holds step {restored['steps_completed']}, Baton says {ctx.start_step}", file=sys.stderr)
                 return 1
@@ -94,6 +96,7 @@ def main() -> int:
                 with torch.no_grad():
                     probe = model(probe_input().to(on)).item()
                 meta = {**baton.torch.metadata(), "device": on.type, "probe_prediction": probe}
+                started = time.perf_counter()
                 with ctx.checkpoint(step, metadata=meta) as path:
                     baton.torch.save(
                         path,
@@ -103,6 +106,7 @@ def main() -> int:
                         steps_completed=step,
                         extra={"hparams": hp},
                     )
+                print(f"saved checkpoint at step {step} in {time.perf_counter() - started:.3f} s", flush=True)
             if d.stop:
                 print(f"stopping at step {step}", flush=True)
                 break

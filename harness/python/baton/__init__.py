@@ -15,7 +15,10 @@
             if d.stop:
                 break
 
-Standard library only. The wire protocol is documented in harness/PROTOCOL.md.
+Standard library only. The wire protocol is documented in harness/PROTOCOL.md. Framework
+modules, each importing its framework only when imported itself: `baton.torch` (save/load of one
+state_dict.pth), `baton.keras` (fit with checkpoints, exact resume) and `baton.tensorflow`
+(SavedModel checkpoints with the optimizer's state).
 """
 
 from baton._client import HarnessError

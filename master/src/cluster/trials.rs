@@ -63,8 +63,18 @@ impl Cluster {
             );
         }
         trial.row.state = next;
-        if next == TrialState::Queued {
-            trial.row.steps_completed = trial.row.latest_checkpoint_step;
+        match next {
+            TrialState::Queued => trial.row.steps_completed = trial.row.latest_checkpoint_step,
+            // Training reports lost with a restarted agent daemon do not undercount a trial that
+            // completed: its exit and final checkpoint say how far it got.
+            TrialState::Completed => {
+                trial.row.steps_completed = trial
+                    .row
+                    .steps_completed
+                    .max(live.row.end_step)
+                    .max(trial.row.latest_checkpoint_step);
+            }
+            _ => {}
         }
         if let Err(e) = self.store.update_trial(&trial.row) {
             tracing::error!(error = %e, "cannot record trial state");
