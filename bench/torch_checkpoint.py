@@ -1,7 +1,7 @@
 """Benchmark: checkpointing and restoring a ~1 GiB PyTorch state through Baton on shared_fs.
 
     save   baton.torch.save into the checkpoint directory + Baton's commit (hashing, metadata.json),
-           until metadata.json exists   vs   torch.save to a local file + cp of it to another dir
+           until metadata.json exists   vs   torch.save to a new local file + cp of it to another dir
     resume the agent's verified download of the checkpoint + baton.torch.load
            vs   torch.load of the local file
 
@@ -82,7 +82,8 @@ def main() -> int:
         cluster.close(set())
     size = samples[0][0]["bytes"] / 2**30
     print(f"state: {size:.2f} GiB in float32 tensors, shared_fs, {len(samples)} cycles")
-    print("cycle  save+commit  torch.save+cp  ratio   download+load  torch.load  ratio")
+    print("cycle  save+commit  torch.save+cp  ratio   download+load  torch.load  ratio"
+          "   (torch.load mmap + load_state_dict)")
     save_ratios, resume_ratios = [], []
     for i, (committed, restored, download_s) in enumerate(samples, 1):
         save, peer_save = committed["save_commit_s"], committed["peer_save_cp_s"]
@@ -90,7 +91,8 @@ def main() -> int:
         save_ratios.append(save / peer_save)
         resume_ratios.append(resume / peer_load)
         print(f"{i:5}  {save:9.2f} s  {peer_save:11.2f} s  {save / peer_save:5.2f}"
-              f"   {download_s:5.2f} + {restored['load_s']:.2f} s  {peer_load:8.2f} s  {resume / peer_load:5.2f}")
+              f"   {download_s:5.2f} + {restored['load_s']:.2f} s  {peer_load:8.2f} s  {resume / peer_load:5.2f}"
+              f"   ({restored['mapped_load_s']:.2f} s)")
     print(f"median ratios: save {statistics.median(save_ratios):.2f}, resume {statistics.median(resume_ratios):.2f}")
     print(f"target: ratios <= {TARGET}")
     if args.keep:

@@ -92,11 +92,15 @@ def load(
     """Restore what `save` wrote in the checkpoint directory `path` into the given objects.
 
     Tensors are first mapped with `map_location` ("cpu" by default, so a checkpoint from a GPU
-    host loads anywhere; `load_state_dict` then copies them to each model's own device). Returns
+    host loads anywhere; `load_state_dict` then copies them to each model's own device). The file
+    is memory-mapped (`torch.load(..., mmap=True)`): parameters are copied once, from the page
+    cache into the model, instead of into fresh tensors first; tensors kept as they are (optimizer
+    state on the same device and dtype) stay backed by the file, copy-on-write, so the file must
+    not be truncated while the trial runs (Baton never does). Returns
     {"steps_completed": int, "extra": ...}. Raises ValueError naming what is missing.
     """
     file = Path(path) / STATE_FILE
-    state = torch.load(file, map_location=map_location, weights_only=True)
+    state = torch.load(file, map_location=map_location, weights_only=True, mmap=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{file} is not a {FORMAT} checkpoint")
     for kind, given in (("models", models), ("optimizers", optimizers), ("lr_schedulers", lr_schedulers)):

@@ -54,6 +54,28 @@ class TorchModuleTest(unittest.TestCase):
                 self.assertTrue(torch.equal(p, q))
         self.assertEqual(str(c_opt.state_dict()), str(c2_opt.state_dict()))
 
+    def test_a_loaded_state_trains_on_after_its_file_is_gone_and_leaves_the_file_unchanged(
+        self,
+    ) -> None:
+        # load memory-maps the file: the optimizer's state may stay backed by it, copy-on-write.
+        model, twin = net(), net()
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        train(model, opt)
+        baton.torch.save(self.dir, models=model, optimizers=opt, steps_completed=3)
+        file = self.dir / baton.torch.STATE_FILE
+        saved = file.read_bytes()
+        twin_opt = torch.optim.Adam(twin.parameters(), lr=0.01)
+        baton.torch.load(self.dir, models=twin, optimizers=twin_opt)
+        torch.manual_seed(5)
+        train(twin, twin_opt)
+        self.assertEqual(file.read_bytes(), saved, "training never writes through to the file")
+        file.unlink()
+        torch.manual_seed(5)
+        train(model, opt)
+        for p, q in zip(model.parameters(), twin.parameters()):
+            self.assertTrue(torch.equal(p, q))
+        train(twin, twin_opt)
+
     def test_wrapped_models_are_stored_without_module_prefix_and_load_either_way(self) -> None:
         model = net()
         baton.torch.save(self.dir, models=torch.nn.DataParallel(model), steps_completed=1)
