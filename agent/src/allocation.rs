@@ -20,6 +20,7 @@ use baton_common::proto::{
 };
 use tokio::sync::mpsc;
 
+use crate::metrics::AgentMetrics;
 use crate::policy::StepTracker;
 use process::TrialProcess;
 use record::AllocationDir;
@@ -102,6 +103,8 @@ pub struct AllocationEnv {
     pub trial_lease: Duration,
     /// Lines of output per second the trial may ship to the master.
     pub log_lines_per_second: u32,
+    /// Where checkpoint transfers are counted.
+    pub metrics: Arc<AgentMetrics>,
 }
 
 /// Runs a new allocation to its end and reports `AllocationExited` (after its uploads finish).

@@ -4,6 +4,7 @@ pub mod allocation;
 pub mod fence;
 pub mod harness;
 pub mod harness_files;
+pub mod metrics;
 pub mod policy;
 pub mod session;
 pub mod slots;

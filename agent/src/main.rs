@@ -6,6 +6,7 @@ use std::time::Duration;
 use baton_agent::slots::offered_slots;
 use baton_agent::supervisor;
 use baton_agent::{AgentOptions, run_agent};
+use baton_common::daemon::LogFormat;
 use clap::Parser;
 
 /// The Baton agent: offers this host's slots to a master and runs its trials.
@@ -66,9 +67,12 @@ struct Args {
     /// Client key (PEM) for --tls-cert.
     #[arg(long, env = "BATON_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
-    log_format: String,
+    /// Log format on stderr (json: one object per line, for journald or Loki).
+    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Serve Prometheus metrics on this address at /metrics (off unless set).
+    #[arg(long, env = "BATON_METRICS_LISTEN", value_name = "HOST:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,7 +86,7 @@ fn main() -> anyhow::Result<()> {
 #[tokio::main]
 async fn run_daemon() -> anyhow::Result<()> {
     let args: Args = baton_common::layered_args::parse_layered("/etc/baton/agent.yaml");
-    baton_common::daemon::init_logging(&args.log_format);
+    baton_common::daemon::init_logging(args.log_format);
     let id = match args.id {
         Some(id) if !id.trim().is_empty() => id,
         Some(_) => anyhow::bail!("--id must not be empty"),
@@ -102,6 +106,7 @@ async fn run_daemon() -> anyhow::Result<()> {
             ca: args.tls_ca,
             identity: args.tls_cert.zip(args.tls_key),
         },
+        metrics_listen: args.metrics_listen,
     };
     run_agent(options, baton_common::daemon::shutdown_signal()).await
 }

@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_common::proto::agent_service_client::AgentServiceClient;
@@ -19,6 +21,7 @@ use crate::allocation::{
 };
 use crate::fence::{Fence, FenceLevel};
 use crate::harness_files::install_harness;
+use crate::metrics::AgentMetrics;
 
 /// How long sent reports are kept for replay after a reconnect.
 const REPLAY_WINDOW: Duration = Duration::from_secs(30);
@@ -84,6 +87,8 @@ pub struct AgentOptions {
     pub log_lines_per_second: u32,
     /// TLS towards an `https://` master.
     pub tls: baton_common::tls::ClientTls,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Runs the agent until `shutdown` resolves, reconnecting to the master whenever the stream breaks.
@@ -94,12 +99,27 @@ pub async fn run_agent(
     std::fs::create_dir_all(&options.work_dir)?;
     let harness_path = install_harness(&options.work_dir)?;
     let instance_id = instance_id(&options.work_dir)?;
+    let metrics = Arc::new(AgentMetrics::new(&options.slots));
+    let metrics_server = match options.metrics_listen {
+        Some(address) => {
+            let listener = baton_common::metrics::bind(address).await?;
+            Some(tokio::spawn(baton_common::metrics::serve(
+                listener,
+                metrics.registry.clone(),
+                baton_common::metrics::no_refresh(),
+                futures::future::pending(),
+            )))
+        }
+        None => None,
+    };
+    let _stop_metrics = metrics_server.map(AbortOnDrop);
     let env = AllocationEnv {
         work_dir: options.work_dir.clone(),
         harness_path,
         kill_grace: options.kill_grace,
         trial_lease: options.trial_lease,
         log_lines_per_second: options.log_lines_per_second,
+        metrics,
     };
     let (outbox, mut reports) = mpsc::unbounded_channel::<AgentMessage>();
     let fence_window = options.fence_window;
@@ -161,6 +181,8 @@ struct Agent {
 struct Running {
     control: mpsc::UnboundedSender<Control>,
     progress: AllocationProgress,
+    /// The slots it holds.
+    slot_ids: Vec<String>,
     /// How far the agent went in stopping it for lack of contact.
     fenced: FenceLevel,
 }
@@ -197,6 +219,7 @@ impl Agent {
             token: self.options.token.clone(),
             allocations: self.hello_statuses(),
             instance_id: self.instance_id.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
         };
         stream.send(wrap(agent_message::Body::Hello(hello))).await?;
         let mut inbound = self
@@ -206,6 +229,7 @@ impl Agent {
         // The master accepted the stream: that is contact.
         self.note_contact();
         tracing::info!(master = %self.options.master, agent = %self.options.id, "connected to master");
+        let _connected = ConnectedGauge::set(&self.env.metrics);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
         let mut fence_check = tokio::time::interval(FENCE_CHECK);
@@ -339,9 +363,11 @@ impl Agent {
                     Running {
                         control,
                         progress: progress.clone(),
+                        slot_ids: start.slot_ids.clone(),
                         fenced: FenceLevel::Clear,
                     },
                 );
+                self.count_running();
                 tokio::spawn(run_allocation(
                     start,
                     self.env.clone(),
@@ -380,9 +406,11 @@ impl Agent {
                 Running {
                     control,
                     progress: progress.clone(),
+                    slot_ids: orphan.start.slot_ids.clone(),
                     fenced: FenceLevel::Clear,
                 },
             );
+            self.count_running();
             tokio::spawn(adopt_allocation(
                 orphan,
                 self.env.clone(),
@@ -422,11 +450,24 @@ impl Agent {
     fn track(&mut self, report: &AgentMessage) {
         if let Some(agent_message::Body::AllocationExited(exited)) = &report.body {
             self.running.remove(&exited.allocation_id);
+            self.count_running();
             self.ended.push_back(exited.allocation_id.clone());
             if self.ended.len() > ENDED_MEMORY {
                 self.ended.pop_front();
             }
         }
+    }
+
+    /// Sets the running-allocation and slot gauges from the allocations now running.
+    fn count_running(&self) {
+        let metrics = &self.env.metrics;
+        metrics.allocations_running.set(self.running.len() as i64);
+        let used: HashSet<&str> = self
+            .running
+            .values()
+            .flat_map(|r| r.slot_ids.iter().map(String::as_str))
+            .collect();
+        metrics.set_slots_in_use(&self.options.slots, &used);
     }
 
     /// Every running allocation, for a heartbeat.
@@ -463,4 +504,29 @@ impl Agent {
 
 fn wrap(body: agent_message::Body) -> AgentMessage {
     AgentMessage { body: Some(body) }
+}
+
+/// Aborts a spawned task when dropped (the metrics endpoint, when the agent stops).
+struct AbortOnDrop(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Holds the connected gauge at 1 for as long as a session lives.
+struct ConnectedGauge(prometheus::IntGauge);
+
+impl ConnectedGauge {
+    fn set(metrics: &AgentMetrics) -> Self {
+        metrics.connected.set(1);
+        Self(metrics.connected.clone())
+    }
+}
+
+impl Drop for ConnectedGauge {
+    fn drop(&mut self) {
+        self.0.set(0);
+    }
 }

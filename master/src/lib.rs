@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cluster;
 pub mod error;
+pub mod metrics;
 pub mod prepare;
 pub mod scheduler;
 pub mod searcher;

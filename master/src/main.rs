@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use baton_common::daemon::LogFormat;
 use baton_master::auth::{AgentTokens, Authority};
 use baton_master::cluster::{ClusterSettings, Deadlines};
 use baton_master::server::ServerTls;
@@ -44,9 +45,9 @@ struct Args {
     #[arg(long, env = "BATON_START_TIMEOUT_SECS", default_value_t = 900,
           value_parser = clap::value_parser!(u64).range(1..))]
     start_timeout_secs: u64,
-    /// Log format: text or json.
-    #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
-    log_format: String,
+    /// Log format on stderr (json: one object per line, for journald or Loki).
+    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Token agents must present to join ("" lets any agent join).
     #[arg(long, env = "BATON_CLUSTER_TOKEN", default_value = "")]
     cluster_token: String,
@@ -71,6 +72,9 @@ struct Args {
     /// Serve an open admin API on a non-loopback address anyway.
     #[arg(long, env = "BATON_INSECURE")]
     insecure: bool,
+    /// Serve Prometheus metrics on this address at /metrics (off unless set).
+    #[arg(long, env = "BATON_METRICS_LISTEN", value_name = "HOST:PORT")]
+    metrics_listen: Option<SocketAddr>,
     /// Write the bound address to this file once serving (useful with port 0).
     #[arg(long, env = "BATON_ADDRESS_FILE")]
     address_file: Option<PathBuf>,
@@ -79,7 +83,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Args = baton_common::layered_args::parse_layered("/etc/baton/master.yaml");
-    baton_common::daemon::init_logging(&args.log_format);
+    baton_common::daemon::init_logging(args.log_format);
     let (auth, mut agent_tokens) = match &args.auth_file {
         Some(path) => Authority::from_file(path).map_err(anyhow::Error::msg)?,
         None if args.listen.ip().is_loopback() => (Authority::open(), AgentTokens::default()),
@@ -114,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         auth,
         tls,
+        metrics_listen: args.metrics_listen,
         cluster: ClusterSettings {
             agent_timeout: Duration::from_secs(args.agent_timeout),
             agent_tokens,

@@ -1,15 +1,19 @@
 //! Wires the store, the cluster task and the gRPC services onto a bound listener.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use baton_common::proto::admin_service_server::AdminServiceServer;
 use baton_common::proto::agent_service_server::AgentServiceServer;
+use futures::future::pending;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::auth::Authority;
-use crate::cluster::{ClusterSettings, run_cluster};
+use crate::cluster::{ClusterHandle, ClusterSettings, run_cluster};
+use crate::metrics::MasterMetrics;
 use crate::services::{AdminApi, AgentApi};
 use crate::store::Store;
 
@@ -27,6 +31,8 @@ pub struct MasterOptions {
     pub auth: Authority,
     /// TLS on the listener, if configured.
     pub tls: Option<ServerTls>,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The master's certificate and key, and the CA its agents' certificates must chain to.
@@ -71,10 +77,21 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)?;
     let store = Store::open(&options.data_dir)?;
+    let metrics = options.cluster.metrics.clone();
     let (stop_cluster, cluster_stopped) = tokio::sync::oneshot::channel::<()>();
     let (cluster, cluster_task) = run_cluster(store, options.cluster, async {
         let _ = cluster_stopped.await;
     })?;
+    let metrics_task = match options.metrics_listen {
+        Some(address) => {
+            let listener = baton_common::metrics::bind(address).await?;
+            let refresh = metrics_refresh(cluster.clone(), metrics.clone(), options.data_dir);
+            let registry = metrics.registry.clone();
+            let serve = baton_common::metrics::serve(listener, registry, refresh, pending());
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<AdminServiceServer<AdminApi>>()
@@ -107,7 +124,28 @@ pub async fn serve(
         .add_service(agents)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     let _ = stop_cluster.send(());
     let _ = cluster_task.await;
     Ok(())
+}
+
+/// Before each scrape: the state gauges from the cluster task, storage sizes from the database.
+fn metrics_refresh(
+    cluster: ClusterHandle,
+    metrics: Arc<MasterMetrics>,
+    data_dir: PathBuf,
+) -> baton_common::metrics::Refresh {
+    Arc::new(move || {
+        let (cluster, metrics, data_dir) = (cluster.clone(), metrics.clone(), data_dir.clone());
+        Box::pin(async move {
+            let _ = cluster.refresh_metrics().await;
+            let read = tokio::task::spawn_blocking(move || metrics.refresh_storage(&data_dir));
+            if let Ok(Err(e)) = read.await {
+                tracing::warn!(error = %e, "cannot read checkpoint sizes for metrics");
+            }
+        })
+    })
 }

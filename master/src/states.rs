@@ -38,7 +38,8 @@ pub enum TrialState {
 }
 
 impl TrialState {
-    const ALL: [Self; 8] = [
+    /// Every trial state.
+    pub const ALL: [Self; 8] = [
         Self::Queued,
         Self::Starting,
         Self::Running,
@@ -87,7 +88,8 @@ pub enum ExperimentState {
 }
 
 impl ExperimentState {
-    const ALL: [Self; 6] = [
+    /// Every experiment state.
+    pub const ALL: [Self; 6] = [
         Self::Active,
         Self::Paused,
         Self::Completed,
@@ -127,6 +129,15 @@ impl fmt::Display for ExperimentState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// `word` after the article it takes by its first letter: "an ACTIVE", "a PAUSED".
+pub fn with_article(word: &str) -> String {
+    let vowel = word
+        .chars()
+        .next()
+        .is_some_and(|c| "AEIOUaeiou".contains(c));
+    format!("{} {word}", if vowel { "an" } else { "a" })
 }
 
 /// The state among `all` named `text`.
@@ -181,5 +192,14 @@ mod tests {
         let error = "queued".parse::<TrialState>().unwrap_err().to_string();
         assert!(error.contains("unknown trial state \"queued\""), "{error}");
         assert!("DONE".parse::<ExperimentState>().is_err());
+    }
+
+    #[test]
+    fn the_article_goes_by_the_word() {
+        assert_eq!(with_article("ACTIVE"), "an ACTIVE");
+        assert_eq!(with_article("ERRORED"), "an ERRORED");
+        assert_eq!(with_article("PAUSED"), "a PAUSED");
+        assert_eq!(with_article("int"), "an int");
+        assert_eq!(with_article("double"), "a double");
     }
 }

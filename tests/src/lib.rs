@@ -6,6 +6,7 @@ pub mod moving;
 mod netns;
 mod proxy;
 mod raw_grpc;
+pub mod scrape;
 mod storage;
 mod test_storage;
 

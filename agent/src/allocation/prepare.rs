@@ -10,6 +10,7 @@ use super::AllocationEnv;
 use super::logs::agent_line;
 use super::process::TrialProcess;
 use super::record::AllocationDir;
+use crate::metrics::{AgentMetrics, Transfer};
 
 /// Prepares the allocation's directory and starts its trial; returns the process and the local
 /// checkpoint it restores from.
@@ -28,7 +29,12 @@ pub async fn launch(
     write_context(start, &dir.path("context")).await?;
     let store =
         CheckpointStore::from_storage_json(&start.storage_json).map_err(|e| e.to_string())?;
-    let restored = restore_checkpoint(start, &store, dir, outbox).await?;
+    let restored = restore_checkpoint(&env.metrics, start, &store, dir, outbox)
+        .await
+        .inspect_err(|_| {
+            env.metrics
+                .transfer_failed(Transfer::Restore, store.backend_name())
+        })?;
     let socket = socket_path(&env.work_dir, &start.allocation_id);
     let process = TrialProcess::spawn(start, env, dir, &socket, restored.as_deref())?;
     Ok((process, restored))
@@ -64,6 +70,7 @@ async fn write_context(start: &StartAllocation, context_dir: &Path) -> Result<()
 /// Downloads and verifies the checkpoint to resume from, by the master's record of its files;
 /// None on a fresh start.
 async fn restore_checkpoint(
+    metrics: &AgentMetrics,
     start: &StartAllocation,
     store: &CheckpointStore,
     dir: &AllocationDir,
@@ -85,6 +92,12 @@ async fn restore_checkpoint(
         .download_recorded(&manifest, &target, &|_| {})
         .await
         .map_err(|e| format!("cannot restore checkpoint {uuid}: {e}"))?;
+    metrics.transferred(
+        Transfer::Restore,
+        store.backend_name(),
+        manifest.size_bytes(),
+        begun.elapsed(),
+    );
     let _ = outbox.send(agent_line(
         &start.allocation_id,
         &format!(

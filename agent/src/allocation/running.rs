@@ -65,6 +65,7 @@ pub async fn run_to_end(
         let _ = uploads_tx.send(job);
     }
     let uploader = tokio::spawn(uploads::commit_uploads(
+        env.metrics.clone(),
         store.clone(),
         start.clone(),
         dir.clone(),

@@ -2,6 +2,8 @@
 //! handed over by the trial is recorded in `uploads/` first and its report in `committed/` after
 //! the commit, so that a restarted daemon finishes the one and replays the other.
 
+use std::sync::Arc;
+
 use baton_common::proto::{
     AgentMessage, CheckpointCompleted, StartAllocation, agent_message::Body,
 };
@@ -10,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::record::{AllocationDir, list, read_json, write_json};
 use crate::harness::UploadJob;
+use crate::metrics::{AgentMetrics, Transfer};
 
 /// Records a checkpoint handed over by the trial, before the trial is told it was taken.
 pub fn record_pending(dir: &AllocationDir, job: &UploadJob) -> std::io::Result<()> {
@@ -30,6 +33,7 @@ pub fn pending(dir: &AllocationDir) -> Vec<UploadJob> {
 
 /// Commits each finished checkpoint and reports it; returns the errors of failed commits.
 pub async fn commit_uploads(
+    metrics: Arc<AgentMetrics>,
     store: CheckpointStore,
     start: StartAllocation,
     dir: AllocationDir,
@@ -56,6 +60,12 @@ pub async fn commit_uploads(
                     let _ = tokio::fs::remove_dir_all(&job.dir).await;
                 }
                 tracing::info!(checkpoint = %job.uuid, step = job.step, bytes = manifest.size_bytes(), elapsed = ?begun.elapsed(), "checkpoint committed");
+                metrics.transferred(
+                    Transfer::Commit,
+                    store.backend_name(),
+                    manifest.size_bytes(),
+                    begun.elapsed(),
+                );
                 let report = CheckpointCompleted {
                     allocation_id: start.allocation_id.clone(),
                     uuid: job.uuid,
@@ -73,6 +83,7 @@ pub async fn commit_uploads(
             Err(e) => {
                 let error = format!("checkpoint {} at step {}: {e}", job.uuid, job.step);
                 tracing::error!(%error, "checkpoint commit failed");
+                metrics.transfer_failed(Transfer::Commit, store.backend_name());
                 let _ = outbox.send(super::logs::agent_line(&start.allocation_id, &error));
                 errors.push(error);
             }

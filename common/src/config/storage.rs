@@ -313,6 +313,16 @@ impl StorageBackend {
         }
     }
 
+    /// The backend's `type` name: `shared_fs`, `s3`, `gcs` or `azure`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            StorageBackend::SharedFs { .. } => "shared_fs",
+            StorageBackend::S3 { .. } => "s3",
+            StorageBackend::Gcs { .. } => "gcs",
+            StorageBackend::Azure { .. } => "azure",
+        }
+    }
+
     /// A copy without secrets (`secret_key`, `access_key`, `connection_string`), safe to show users.
     pub fn redacted(&self) -> StorageBackend {
         let hide = |_: &Option<String>| None;

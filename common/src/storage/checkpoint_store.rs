@@ -59,13 +59,23 @@ pub struct CommitRequest {
 pub struct CheckpointStore {
     pub(super) store: Arc<dyn ObjectStore>,
     pub(super) local_root: Option<PathBuf>,
+    backend: &'static str,
 }
 
 impl CheckpointStore {
     /// Opens the storage a backend config describes.
     pub fn new(backend: &StorageBackend) -> Result<Self, StorageError> {
         let (store, local_root) = build_object_store(backend)?;
-        Ok(Self { store, local_root })
+        Ok(Self {
+            store,
+            local_root,
+            backend: backend.type_name(),
+        })
+    }
+
+    /// The backend's `type` name (`shared_fs`, `s3`, `gcs`, `azure`).
+    pub fn backend_name(&self) -> &'static str {
+        self.backend
     }
 
     /// Opens the storage described by a `checkpoint_storage` section in JSON.

@@ -131,6 +131,40 @@ pub enum Command {
     },
     /// Which of these checkpoint uuids the master has no record of.
     Unrecorded(Vec<String>, Reply<Vec<String>>),
+    /// Bring the state gauges of the metrics up to date.
+    RefreshMetrics(Reply<()>),
+}
+
+impl Command {
+    /// The command's name, as the `command` label of the latency metric.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateExperiment { .. } => "create_experiment",
+            Command::ListExperiments(_) => "list_experiments",
+            Command::DescribeExperiment(..) => "describe_experiment",
+            Command::KillExperiment(..) => "kill_experiment",
+            Command::DeleteExperiment(..) => "delete_experiment",
+            Command::PauseExperiment(..) => "pause_experiment",
+            Command::ActivateExperiment(..) => "activate_experiment",
+            Command::ListCheckpoints { .. } => "list_checkpoints",
+            Command::SetGcPolicy { .. } => "set_gc_policy",
+            Command::ListTrials(..) => "list_trials",
+            Command::DescribeTrial(..) => "describe_trial",
+            Command::FollowLogs(..) => "follow_logs",
+            Command::MoveTrial { .. } => "move_trial",
+            Command::DescribeCheckpoint(..) => "describe_checkpoint",
+            Command::CheckpointSource(..) => "checkpoint_source",
+            Command::ListAgents(_) => "list_agents",
+            Command::DisableAgent { .. } => "disable_agent",
+            Command::EnableAgent(..) => "enable_agent",
+            Command::AgentConnected { .. } => "agent_connected",
+            Command::AgentReport { .. } => "agent_report",
+            Command::AgentDisconnected { .. } => "agent_disconnected",
+            Command::DeletionFinished { .. } => "deletion_finished",
+            Command::Unrecorded(..) => "unrecorded",
+            Command::RefreshMetrics(_) => "refresh_metrics",
+        }
+    }
 }
 
 impl Cluster {
@@ -264,6 +298,10 @@ impl Cluster {
             Command::DeletionFinished { uuid, result } => self.deletion_finished(&uuid, result),
             Command::Unrecorded(uuids, reply) => {
                 let _ = reply.send(self.unrecorded(uuids));
+            }
+            Command::RefreshMetrics(reply) => {
+                self.refresh_metrics();
+                let _ = reply.send(Ok(()));
             }
         }
     }

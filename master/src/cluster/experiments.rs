@@ -4,7 +4,7 @@ use super::desired::{Desired, KillReason};
 use super::state::{Cluster, ExperimentEntry, StopReason, TrialEntry};
 use crate::error::{MasterError, MasterResult};
 use crate::prepare::PreparedExperiment;
-use crate::states::{ExperimentState, TrialState};
+use crate::states::{ExperimentState, TrialState, with_article};
 use crate::store::{ExperimentRow, TrialRow, now_ms};
 
 impl Cluster {
@@ -51,6 +51,7 @@ impl Cluster {
                     target_agent: None,
                     avoid_agent: None,
                     not_before: None,
+                    moving_since: None,
                 },
             );
         }
@@ -124,8 +125,9 @@ impl Cluster {
         let experiment = self.experiment_mut(id)?;
         if experiment.row.state != from {
             return Err(MasterError::FailedPrecondition(format!(
-                "experiment {id} is {}; only a {from} experiment can become {to}",
-                experiment.row.state
+                "experiment {id} is {}; only {} experiment can become {to}",
+                experiment.row.state,
+                with_article(from.as_str())
             )));
         }
         experiment.row.state = to;

@@ -156,6 +156,13 @@ impl Cluster {
             tracing::error!(error = %e, "cannot record checkpoint deletion");
         }
         if let Ok(Some(row)) = self.store.checkpoint_by_uuid(uuid) {
+            let metrics = &self.settings.metrics;
+            if state == CheckpointState::Deleted {
+                metrics.checkpoints_deleted.inc();
+                metrics.deleted_bytes.inc_by(row.size_bytes);
+            } else {
+                metrics.deletion_failures.inc();
+            }
             self.remove_if_deleted(row.experiment_id);
         }
     }

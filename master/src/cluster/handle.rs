@@ -222,6 +222,11 @@ impl ClusterHandle {
         self.tell(Command::DeletionFinished { uuid, result }).await
     }
 
+    /// Brings the state gauges of the metrics up to date.
+    pub async fn refresh_metrics(&self) -> MasterResult<()> {
+        self.ask(Command::RefreshMetrics).await
+    }
+
     /// The uuids among `uuids` that no checkpoint record names.
     pub async fn unrecorded(&self, uuids: Vec<String>) -> MasterResult<Vec<String>> {
         self.ask(|reply| Command::Unrecorded(uuids, reply)).await
@@ -237,13 +242,22 @@ pub fn run_cluster(
     let (commands, mut inbox) = mpsc::channel::<Command>(1024);
     let handle = ClusterHandle { commands };
     let mut cluster = Cluster::load(store, settings.clone(), handle.clone())?;
+    let metrics = settings.metrics.clone();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(settings.tick);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 command = inbox.recv() => match command {
-                    Some(command) => cluster.apply(command),
+                    Some(command) => {
+                        metrics.queue_depth.set(inbox.len() as i64);
+                        let (name, started) = (command.name(), std::time::Instant::now());
+                        cluster.apply(command);
+                        metrics
+                            .command_duration
+                            .with_label_values(&[name])
+                            .observe(started.elapsed().as_secs_f64());
+                    }
                     None => break,
                 },
                 _ = tick.tick() => cluster.reconcile(),

@@ -8,6 +8,7 @@ mod deletion;
 mod desired;
 mod experiments;
 mod explain;
+mod gauges;
 mod gc;
 mod handle;
 mod lifecycle;

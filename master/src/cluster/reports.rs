@@ -18,6 +18,11 @@ impl Cluster {
             return;
         }
         let Some(body) = message.body else { return };
+        self.settings
+            .metrics
+            .agent_reports
+            .with_label_values(&[report_kind(&body)])
+            .inc();
         let result = match body {
             Body::Hello(_) => Ok(()),
             Body::Heartbeat(heartbeat) => {
@@ -138,6 +143,13 @@ impl Cluster {
             .get_mut(&trial_id)
             .expect("current trial exists");
         trial.row.steps_completed = step;
+        if let Some(since) = trial.moving_since.take() {
+            let moved = self.clock.now().saturating_duration_since(since);
+            self.settings
+                .metrics
+                .move_duration
+                .observe(moved.as_secs_f64());
+        }
         self.store.update_trial(&trial.row)
     }
 
@@ -163,7 +175,21 @@ impl Cluster {
             error: String::new(),
             created_ms: now_ms(),
         };
-        self.store.insert_checkpoint(&row)?;
+        let inserted = self.store.insert_checkpoint(&row)?;
+        if let Some(experiment) = self.experiments.get(&row.experiment_id)
+            && inserted
+        {
+            let backend = [experiment.config.checkpoint_storage.backend.type_name()];
+            let metrics = &self.settings.metrics;
+            metrics
+                .checkpoints_committed
+                .with_label_values(&backend)
+                .inc();
+            metrics
+                .checkpoint_committed_bytes
+                .with_label_values(&backend)
+                .inc_by(row.size_bytes);
+        }
         if trial.row.latest_checkpoint_uuid.is_none()
             || report.step >= trial.row.latest_checkpoint_step
         {
@@ -190,5 +216,19 @@ impl Cluster {
             Some(exited.end_step),
             outcome,
         );
+    }
+}
+
+/// The kind of an agent message, as the `kind` label of the reports metric.
+fn report_kind(body: &Body) -> &'static str {
+    match body {
+        Body::Hello(_) => "hello",
+        Body::Heartbeat(_) => "heartbeat",
+        Body::Training(_) => "training",
+        Body::Validation(_) => "validation",
+        Body::CheckpointCompleted(_) => "checkpoint",
+        Body::Logs(_) => "logs",
+        Body::AllocationStarted(_) => "allocation_started",
+        Body::AllocationExited(_) => "allocation_exited",
     }
 }

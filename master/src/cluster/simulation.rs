@@ -130,6 +130,7 @@ impl World {
                 stop_grace: Duration::from_secs(5),
                 start_timeout: Duration::from_secs(60),
             },
+            ..ClusterSettings::default()
         };
         let cluster = Cluster::load_with_clock(
             Store::in_memory().expect("in-memory store"),
@@ -304,6 +305,7 @@ impl World {
             token: String::new(),
             allocations,
             instance_id: agent.id.clone(),
+            ..Default::default()
         };
         let (sender, inbox) = mpsc::unbounded_channel();
         let session = self

@@ -14,6 +14,7 @@ use super::desired::{Deadlines, Desired, SentAt};
 use super::sweep::SweepState;
 use crate::auth::AgentTokens;
 use crate::error::{MasterError, MasterResult};
+use crate::metrics::MasterMetrics;
 use crate::states::TrialState;
 use crate::store::{AllocationRow, ExperimentRow, LogRow, Store, TrialRow};
 
@@ -34,6 +35,8 @@ pub struct ClusterSettings {
     pub agent_tokens: AgentTokens,
     /// Pacing and deadlines of suspends, kills and starts.
     pub deadlines: Deadlines,
+    /// Where the cluster's Prometheus metrics are kept.
+    pub metrics: Arc<MasterMetrics>,
 }
 
 impl Default for ClusterSettings {
@@ -50,6 +53,7 @@ impl Default for ClusterSettings {
                 stop_grace: Duration::from_secs(30),
                 start_timeout: Duration::from_secs(900),
             },
+            metrics: Arc::new(MasterMetrics::new()),
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct AgentEntry {
     pub mode: AgentMode,
     /// Its slots.
     pub slots: Vec<Slot>,
+    /// The daemon's release, from its latest hello ("" until it connects).
+    pub version: String,
     /// The stream, while connected.
     pub link: Option<AgentLink>,
     /// Last message from it.
@@ -149,6 +155,9 @@ pub struct TrialEntry {
     pub avoid_agent: Option<String>,
     /// After a failure, the trial waits until then (restart backoff).
     pub not_before: Option<Instant>,
+    /// When the master asked the trial's last allocation to suspend so it can run elsewhere;
+    /// cleared by the first step of the next allocation (the move's duration).
+    pub moving_since: Option<Instant>,
 }
 
 /// Why the master asked an allocation to stop.
@@ -308,6 +317,7 @@ impl Cluster {
                         target_agent: None,
                         avoid_agent: None,
                         not_before: None,
+                        moving_since: None,
                     },
                 )
             })
@@ -385,6 +395,7 @@ impl AgentEntry {
             id,
             mode,
             slots: Vec::new(),
+            version: String::new(),
             link: None,
             last_seen,
             allocations: BTreeSet::new(),

@@ -36,11 +36,22 @@ impl Cluster {
             tracing::error!(error = %e, "cannot record allocation end");
         }
         tracing::info!(allocation = %allocation_id, trial = live.row.trial_id, exit_reason, message, "allocation ended");
+        self.settings
+            .metrics
+            .allocations_ended
+            .with_label_values(&[exit_reason])
+            .inc();
         self.needs_schedule = true;
         let Some(trial) = self.trials.get_mut(&live.row.trial_id) else {
             return;
         };
         trial.allocation = None;
+        trial.moving_since = match (outcome, live.desired) {
+            (Outcome::Requeue, Desired::Suspend(reason)) if reason != StopReason::Paused => {
+                Some(live.desired_since)
+            }
+            _ => None,
+        };
         let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else {
             return;
         };

@@ -128,3 +128,19 @@ fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<CheckpointRow> {
         created_ms: row.get(10)?,
     })
 }
+
+/// Bytes of checkpoints still in storage (not DELETED) per experiment, read through a read-only
+/// connection of its own to the database under `data_dir`.
+pub fn kept_bytes_by_experiment(data_dir: &std::path::Path) -> rusqlite::Result<Vec<(u64, i64)>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        data_dir.join(super::DATABASE_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mut statement = conn.prepare(
+        "SELECT experiment_id, SUM(size_bytes) FROM checkpoints WHERE state != 'DELETED' \
+         GROUP BY experiment_id",
+    )?;
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect()
+}

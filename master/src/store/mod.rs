@@ -6,7 +6,7 @@ mod logs;
 mod migrations;
 mod trials;
 
-pub use checkpoints::CheckpointRow;
+pub use checkpoints::{CheckpointRow, kept_bytes_by_experiment};
 pub use experiments::ExperimentRow;
 pub use logs::LogRow;
 pub use trials::{AllocationRow, TrialRow, ValidationRow};
@@ -18,6 +18,9 @@ use rusqlite::Connection;
 /// Errors from the database.
 pub type StoreResult<T> = Result<T, rusqlite::Error>;
 
+/// The database file under the data directory.
+const DATABASE_FILE: &str = "baton.db";
+
 /// The master's database connection; owned by the cluster task.
 pub struct Store {
     conn: Connection,
@@ -26,7 +29,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database under `data_dir` and runs migrations.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {
-        let conn = Connection::open(data_dir.join("baton.db"))?;
+        let conn = Connection::open(data_dir.join(DATABASE_FILE))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
