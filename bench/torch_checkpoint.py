@@ -66,7 +66,7 @@ def main() -> int:
             time.sleep(2)
             cluster.cli("experiment", "pause", experiment)
             committed = wait_event(events, "committed", cycle, 600)
-            while cluster.cli_json("experiment", "describe", experiment)["trials"][0]["state"] != "QUEUED":
+            while cluster.cli_json("experiment", "describe", experiment)["trials"][0]["state"] != "PAUSED":
                 time.sleep(0.1)
             cluster.cli("experiment", "activate", experiment)
             restored = wait_event(events, "restored", cycle, 600)

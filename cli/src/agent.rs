@@ -5,13 +5,13 @@ use serde_json::{Value, json};
 
 use crate::args::AgentCmd;
 use crate::client::Run;
-use crate::output;
+use crate::{output, times};
 
 /// Runs one `baton agent` command.
 pub async fn run(cmd: AgentCmd, app: &Run) -> anyhow::Result<()> {
     let mut admin = app.connect().await?;
     let agent = match cmd {
-        AgentCmd::List => {
+        AgentCmd::List { csv } => {
             let listed = admin.list_agents(ListAgentsRequest {}).await?.into_inner();
             if !listed.warning.is_empty() {
                 eprintln!("warning: {}", listed.warning);
@@ -22,6 +22,9 @@ pub async fn run(cmd: AgentCmd, app: &Run) -> anyhow::Result<()> {
                 return Ok(output::print_json(&Value::Array(
                     agents.iter().map(agent_json).collect(),
                 ))?);
+            }
+            if csv {
+                return Ok(output::print(&agents_csv(&agents))?);
             }
             return Ok(output::print(&agents_table(&agents))?);
         }
@@ -50,6 +53,8 @@ pub fn agent_json(agent: &Agent) -> Value {
         "used_slots": agent.used_slots,
         "trial_ids": agent.trial_ids,
         "last_seen_ms": agent.last_seen_ms,
+        "last_seen": times::json(agent.last_seen_ms),
+        "version": agent.version,
         "slot_details": agent.slot_details.iter()
             .map(|s| json!({ "id": s.id, "kind": s.kind, "name": s.name }))
             .collect::<Vec<_>>(),
@@ -72,10 +77,47 @@ fn agents_table(agents: &[Agent]) -> String {
             a.slots.to_string(),
             a.used_slots.to_string(),
             output::dash(&trials),
+            output::dash(&a.version),
         ]
     });
     output::table(
-        &["ID", "STATE", "CONNECTED", "SLOTS", "USED", "TRIALS"],
+        &[
+            "ID",
+            "STATE",
+            "CONNECTED",
+            "SLOTS",
+            "USED",
+            "TRIALS",
+            "VERSION",
+        ],
+        rows,
+    )
+}
+
+/// `agent list --csv`: trial ids separated by spaces, the last heartbeat in RFC 3339.
+fn agents_csv(agents: &[Agent]) -> String {
+    let rows = agents.iter().map(|a| {
+        let trials: Vec<String> = a.trial_ids.iter().map(u64::to_string).collect();
+        vec![
+            a.id.clone(),
+            a.state.clone(),
+            a.connected.to_string(),
+            a.slots.to_string(),
+            a.used_slots.to_string(),
+            trials.join(" "),
+            times::rfc3339(a.last_seen_ms),
+        ]
+    });
+    output::csv(
+        &[
+            "id",
+            "state",
+            "connected",
+            "slots",
+            "used_slots",
+            "trial_ids",
+            "last_seen",
+        ],
         rows,
     )
 }
@@ -94,6 +136,7 @@ mod tests {
             slots: 2,
             used_slots: 1,
             trial_ids: vec![4, 9],
+            version: "0.1.0".into(),
             slot_details: vec![Slot {
                 id: "cpu0".into(),
                 kind: "cpu".into(),
@@ -108,6 +151,7 @@ mod tests {
         assert_eq!(value["slots"], 2);
         assert_eq!(value["used_slots"], 1);
         assert_eq!(value["trial_ids"], json!([4, 9]));
+        assert_eq!(value["version"], "0.1.0");
         let text = agents_table(&[
             agent,
             Agent {
@@ -117,8 +161,36 @@ mod tests {
             },
         ]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "ID     STATE     CONNECTED  SLOTS  USED  TRIALS");
-        assert_eq!(lines[1], "gpu-a  enabled   yes        2      1     4,9");
-        assert_eq!(lines[2], "b      disabled  no         0      0     -");
+        assert_eq!(
+            lines[0],
+            "ID     STATE     CONNECTED  SLOTS  USED  TRIALS  VERSION"
+        );
+        assert_eq!(
+            lines[1],
+            "gpu-a  enabled   yes        2      1     4,9     0.1.0"
+        );
+        assert_eq!(
+            lines[2],
+            "b      disabled  no         0      0     -       -"
+        );
+    }
+
+    #[test]
+    fn list_csv_has_raw_values() {
+        let agent = Agent {
+            id: "gpu-a".into(),
+            state: "enabled".into(),
+            connected: true,
+            slots: 2,
+            used_slots: 1,
+            trial_ids: vec![4, 9],
+            last_seen_ms: 1_767_225_600_000,
+            ..Default::default()
+        };
+        assert_eq!(
+            agents_csv(&[agent]),
+            "id,state,connected,slots,used_slots,trial_ids,last_seen\n\
+             gpu-a,enabled,true,2,1,4 9,2026-01-01T00:00:00.000Z\n"
+        );
     }
 }

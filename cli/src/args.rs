@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+use crate::states;
 
 /// Address of the master when neither `--master` nor `BATON_MASTER` is given.
 pub const DEFAULT_MASTER: &str = "http://127.0.0.1:8090";
@@ -59,6 +62,11 @@ pub enum Noun {
     /// Inspect agents and take them in or out of scheduling.
     #[command(subcommand)]
     Agent(AgentCmd),
+    /// Print a shell completion script (e.g. `source <(baton completion bash)`).
+    Completion {
+        /// The shell to complete in.
+        shell: Shell,
+    },
 }
 
 /// `baton experiment ...`
@@ -71,12 +79,28 @@ pub enum ExperimentCmd {
         /// Directory sent to the agents as the trial's working directory (32 MiB at most).
         context_dir: PathBuf,
     },
-    /// List all experiments.
-    List,
+    /// List all experiments with their trial counts and progress.
+    List {
+        /// Only experiments in these states (any case; repeat it or separate with commas).
+        #[arg(
+            long,
+            value_name = "STATE",
+            value_delimiter = ',',
+            ignore_case = true,
+            value_parser = states::parser(states::EXPERIMENT)
+        )]
+        state: Vec<String>,
+        /// Print CSV with raw values (times in RFC 3339).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
     /// Show an experiment and its trials.
     Describe {
         /// Experiment id.
         id: u64,
+        /// Print the trials as CSV.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
     },
     /// Cancel an experiment and kill its trials.
     Kill {
@@ -152,6 +176,9 @@ pub struct GcPolicyArgs {
     /// Only show what would be kept and deleted.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the checkpoints to delete as CSV (uuid,trial_id,step,state,metric,size_bytes).
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
     /// Delete without asking for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -164,11 +191,26 @@ pub enum TrialCmd {
     List {
         /// Experiment id.
         experiment_id: u64,
+        /// Only trials in these states (any case; repeat it or separate with commas).
+        #[arg(
+            long,
+            value_name = "STATE",
+            value_delimiter = ',',
+            ignore_case = true,
+            value_parser = states::parser(states::TRIAL)
+        )]
+        state: Vec<String>,
+        /// Print CSV with raw values.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
     },
     /// Show a trial with its allocations and latest validation.
     Describe {
         /// Trial id.
         id: u64,
+        /// Print the allocations as CSV (times in RFC 3339).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
     },
     /// Print a trial's log lines.
     Logs {
@@ -177,6 +219,9 @@ pub enum TrialCmd {
         /// Keep printing new lines as they arrive.
         #[arg(long, short = 'f')]
         follow: bool,
+        /// Only the last N lines (with -f: the last N, then new ones).
+        #[arg(long, short = 'n', value_name = "N")]
+        tail: Option<u64>,
     },
     /// Suspend a trial with a checkpoint and resume it on another agent.
     Move {
@@ -228,7 +273,11 @@ pub struct DownloadArgs {
 #[derive(Debug, Subcommand)]
 pub enum AgentCmd {
     /// List the agents known to the master.
-    List,
+    List {
+        /// Print CSV with raw values (times in RFC 3339).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
     /// Stop scheduling on an agent, suspending its trials (or letting them finish with --drain).
     Disable {
         /// Agent id.
@@ -286,6 +335,78 @@ mod tests {
         assert!(parse(&["--json", "agent", "list"]).unwrap().json);
         let err = parse(&["experiment", "list-checkpoints", "1", "--csv", "--json"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn state_filters_take_any_case_repeated_or_comma_separated() {
+        let cli = parse(&[
+            "trial",
+            "list",
+            "1",
+            "--state",
+            "running,Paused",
+            "--state",
+            "queued",
+        ])
+        .unwrap();
+        let Noun::Trial(TrialCmd::List { state, .. }) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(state, ["RUNNING", "PAUSED", "QUEUED"]);
+        let cli = parse(&["experiment", "list", "--state", "active"]).unwrap();
+        let Noun::Experiment(ExperimentCmd::List { state, .. }) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(state, ["ACTIVE"]);
+    }
+
+    #[test]
+    fn a_bad_state_names_the_value_and_the_states() {
+        let err = parse(&["experiment", "list", "--state", "runing"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("invalid value 'runing' for '--state <STATE>'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ACTIVE, PAUSED, COMPLETED, CANCELED, ERRORED, DELETING"),
+            "{text}"
+        );
+        let text = parse(&["trial", "list", "1", "--state", "ACTIVE"])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("QUEUED, PAUSED, STARTING, RUNNING"), "{text}");
+    }
+
+    #[test]
+    fn csv_is_offered_on_every_table_and_conflicts_with_json() {
+        for args in [
+            &["experiment", "list", "--csv"][..],
+            &["experiment", "describe", "1", "--csv"],
+            &["trial", "list", "1", "--csv"],
+            &["trial", "describe", "1", "--csv"],
+            &["agent", "list", "--csv"],
+            &["experiment", "list-checkpoints", "1", "--csv"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+            let with_json = [args, &["--json"]].concat();
+            assert_eq!(parse(&with_json).unwrap_err().exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn logs_tail_and_completion_shells() {
+        let cli = parse(&["trial", "logs", "3", "--tail", "5", "-f"]).unwrap();
+        let Noun::Trial(TrialCmd::Logs { tail, follow, .. }) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((tail, follow), (Some(5), true));
+        assert!(parse(&["trial", "logs", "3", "--tail", "-1"]).is_err());
+        for shell in ["bash", "zsh", "fish"] {
+            assert!(parse(&["completion", shell]).is_ok(), "{shell}");
+        }
+        assert_eq!(parse(&["completion", "tcsh"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::args::{CheckpointCmd, ListCheckpointsArgs};
 use crate::client::Run;
-use crate::{download, experiment, output};
+use crate::{download, experiment, output, times};
 
 /// Runs one `baton checkpoint` command.
 pub async fn run(cmd: CheckpointCmd, app: &Run) -> anyhow::Result<()> {
@@ -66,6 +66,11 @@ pub async fn list(app: &Run, args: &ListCheckpointsArgs) -> anyhow::Result<()> {
     if args.csv {
         return Ok(output::print(&csv(&checkpoints))?);
     }
+    Ok(output::print(&table(&checkpoints))?)
+}
+
+/// Checkpoints as a table (TRIAL STEP STATE METRIC SIZE UUID), as listings and GC previews show them.
+pub fn table(checkpoints: &[Checkpoint]) -> String {
     let rows = checkpoints.iter().map(|c| {
         vec![
             c.trial_id.to_string(),
@@ -76,10 +81,7 @@ pub async fn list(app: &Run, args: &ListCheckpointsArgs) -> anyhow::Result<()> {
             c.uuid.clone(),
         ]
     });
-    Ok(output::print(&output::table(
-        &["TRIAL", "STEP", "STATE", "METRIC", "SIZE", "UUID"],
-        rows,
-    ))?)
+    output::table(&["TRIAL", "STEP", "STATE", "METRIC", "SIZE", "UUID"], rows)
 }
 
 /// Sorts best first by metric; checkpoints without a metric go last, ties by trial then step.
@@ -107,6 +109,7 @@ pub fn checkpoint_json(ckpt: &Checkpoint) -> Value {
         "metric": ckpt.metric,
         "size_bytes": ckpt.size_bytes,
         "created_ms": ckpt.created_ms,
+        "created": times::json(ckpt.created_ms),
     })
 }
 
@@ -119,7 +122,7 @@ pub fn describe_json(ckpt: &Checkpoint) -> Value {
     value
 }
 
-/// The human-readable `checkpoint describe`.
+/// The human-readable `checkpoint describe`: fields, then the metadata as indented JSON.
 fn describe_text(ckpt: &Checkpoint) -> String {
     let mut pairs = vec![
         ("UUID", ckpt.uuid.clone()),
@@ -136,25 +139,26 @@ fn describe_text(ckpt: &Checkpoint) -> String {
                 ckpt.size_bytes
             ),
         ),
-        ("Created", output::time(ckpt.created_ms)),
+        ("Created", times::local(ckpt.created_ms)),
     ];
     if let Some(framework) = framework_line(&ckpt.metadata_json) {
         pairs.push(("Framework", framework));
     }
-    pairs.extend([
-        (
-            "Storage",
-            output::compact(&output::parse_json_field(&ckpt.storage_json, Value::Null)),
-        ),
-        (
-            "Metadata",
-            output::compact(&output::parse_json_field(&ckpt.metadata_json, json!({}))),
-        ),
-    ]);
+    pairs.push((
+        "Storage",
+        output::compact(&output::parse_json_field(&ckpt.storage_json, Value::Null)),
+    ));
     if !ckpt.error.is_empty() {
         pairs.push(("Error", ckpt.error.clone()));
     }
-    output::fields(&pairs)
+    let metadata = output::parse_json_field(&ckpt.metadata_json, json!({}));
+    let pretty = serde_json::to_string_pretty(&metadata).expect("JSON values serialize");
+    let mut text = output::fields(&pairs);
+    text.push_str("Metadata:\n");
+    for line in pretty.lines() {
+        text.push_str(&format!("  {line}\n"));
+    }
+    text
 }
 
 /// "torch (baton.torch/1), torch 2.15.0, python 3.11.7" from the trial's own metadata in a
@@ -177,15 +181,20 @@ fn framework_line(manifest_json: &str) -> Option<String> {
 
 /// Checkpoints as CSV with the header `uuid,trial_id,step,state,metric,size_bytes`.
 pub fn csv(checkpoints: &[Checkpoint]) -> String {
-    let mut text = String::from("uuid,trial_id,step,state,metric,size_bytes\n");
-    for c in checkpoints {
-        let metric = c.metric.map(|m| m.to_string()).unwrap_or_default();
-        text.push_str(&format!(
-            "{},{},{},{},{metric},{}\n",
-            c.uuid, c.trial_id, c.step, c.state, c.size_bytes
-        ));
-    }
-    text
+    let rows = checkpoints.iter().map(|c| {
+        vec![
+            c.uuid.clone(),
+            c.trial_id.to_string(),
+            c.step.to_string(),
+            c.state.clone(),
+            output::raw_metric(c.metric),
+            c.size_bytes.to_string(),
+        ]
+    });
+    output::csv(
+        &["uuid", "trial_id", "step", "state", "metric", "size_bytes"],
+        rows,
+    )
 }
 
 #[cfg(test)]
@@ -267,6 +276,25 @@ mod tests {
         );
         assert_eq!(framework_line(r#"{"metadata":{}}"#), None);
         assert_eq!(framework_line("not json"), None);
+    }
+
+    #[test]
+    fn describe_text_indents_the_metadata() {
+        let mut c = ckpt("u1", 2, 50, Some(0.25));
+        c.size_bytes = 3 * 1024 * 1024;
+        c.metadata_json = r#"{"uuid":"u1","metadata":{"framework":"torch"},"files":[{"path":"w.bin","size":3145728}]}"#.into();
+        let text = describe_text(&c);
+        assert!(
+            text.contains("Size:       3.0 MiB (3145728 bytes)\n"),
+            "{text}"
+        );
+        assert!(text.contains("Framework:  torch\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "Metadata:\n  {\n    \"files\": [\n      {\n        \"path\": \"w.bin\",\n        \"size\": 3145728\n      }\n    ],\n    \"metadata\": {\n      \"framework\": \"torch\"\n    },\n    \"uuid\": \"u1\"\n  }\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

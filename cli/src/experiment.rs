@@ -1,5 +1,6 @@
 //! `baton experiment create|list|describe|kill|delete|pause|activate`.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -11,10 +12,8 @@ use baton_common::proto::{
 use serde_json::{Value, json};
 
 use crate::args::ExperimentCmd;
-use crate::client::Admin;
 use crate::client::Run;
-use crate::output;
-use crate::{checkpoint, context, gc, trial};
+use crate::{checkpoint, context, gc, output, states, times, trial};
 
 /// Runs one `baton experiment` command.
 pub async fn run(cmd: ExperimentCmd, app: &Run) -> anyhow::Result<()> {
@@ -23,8 +22,8 @@ pub async fn run(cmd: ExperimentCmd, app: &Run) -> anyhow::Result<()> {
             config,
             context_dir,
         } => create(app, &config, &context_dir).await,
-        ExperimentCmd::List => list(&mut app.connect().await?, app.json).await,
-        ExperimentCmd::Describe { id } => describe(&mut app.connect().await?, id, app.json).await,
+        ExperimentCmd::List { state, csv } => list(app, &state, csv).await,
+        ExperimentCmd::Describe { id, csv } => describe(app, id, csv).await,
         ExperimentCmd::Kill { id } => {
             let exp = app
                 .connect()
@@ -88,51 +87,118 @@ async fn create(app: &Run, config: &Path, context_dir: &Path) -> anyhow::Result<
     Ok(())
 }
 
-/// `experiment list`.
-async fn list(admin: &mut Admin, as_json: bool) -> anyhow::Result<()> {
-    let mut experiments = admin
+/// `experiment list`, keeping the experiments in `state` (all when empty).
+async fn list(app: &Run, state: &[String], csv: bool) -> anyhow::Result<()> {
+    let mut experiments = app
+        .connect()
+        .await?
         .list_experiments(ListExperimentsRequest {})
         .await?
         .into_inner()
         .experiments;
+    experiments.retain(|e| states::wanted(state, &e.state));
     experiments.sort_by_key(|e| e.id);
-    if as_json {
+    if app.json {
         return Ok(output::print_json(&Value::Array(
-            experiments.iter().map(experiment_json).collect(),
+            experiments.iter().map(summary_json).collect(),
         ))?);
     }
+    if csv {
+        return Ok(output::print(&list_csv(&experiments))?);
+    }
+    Ok(output::print(&list_table(&experiments))?)
+}
+
+/// The table of `experiment list`.
+fn list_table(experiments: &[Experiment]) -> String {
     let rows = experiments.iter().map(|e| {
         vec![
             e.id.to_string(),
             e.name.clone(),
             e.state.clone(),
-            e.trials.len().to_string(),
+            e.trial_count.to_string(),
+            progress(e),
             output::dash(&e.searcher),
-            output::time(e.created_ms),
+            times::local(e.created_ms),
         ]
     });
-    Ok(output::print(&output::table(
-        &["ID", "NAME", "STATE", "TRIALS", "SEARCHER", "CREATED"],
+    output::table(
+        &[
+            "ID", "NAME", "STATE", "TRIALS", "PROGRESS", "SEARCHER", "CREATED",
+        ],
         rows,
-    ))?)
+    )
 }
 
-/// `experiment describe`.
-async fn describe(admin: &mut Admin, id: u64, as_json: bool) -> anyhow::Result<()> {
-    let exp = admin
+/// `experiment list --csv`: raw counts and RFC 3339 times.
+fn list_csv(experiments: &[Experiment]) -> String {
+    let rows = experiments.iter().map(|e| {
+        vec![
+            e.id.to_string(),
+            e.name.clone(),
+            e.state.clone(),
+            e.trial_count.to_string(),
+            completed(e).to_string(),
+            e.steps_completed.to_string(),
+            e.max_length.to_string(),
+            e.searcher.clone(),
+            times::rfc3339(e.created_ms),
+        ]
+    });
+    output::csv(
+        &[
+            "id",
+            "name",
+            "state",
+            "trial_count",
+            "trials_completed",
+            "steps_completed",
+            "max_length",
+            "searcher",
+            "created",
+        ],
+        rows,
+    )
+}
+
+/// Completed trials and steps trained out of all: `2/4 done, 150/240 steps`.
+fn progress(exp: &Experiment) -> String {
+    let steps = exp.max_length.saturating_mul(u64::from(exp.trial_count));
+    format!(
+        "{}/{} done, {}/{steps} steps",
+        completed(exp),
+        exp.trial_count,
+        exp.steps_completed
+    )
+}
+
+/// How many of an experiment's trials completed.
+fn completed(exp: &Experiment) -> u32 {
+    exp.trial_states.get("COMPLETED").copied().unwrap_or(0)
+}
+
+/// `experiment describe`: fields and the trials table, or the trials as CSV.
+async fn describe(app: &Run, id: u64, csv: bool) -> anyhow::Result<()> {
+    let exp = app
+        .connect()
+        .await?
         .describe_experiment(ExperimentRef { id })
         .await?
         .into_inner();
-    if as_json {
+    if app.json {
         return Ok(output::print_json(&experiment_json(&exp))?);
+    }
+    if csv {
+        return Ok(output::print(&trial::trials_csv(&exp.trials))?);
     }
     let mut text = output::fields(&[
         ("ID", exp.id.to_string()),
         ("Name", exp.name.clone()),
         ("State", exp.state.clone()),
         ("Searcher", output::dash(&exp.searcher)),
-        ("Created", output::time(exp.created_ms)),
-        ("Trials", exp.trials.len().to_string()),
+        ("Created", times::local(exp.created_ms)),
+        ("Trials", exp.trial_count.to_string()),
+        ("Progress", progress(&exp)),
     ]);
     if !exp.trials.is_empty() {
         text.push('\n');
@@ -142,7 +208,6 @@ async fn describe(admin: &mut Admin, id: u64, as_json: bool) -> anyhow::Result<(
     Ok(output::print(&text)?)
 }
 
-/// Prints an experiment's state after kill, pause or activate.
 /// `experiment delete`: says what goes, asks unless `yes`, then has the master delete it.
 async fn delete(app: &Run, id: u64, yes: bool) -> anyhow::Result<()> {
     let mut admin = app.connect().await?;
@@ -189,6 +254,7 @@ async fn delete(app: &Run, id: u64, yes: bool) -> anyhow::Result<()> {
     ))?)
 }
 
+/// Prints an experiment's state after kill, pause or activate.
 fn print_state(exp: &Experiment, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         return Ok(output::print_json(&experiment_json(exp))?);
@@ -199,16 +265,32 @@ fn print_state(exp: &Experiment, as_json: bool) -> anyhow::Result<()> {
     ))?)
 }
 
-/// The JSON shape of an experiment, as `experiment describe --json` prints it.
-pub fn experiment_json(exp: &Experiment) -> Value {
+/// The JSON shape of an experiment in `experiment list --json`: counts, no trials.
+pub fn summary_json(exp: &Experiment) -> Value {
+    let trial_states: BTreeMap<&str, u32> = exp
+        .trial_states
+        .iter()
+        .map(|(state, count)| (state.as_str(), *count))
+        .collect();
     json!({
         "id": exp.id,
         "name": exp.name,
         "state": exp.state,
         "searcher": exp.searcher,
         "created_ms": exp.created_ms,
-        "trials": exp.trials.iter().map(trial::trial_json).collect::<Vec<_>>(),
+        "created": times::json(exp.created_ms),
+        "trial_count": exp.trial_count,
+        "trial_states": trial_states,
+        "steps_completed": exp.steps_completed,
+        "max_length": exp.max_length,
     })
+}
+
+/// The JSON shape of an experiment, as `experiment describe --json` prints it: with its trials.
+pub fn experiment_json(exp: &Experiment) -> Value {
+    let mut value = summary_json(exp);
+    value["trials"] = exp.trials.iter().map(trial::trial_json).collect();
+    value
 }
 
 /// `searcher.smaller_is_better` of an experiment config (true when absent or unreadable).
@@ -264,6 +346,59 @@ mod tests {
         assert_eq!(trials[1]["agent_id"], Value::Null);
         assert_eq!(trials[1]["hparams"], json!({}));
         assert_eq!(trials[1]["latest_checkpoint"], Value::Null);
+    }
+
+    fn grid(id: u64, state: &str, states: &[(&str, u32)], steps_completed: u64) -> Experiment {
+        Experiment {
+            id,
+            name: "linreg-grid".into(),
+            state: state.into(),
+            searcher: "grid".into(),
+            created_ms: 1_767_225_600_000,
+            trial_count: states.iter().map(|(_, n)| n).sum(),
+            trial_states: states.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            steps_completed,
+            max_length: 60,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn list_json_counts_trials_without_a_trials_array() {
+        let exp = grid(2, "ACTIVE", &[("COMPLETED", 2), ("RUNNING", 2)], 150);
+        let value = summary_json(&exp);
+        assert_eq!(value["trial_count"], 4);
+        assert_eq!(value["trial_states"], json!({"COMPLETED": 2, "RUNNING": 2}));
+        assert_eq!(value["steps_completed"], 150);
+        assert_eq!(value["max_length"], 60);
+        assert_eq!(value["created"], "2026-01-01T00:00:00.000Z");
+        assert!(value.get("trials").is_none(), "{value}");
+        assert_eq!(experiment_json(&exp)["trials"], json!([]));
+        assert_eq!(experiment_json(&exp)["trial_count"], 4);
+    }
+
+    #[test]
+    fn list_table_and_csv_show_counts_and_progress() {
+        let list = [
+            grid(1, "COMPLETED", &[("COMPLETED", 4)], 240),
+            grid(2, "PAUSED", &[("COMPLETED", 1), ("PAUSED", 3)], 100),
+        ];
+        let text = list_table(&list);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("ID  NAME         STATE      TRIALS  PROGRESS"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("2   linreg-grid  PAUSED     4       1/4 done, 100/240 steps"),
+            "{text}"
+        );
+        assert_eq!(
+            list_csv(&list),
+            "id,name,state,trial_count,trials_completed,steps_completed,max_length,searcher,created\n\
+             1,linreg-grid,COMPLETED,4,4,240,60,grid,2026-01-01T00:00:00.000Z\n\
+             2,linreg-grid,PAUSED,4,1,100,60,grid,2026-01-01T00:00:00.000Z\n"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::args::GcPolicyArgs;
 use crate::client::{Run, UsageError};
-use crate::output;
+use crate::{checkpoint, output};
 
 /// Parses a `--save-*` count; a negative or non-integer value is a usage error naming the flag.
 pub fn parse_count(flag: &str, value: &str) -> Result<i64, UsageError> {
@@ -35,7 +35,9 @@ pub async fn set_policy(app: &Run, args: &GcPolicyArgs) -> anyhow::Result<()> {
     if app.json && args.dry_run {
         return Ok(output::print_json(&keep_delete_json(&preview))?);
     }
-    if !app.json {
+    if args.csv {
+        output::print(&checkpoint::csv(&sorted(&preview.delete)))?;
+    } else if !app.json {
         output::print(&deletion_table(&preview.delete))?;
     }
     if args.dry_run {
@@ -75,10 +77,12 @@ pub async fn set_policy(app: &Run, args: &GcPolicyArgs) -> anyhow::Result<()> {
     if app.json {
         return Ok(output::print_json(&keep_delete_json(&applied))?);
     }
-    Ok(output::print(&format!(
-        "Deleted {} checkpoints",
-        applied.delete.len()
-    ))?)
+    let done = format!("Deleted {} checkpoints", applied.delete.len());
+    if args.csv {
+        eprintln!("{done}");
+        return Ok(());
+    }
+    Ok(output::print(&done)?)
 }
 
 /// `{"keep": [uuid...], "delete": [uuid...]}`.
@@ -87,23 +91,12 @@ pub fn keep_delete_json(response: &SetGcPolicyResponse) -> serde_json::Value {
     json!({ "keep": uuids(&response.keep), "delete": uuids(&response.delete) })
 }
 
-/// The checkpoints a policy would delete (TRIAL STEP METRIC UUID SIZE) and their total size.
+/// The checkpoints a policy would delete, in the columns of `list-checkpoints`, and their total size.
 pub fn deletion_table(delete: &[Checkpoint]) -> String {
     if delete.is_empty() {
         return "No checkpoints to delete".to_string();
     }
-    let mut sorted = delete.to_vec();
-    sorted.sort_by_key(|c| (c.trial_id, c.step));
-    let rows = sorted.iter().map(|c| {
-        vec![
-            c.trial_id.to_string(),
-            c.step.to_string(),
-            output::metric(c.metric),
-            c.uuid.clone(),
-            output::bytes(c.size_bytes),
-        ]
-    });
-    let mut text = output::table(&["TRIAL", "STEP", "METRIC", "UUID", "SIZE"], rows);
+    let mut text = checkpoint::table(&sorted(delete));
     let size: u64 = delete.iter().map(|c| c.size_bytes).sum();
     text.push_str(&format!(
         "{} checkpoints to delete, {} in total\n",
@@ -127,6 +120,13 @@ pub fn confirm(
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
+}
+
+/// Checkpoints by trial, then step.
+fn sorted(checkpoints: &[Checkpoint]) -> Vec<Checkpoint> {
+    let mut sorted = checkpoints.to_vec();
+    sorted.sort_by_key(|c| (c.trial_id, c.step));
+    sorted
 }
 
 /// The uuids of a list of checkpoints.
@@ -189,6 +189,7 @@ mod tests {
             trial_id,
             step,
             size_bytes,
+            state: "COMPLETED".into(),
             ..Default::default()
         };
         let response = SetGcPolicyResponse {
@@ -201,9 +202,15 @@ mod tests {
         );
         let text = deletion_table(&response.delete);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "TRIAL  STEP  METRIC  UUID  SIZE");
-        assert!(lines[1].starts_with("1      10    -       d1"), "{text}");
+        assert_eq!(lines[0], "TRIAL  STEP  STATE      METRIC  SIZE     UUID");
+        assert_eq!(lines[1], "1      10    COMPLETED  -       1.0 KiB  d1");
         assert_eq!(lines[3], "2 checkpoints to delete, 3.0 KiB in total");
         assert_eq!(deletion_table(&[]), "No checkpoints to delete");
+        assert_eq!(
+            checkpoint::csv(&sorted(&response.delete)),
+            "uuid,trial_id,step,state,metric,size_bytes\n\
+             d1,1,10,COMPLETED,,1024\n\
+             d2,2,10,COMPLETED,,2048\n"
+        );
     }
 }

@@ -1,14 +1,18 @@
 //! `baton`: the admin command line of a Baton cluster.
 
 mod agent;
+mod allocations;
 mod args;
 mod checkpoint;
 mod client;
+mod completion;
 mod context;
 mod download;
 mod experiment;
 mod gc;
 mod output;
+mod states;
+mod times;
 mod trial;
 
 use std::process::ExitCode;
@@ -35,6 +39,7 @@ async fn main() -> ExitCode {
         Noun::Trial(cmd) => trial::run(cmd, &app).await,
         Noun::Checkpoint(cmd) => checkpoint::run(cmd, &app).await,
         Noun::Agent(cmd) => agent::run(cmd, &app).await,
+        Noun::Completion { shell } => output::print(&completion::script(shell)).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! Shared output: tables, key/value blocks, JSON and value formatting.
+//! Shared output: tables, CSV, key/value blocks, JSON and value formatting.
 
 use std::io::Write;
 
@@ -125,29 +125,27 @@ pub fn mib(size: u64) -> String {
     format!("{:.1} MiB", size as f64 / (1024.0 * 1024.0))
 }
 
-/// Unix milliseconds as a UTC timestamp (`2026-01-31 23:59:59`), `-` when zero.
-pub fn time(unix_ms: i64) -> String {
-    if unix_ms <= 0 {
-        return "-".to_string();
+/// Renders rows under a header row as CSV, quoted where needed (RFC 4180).
+pub fn csv<R: IntoIterator<Item = String>>(
+    headers: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record(headers)
+        .expect("CSV is written to memory");
+    for row in rows {
+        writer
+            .write_record(row.into_iter().collect::<Vec<_>>())
+            .expect("every CSV row has a cell per header");
     }
-    let secs = unix_ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let bytes = writer.into_inner().expect("CSV is written to memory");
+    String::from_utf8(bytes).expect("CSV of strings is UTF-8")
+}
+
+/// A metric as CSV shows it: every digit, empty when absent.
+pub fn raw_metric(metric: Option<f64>) -> String {
+    metric.map(|m| m.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -197,8 +195,24 @@ mod tests {
         assert_eq!(metric(Some(0.25)), "0.25");
         assert_eq!(metric(Some(3.0)), "3");
         assert_eq!(metric(None), "-");
-        assert_eq!(time(0), "-");
-        assert_eq!(time(951_782_400_000), "2000-02-29 00:00:00");
-        assert_eq!(time(1_767_225_599_000), "2025-12-31 23:59:59");
+        assert_eq!(raw_metric(Some(0.123_456_789)), "0.123456789");
+        assert_eq!(raw_metric(None), "");
+    }
+
+    #[test]
+    fn csv_has_a_header_and_quotes_what_needs_it() {
+        let text = csv(
+            &["id", "hparams", "note"],
+            [vec![
+                "1".to_string(),
+                r#"{"lr":0.1,"m":0.9}"#.to_string(),
+                "two\nlines".to_string(),
+            ]],
+        );
+        assert_eq!(
+            text,
+            "id,hparams,note\n1,\"{\"\"lr\"\":0.1,\"\"m\"\":0.9}\",\"two\nlines\"\n"
+        );
+        assert_eq!(csv(&["a", "b"], Vec::<Vec<String>>::new()), "a,b\n");
     }
 }

@@ -3,45 +3,54 @@
 use std::io::Write;
 
 use baton_common::proto::{
-    Allocation, ExperimentRef, MoveTrialRequest, Trial, TrialDetail, TrialLogsRequest, TrialRef,
-    Validation,
+    ExperimentRef, MoveTrialRequest, Trial, TrialDetail, TrialLogsRequest, TrialRef, Validation,
 };
 use serde_json::{Value, json};
 
 use crate::args::TrialCmd;
 use crate::client::Run;
-use crate::output;
+use crate::{allocations, output, states, times};
 
 /// Runs one `baton trial` command.
 pub async fn run(cmd: TrialCmd, app: &Run) -> anyhow::Result<()> {
     let mut admin = app.connect().await?;
     match cmd {
-        TrialCmd::List { experiment_id } => {
+        TrialCmd::List {
+            experiment_id,
+            state,
+            csv,
+        } => {
             let mut trials = admin
                 .list_trials(ExperimentRef { id: experiment_id })
                 .await?
                 .into_inner()
                 .trials;
+            trials.retain(|t| states::wanted(&state, &t.state));
             trials.sort_by_key(|t| t.id);
             if app.json {
                 output::print_json(&Value::Array(trials.iter().map(trial_json).collect()))?;
+            } else if csv {
+                output::print(&trials_csv(&trials))?;
             } else {
                 output::print(&trials_table(&trials))?;
             }
         }
-        TrialCmd::Describe { id } => {
+        TrialCmd::Describe { id, csv } => {
             let detail = admin.describe_trial(TrialRef { id }).await?.into_inner();
             if app.json {
                 output::print_json(&detail_json(&detail))?;
+            } else if csv {
+                output::print(&allocations::csv(&detail.allocations))?;
             } else {
-                output::print(&detail_text(&detail))?;
+                output::print(&detail_text(&detail, times::now_ms()))?;
             }
         }
-        TrialCmd::Logs { id, follow } => {
+        TrialCmd::Logs { id, follow, tail } => {
             let mut stream = admin
                 .trial_logs(TrialLogsRequest {
                     trial_id: id,
                     follow,
+                    tail,
                 })
                 .await?
                 .into_inner();
@@ -51,6 +60,7 @@ pub async fn run(cmd: TrialCmd, app: &Run) -> anyhow::Result<()> {
                     let value = json!({
                         "id": line.id, "allocation_id": line.allocation_id, "stream": line.stream,
                         "text": line.text, "timestamp_ms": line.timestamp_ms,
+                        "timestamp": times::json(line.timestamp_ms),
                     });
                     writeln!(out, "{value}")?;
                 } else if line.text.ends_with('\n') {
@@ -101,27 +111,13 @@ pub fn trial_json(trial: &Trial) -> Value {
 /// The JSON shape of `trial describe --json`: the trial, its allocations and validations.
 pub fn detail_json(detail: &TrialDetail) -> Value {
     let mut value = detail.trial.as_ref().map_or_else(|| json!({}), trial_json);
-    value["allocations"] = detail.allocations.iter().map(allocation_json).collect();
+    value["allocations"] = detail.allocations.iter().map(allocations::json).collect();
     value["latest_validation"] = detail
         .latest_validation
         .as_ref()
         .map_or(Value::Null, validation_json);
     value["validations"] = detail.validations.iter().map(validation_json).collect();
     value
-}
-
-/// One allocation as JSON.
-fn allocation_json(alloc: &Allocation) -> Value {
-    json!({
-        "id": alloc.id,
-        "agent_id": alloc.agent_id,
-        "start_step": alloc.start_step,
-        "end_step": alloc.end_step,
-        "exit_reason": output::non_empty(&alloc.exit_reason),
-        "started_ms": alloc.started_ms,
-        "ended_ms": alloc.ended_ms,
-        "message": output::non_empty(&alloc.message),
-    })
 }
 
 /// One validation as JSON, with its metrics parsed.
@@ -159,6 +155,35 @@ pub fn trials_table(trials: &[Trial]) -> String {
     )
 }
 
+/// Trials as CSV, hyperparameters as one JSON cell.
+pub fn trials_csv(trials: &[Trial]) -> String {
+    let rows = trials.iter().map(|t| {
+        vec![
+            t.id.to_string(),
+            t.experiment_id.to_string(),
+            t.state.clone(),
+            t.steps_completed.to_string(),
+            t.restarts.to_string(),
+            t.agent_id.clone(),
+            t.latest_checkpoint_uuid.clone(),
+            output::parse_json_field(&t.hparams_json, json!({})).to_string(),
+        ]
+    });
+    output::csv(
+        &[
+            "id",
+            "experiment_id",
+            "state",
+            "steps_completed",
+            "restarts",
+            "agent_id",
+            "latest_checkpoint",
+            "hparams",
+        ],
+        rows,
+    )
+}
+
 /// One line per trial whose state needs explaining ("" when none does).
 pub fn state_reasons(trials: &[Trial]) -> String {
     trials
@@ -168,8 +193,8 @@ pub fn state_reasons(trials: &[Trial]) -> String {
         .collect()
 }
 
-/// The human-readable `trial describe`: fields, then the allocation table.
-fn detail_text(detail: &TrialDetail) -> String {
+/// The human-readable `trial describe` at `now_ms`: fields, then the allocation table.
+fn detail_text(detail: &TrialDetail, now_ms: i64) -> String {
     let trial = detail.trial.clone().unwrap_or_default();
     let validation = detail.latest_validation.as_ref().map_or_else(
         || "-".to_string(),
@@ -205,24 +230,8 @@ fn detail_text(detail: &TrialDetail) -> String {
     }
     let mut text = output::fields(&pairs);
     if !detail.allocations.is_empty() {
-        let rows = detail.allocations.iter().map(|a| {
-            vec![
-                a.id.clone(),
-                output::dash(&a.agent_id),
-                a.start_step.to_string(),
-                a.end_step.to_string(),
-                if a.exit_reason.is_empty() {
-                    "running".to_string()
-                } else {
-                    a.exit_reason.clone()
-                },
-            ]
-        });
         text.push('\n');
-        text.push_str(&output::table(
-            &["ALLOCATION", "AGENT", "START", "END", "REASON"],
-            rows,
-        ));
+        text.push_str(&allocations::table(&detail.allocations, now_ms));
     }
     text
 }
@@ -230,6 +239,10 @@ fn detail_text(detail: &TrialDetail) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_common::proto::Allocation;
+
+    /// 2026-01-01 00:00:00 UTC.
+    const NEW_YEAR_MS: i64 = 1_767_225_600_000;
 
     fn detail() -> TrialDetail {
         TrialDetail {
@@ -249,6 +262,8 @@ mod tests {
                     start_step: 0,
                     end_step: 30,
                     exit_reason: "suspended-by-disable".into(),
+                    started_ms: NEW_YEAR_MS,
+                    ended_ms: NEW_YEAR_MS + 192_000,
                     ..Default::default()
                 },
                 Allocation {
@@ -256,6 +271,7 @@ mod tests {
                     agent_id: "b".into(),
                     start_step: 30,
                     end_step: 40,
+                    started_ms: NEW_YEAR_MS + 200_000,
                     ..Default::default()
                 },
             ],
@@ -281,6 +297,9 @@ mod tests {
         assert_eq!(allocs[0]["end_step"], 30);
         assert_eq!(allocs[1]["exit_reason"], Value::Null);
         assert_eq!(allocs[1]["agent_id"], "b");
+        assert_eq!(allocs[0]["started"], "2026-01-01T00:00:00.000Z");
+        assert_eq!(allocs[0]["ended"], "2026-01-01T00:03:12.000Z");
+        assert_eq!(allocs[1]["ended"], Value::Null);
         assert_eq!(
             value["latest_validation"],
             json!({"step": 30, "metrics": {"loss": 0.1}})
@@ -296,14 +315,42 @@ mod tests {
 
     #[test]
     fn describe_text_lists_allocations() {
-        let text = detail_text(&detail());
+        let text = detail_text(&detail(), NEW_YEAR_MS + 3_800_000);
+        assert!(text.contains("Steps:      40\n"), "{text}");
         assert!(
-            text.contains("ALLOCATION  AGENT  START  END  REASON"),
+            text.contains("ALLOCATION  AGENT  START  END  STARTED"),
             "{text}"
         );
-        assert!(
-            text.contains("a-2         b      30     40   running"),
-            "{text}"
+        let words = |line: &str| {
+            line.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let ended = words(lines[lines.len() - 2]);
+        assert_eq!(ended[..4], ["a-1", "a", "0", "30"], "{text}");
+        assert_eq!(ended[7..], ["3m", "12s", "suspended-by-disable"], "{text}");
+        let running = words(lines[lines.len() - 1]);
+        assert_eq!(running[..4], ["a-2", "b", "30", "40"], "{text}");
+        assert_eq!(running[7..], ["1h", "running"], "{text}");
+    }
+
+    #[test]
+    fn trials_as_csv_keep_raw_values() {
+        let trials = [
+            detail().trial.unwrap(),
+            Trial {
+                id: 4,
+                experiment_id: 1,
+                state: "PAUSED".into(),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            trials_csv(&trials),
+            "id,experiment_id,state,steps_completed,restarts,agent_id,latest_checkpoint,hparams\n\
+             3,1,RUNNING,40,0,b,,\"{\"\"lr\"\":0.5}\"\n\
+             4,1,PAUSED,0,0,,,{}\n"
         );
     }
 }

@@ -78,6 +78,23 @@ async fn describe_and_list_shapes() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out), "error: experiment 9 not found\n");
 
+    let value = json_out(&baton(&url, &["experiment", "list", "--json"]).await);
+    assert_eq!(value[0]["trial_count"], 1);
+    assert_eq!(value[0]["trial_states"], json!({"RUNNING": 1}));
+    let out = baton(&url, &["experiment", "list", "--state", "paused,completed"]).await;
+    assert_eq!(
+        stdout(&out).lines().count(),
+        1,
+        "only the header: {}",
+        stdout(&out)
+    );
+    let out = baton(&url, &["experiment", "list", "--state", "Active", "--csv"]).await;
+    assert!(
+        stdout(&out).starts_with("id,name,state,trial_count,trials_completed,steps_completed,max_length,searcher,created\n1,linreg,ACTIVE,1,0,10,100,single,2023-11-14T22:13:20.000Z\n"),
+        "{}",
+        stdout(&out)
+    );
+
     let value = json_out(&baton(&url, &["agent", "list", "--json"]).await);
     assert_eq!(value[0]["id"], "a1");
     assert_eq!(value[0]["slots"], 2);

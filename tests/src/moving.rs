@@ -37,13 +37,13 @@ pub fn move_three_ways(cluster: &TestCluster, id: u64, trial_id: u64) -> Value {
 
     cluster.cli_ok(&["experiment", "pause", &id.to_string()]);
     cluster.wait_for_trial(trial_id, "suspend on pause", MINUTE, |t| {
-        t["state"] == "QUEUED"
+        t["state"] == "PAUSED"
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         cluster.trial(trial_id)["state"],
-        "QUEUED",
-        "a paused experiment's trial stays queued"
+        "PAUSED",
+        "a paused experiment's trial stays paused"
     );
     cluster.cli_ok(&["experiment", "activate", &id.to_string()]);
     cluster.wait_for_trial(trial_id, "resume after activate", MINUTE, |t| {

@@ -521,6 +521,7 @@ fn hostile_grpc_requests_get_their_code_and_change_nothing() {
                     .trial_logs(TrialLogsRequest {
                         trial_id: 999,
                         follow: false,
+                        tail: None,
                     })
                     .await
                     .err(),

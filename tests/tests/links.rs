@@ -97,7 +97,7 @@ fn a_move_and_a_pause_given_while_the_link_is_cut_happen_once_it_heals() {
     std::thread::sleep(Duration::from_secs(2));
     cut.proxy.heal();
     cluster.wait_for_trial(trial, "the pause after the link healed", MINUTE, |t| {
-        t["state"] == "QUEUED"
+        t["state"] == "PAUSED"
     });
     assert!(
         cluster.trial_process(trial).is_none(),

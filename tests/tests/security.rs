@@ -272,7 +272,7 @@ fn a_restore_follows_no_planted_link_and_trusts_only_the_master_s_record() {
     });
     cluster.cli_ok(&["experiment", "pause", &id_text]);
     let trial = cluster.wait_for_trial(trial_id, "suspend on pause", minute, |t| {
-        t["state"] == "QUEUED"
+        t["state"] == "PAUSED"
     });
     let uuid = trial["latest_checkpoint"].as_str().unwrap().to_string();
     let checkpoint_dir = cluster.storage().join(&uuid);
@@ -294,7 +294,7 @@ fn a_restore_follows_no_planted_link_and_trusts_only_the_master_s_record() {
 
     // The file is back, metadata.json still lies about it: the restore goes by the master's
     // record and the trial completes with the same weights as an uninterrupted run.
-    cluster.wait_for_trial(trial_id, "paused again", minute, |t| t["state"] == "QUEUED");
+    cluster.wait_for_trial(trial_id, "paused again", minute, |t| t["state"] == "PAUSED");
     std::fs::remove_file(checkpoint_dir.join("weights.json")).unwrap();
     std::fs::write(checkpoint_dir.join("weights.json"), original).unwrap();
     cluster.cli_ok(&["experiment", "activate", &id_text]);

@@ -49,6 +49,10 @@ fn experiment() -> Experiment {
         }],
         created_ms: 1_700_000_000_000,
         searcher: "single".into(),
+        trial_count: 1,
+        trial_states: [("RUNNING".to_string(), 1)].into(),
+        steps_completed: 10,
+        max_length: 100,
     }
 }
 
@@ -92,7 +96,10 @@ impl AdminService for FakeMaster {
         _: Request<ListExperimentsRequest>,
     ) -> Reply<ListExperimentsResponse> {
         Ok(Response::new(ListExperimentsResponse {
-            experiments: vec![experiment()],
+            experiments: vec![Experiment {
+                trials: Vec::new(),
+                ..experiment()
+            }],
         }))
     }
     async fn describe_experiment(&self, r: Request<ExperimentRef>) -> Reply<Experiment> {

@@ -75,6 +75,7 @@ impl Cluster {
             .entry(hello.agent_id.clone())
             .or_insert_with(|| AgentEntry::new(hello.agent_id.clone(), AgentMode::Enabled, now));
         agent.slots = hello.slots;
+        agent.version = hello.version.clone();
         agent.last_seen = now;
         agent.link = Some(AgentLink {
             session,
@@ -90,7 +91,7 @@ impl Cluster {
                 agent_timeout_ms: self.settings.agent_timeout.as_millis() as u64,
             })),
         });
-        tracing::info!(agent = %hello.agent_id, session, slots = agent.slots.len(), "agent connected");
+        tracing::info!(agent = %hello.agent_id, session, slots = agent.slots.len(), version = %hello.version, "agent connected");
         self.heal_agent(&hello.agent_id, session, &hello.allocations, None);
         self.resend_to_agent(&hello.agent_id);
         self.needs_schedule = true;

@@ -1,13 +1,16 @@
 //! Read-only views of the cluster state in admin API shapes.
 
+use std::collections::HashMap;
+
 use baton_common::proto;
 
-use super::state::Cluster;
+use super::state::{Cluster, TrialEntry};
 use crate::error::{MasterError, MasterResult};
+use crate::states::{ExperimentState, TrialState};
 use crate::store::{AllocationRow, CheckpointRow};
 
 impl Cluster {
-    /// Every experiment, without trials.
+    /// Every experiment, with trial counts but without the trials themselves.
     pub fn list_experiments(&self) -> Vec<proto::Experiment> {
         self.experiments
             .keys()
@@ -26,6 +29,16 @@ impl Cluster {
         } else {
             Vec::new()
         };
+        let mut trial_states = HashMap::new();
+        let mut trial_count = 0;
+        let mut steps_completed: u64 = 0;
+        for trial in self.trials.values().filter(|t| t.row.experiment_id == id) {
+            *trial_states
+                .entry(self.shown_state(trial).to_string())
+                .or_insert(0) += 1;
+            trial_count += 1;
+            steps_completed = steps_completed.saturating_add(trial.row.steps_completed);
+        }
         Ok(proto::Experiment {
             id,
             name: experiment.row.name.clone(),
@@ -34,7 +47,24 @@ impl Cluster {
             trials,
             created_ms: experiment.row.created_ms,
             searcher: format!("{:?}", experiment.config.searcher.name).to_lowercase(),
+            trial_count,
+            trial_states,
+            steps_completed,
+            max_length: experiment.config.searcher.max_length,
         })
+    }
+
+    /// The state a trial shows: PAUSED for a queued trial of a PAUSED experiment.
+    fn shown_state(&self, trial: &TrialEntry) -> &'static str {
+        let paused = self
+            .experiments
+            .get(&trial.row.experiment_id)
+            .is_some_and(|e| e.row.state == ExperimentState::Paused);
+        if paused && trial.row.state == TrialState::Queued {
+            "PAUSED"
+        } else {
+            trial.row.state.as_str()
+        }
     }
 
     /// Trials of an experiment.
@@ -57,7 +87,7 @@ impl Cluster {
         proto::Trial {
             id: trial.row.id,
             experiment_id: trial.row.experiment_id,
-            state: trial.row.state.to_string(),
+            state: self.shown_state(trial).to_string(),
             hparams_json: trial.row.hparams_json.clone(),
             steps_completed: trial.row.steps_completed,
             restarts: trial.row.restarts,
@@ -116,6 +146,7 @@ impl Cluster {
                 .map(|a| a.row.slot_ids.len() as u32)
                 .sum(),
             slot_details: agent.slots.clone(),
+            version: agent.version.clone(),
             trial_ids: allocations.iter().map(|a| a.row.trial_id).collect(),
             last_seen_ms: crate::store::now_ms()
                 - self

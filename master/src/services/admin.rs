@@ -218,10 +218,13 @@ impl AdminService for AdminApi {
         let trial_id = request.trial_id;
         let (backlog, mut events, ended) = self.cluster.follow_logs(trial_id).await?;
         let follow = request.follow && !ended;
+        let kept = request
+            .tail
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let skipped = kept.map_or(0, |n| backlog.len().saturating_sub(n));
         let stream = async_stream::stream! {
-            let mut last_id = 0;
-            for row in backlog {
-                last_id = row.id;
+            let mut last_id = backlog.last().map_or(0, |row| row.id);
+            for row in backlog.into_iter().skip(skipped) {
                 yield Ok(log_line(row));
             }
             if follow {
