@@ -32,6 +32,9 @@ pub struct AgentMetrics {
     transfer_failures: IntCounterVec,
 }
 
+/// The storage backends, as `backend` labels.
+const BACKENDS: [&str; 4] = ["shared_fs", "s3", "gcs", "azure"];
+
 /// Which way a checkpoint moved.
 #[derive(Debug, Clone, Copy)]
 pub enum Transfer {
@@ -107,6 +110,14 @@ impl AgentMetrics {
         };
         for slot in slots {
             metrics.slots.with_label_values(&[&slot.kind]).inc();
+        }
+        // Failures start at 0 for every backend, so `increase()` sees the first one.
+        for direction in [Transfer::Commit, Transfer::Restore] {
+            for backend in BACKENDS {
+                metrics
+                    .transfer_failures
+                    .with_label_values(&[direction.label(), backend]);
+            }
         }
         metrics.set_slots_in_use(slots, &HashSet::new());
         metrics

@@ -207,4 +207,48 @@ fn metrics_of_master_and_agents_pass_promtool_and_follow_a_run_with_a_move() {
         "every committed checkpoint was counted once"
     );
     assert_eq!(restores, 1.0, "the moved trial restored once");
+
+    let exported = scrape(master) + &scrape(agents[0].1);
+    deploy_files_name_only_exported_metrics(&exported);
+}
+
+/// The dashboard and alert rules in deploy/ query only metrics the daemons export, and the
+/// Prometheus config with its rules passes promtool.
+fn deploy_files_name_only_exported_metrics(exported: &str) {
+    let families: Vec<&str> = exported
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let deploy = repo_root().join("deploy");
+    let mut queried = Vec::new();
+    for file in ["grafana-dashboard.json", "baton-alerts.yml"] {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("baton_") {
+                queried.push((file, word.to_string()));
+            }
+        }
+    }
+    assert!(queried.len() > 15, "the deploy files query metrics: {queried:?}");
+    for (file, name) in queried {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        assert!(
+            families.contains(&family),
+            "{file} queries {name}, which no daemon exports"
+        );
+    }
+    let checked = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(deploy.join("prometheus.yml"))
+        .output()
+        .expect("promtool runs");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
 }
