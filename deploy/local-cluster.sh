@@ -114,27 +114,37 @@ finish() {
   fi
 }
 trap finish EXIT
-# Ctrl-C reaches the daemons too: stop the cluster even with --keep.
-trap 'keep=no; exit 130' INT TERM
+trap 'exit 130' INT TERM
+
+# Runs a daemon in the background with its output in $1, in a process group of its own (job
+# control): a Ctrl-C of this script does not reach it, and the script decides whether it stops.
+start_daemon() {
+  local log=$1
+  shift
+  set -m
+  "$@" >"$log" 2>&1 &
+  daemon=$!
+  set +m
+}
 
 rm -f "$root/master.addr"
-"$root/bin/baton-master" --listen "127.0.0.1:$port" --data-dir "$root/master" \
-  --address-file "$root/master.addr" >"$root/logs/master.log" 2>&1 &
-master=$!
+start_daemon "$root/logs/master.log" "$root/bin/baton-master" --listen "127.0.0.1:$port" \
+  --data-dir "$root/master" --address-file "$root/master.addr"
+master=$daemon
 echo "master $master 127.0.0.1:$port" >"$pid_file"
 until [ -f "$root/master.addr" ]; do
   if ! our_processes | grep -qx "$master"; then
     echo "the master did not start ($root/logs/master.log):" >&2
-    tail -n 5 "$root/logs/master.log" >&2
+    grep '^Error: ' "$root/logs/master.log" >&2 || tail -n 5 "$root/logs/master.log" >&2
     exit 1
   fi
   sleep 0.1
 done
 master_up=yes
 for agent in agent-1 agent-2; do
-  "$root/bin/baton-agent" --master "$BATON_MASTER" --id "$agent" --slots 1 \
-    --work-dir "$root/$agent" >"$root/logs/$agent.log" 2>&1 &
-  echo "$agent $!" >>"$pid_file"
+  start_daemon "$root/logs/$agent.log" "$root/bin/baton-agent" --master "$BATON_MASTER" \
+    --id "$agent" --slots 1 --work-dir "$root/$agent"
+  echo "$agent $daemon" >>"$pid_file"
 done
 
 connected=0

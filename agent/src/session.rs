@@ -138,6 +138,9 @@ pub async fn run_agent(
         contact_written: None,
     };
     agent.adopt_orphans();
+    // Ready once its trials are adopted, whether or not the master answers yet: the agent
+    // reconnects by itself, so a master that is down must not fail `systemctl start`.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -230,7 +233,6 @@ impl Agent {
         self.note_contact();
         tracing::info!(master = %self.options.master, agent = %self.options.id, "connected to master");
         let _connected = ConnectedGauge::set(&self.env.metrics);
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
         let mut fence_check = tokio::time::interval(FENCE_CHECK);
         loop {

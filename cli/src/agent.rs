@@ -106,6 +106,7 @@ fn agents_csv(agents: &[Agent]) -> String {
             a.used_slots.to_string(),
             trials.join(" "),
             times::rfc3339(a.last_seen_ms),
+            a.version.clone(),
         ]
     });
     output::csv(
@@ -117,6 +118,7 @@ fn agents_csv(agents: &[Agent]) -> String {
             "used_slots",
             "trial_ids",
             "last_seen",
+            "version",
         ],
         rows,
     )

@@ -230,7 +230,10 @@ fn deploy_files_name_only_exported_metrics(exported: &str) {
             }
         }
     }
-    assert!(queried.len() > 15, "the deploy files query metrics: {queried:?}");
+    assert!(
+        queried.len() > 15,
+        "the deploy files query metrics: {queried:?}"
+    );
     for (file, name) in queried {
         let family = ["_bucket", "_sum", "_count"]
             .iter()
