@@ -187,12 +187,13 @@ mod tests {
             used_slots: 1,
             trial_ids: vec![4, 9],
             last_seen_ms: 1_767_225_600_000,
+            version: "0.1.0".into(),
             ..Default::default()
         };
         assert_eq!(
             agents_csv(&[agent]),
-            "id,state,connected,slots,used_slots,trial_ids,last_seen\n\
-             gpu-a,enabled,true,2,1,4 9,2026-01-01T00:00:00.000Z\n"
+            "id,state,connected,slots,used_slots,trial_ids,last_seen,version\n\
+             gpu-a,enabled,true,2,1,4 9,2026-01-01T00:00:00.000Z,0.1.0\n"
         );
     }
 }
