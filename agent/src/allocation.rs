@@ -2,6 +2,7 @@
 //! supervisor (or adopt one a previous daemon started), commit its checkpoints, and report how it
 //! ended.
 
+mod distributed;
 mod logs;
 mod prepare;
 mod process;
@@ -109,14 +110,14 @@ pub struct AllocationEnv {
 
 /// Runs a new allocation to its end and reports `AllocationExited` (after its uploads finish).
 pub async fn run_allocation(
-    start: StartAllocation,
+    mut start: StartAllocation,
     env: AllocationEnv,
     progress: AllocationProgress,
     control: mpsc::UnboundedReceiver<Control>,
     outbox: mpsc::UnboundedSender<AgentMessage>,
 ) {
     let dir = AllocationDir::new(&env.work_dir, &start.allocation_id);
-    let exited = match prepare::launch(&start, &env, &dir, &outbox).await {
+    let exited = match prepare::launch(&mut start, &env, &dir, &outbox).await {
         Ok((process, restored)) => {
             let serve = running::Serve {
                 start: &start,
@@ -175,7 +176,8 @@ pub fn find_orphan(work_dir: &std::path::Path, allocation_id: &str) -> Option<Or
     })
 }
 
-/// Takes over an orphaned allocation: replays its checkpoint reports, then runs it to its end.
+/// Takes over an orphaned allocation: replays its rendezvous and checkpoint reports, then runs it
+/// to its end.
 pub async fn adopt_allocation(
     orphan: Orphan,
     env: AllocationEnv,
@@ -189,9 +191,17 @@ pub async fn adopt_allocation(
         process,
     } = orphan;
     tracing::info!(allocation = %start.allocation_id, trial = start.trial_id, "adopting a running trial");
+    if let Some(ready) = distributed::rendezvous_ready(&start) {
+        let _ = outbox.send(ready);
+    }
     for report in dir.committed() {
         let _ = outbox.send(AgentMessage {
             body: Some(Body::CheckpointCompleted(report)),
+        });
+    }
+    for report in dir.committed_parts() {
+        let _ = outbox.send(AgentMessage {
+            body: Some(Body::CheckpointPart(report)),
         });
     }
     let restored = (!start.latest_checkpoint_uuid.is_empty()).then(|| {

@@ -1,6 +1,6 @@
 //! The harness socket: newline-delimited JSON requests from the trial (see harness/PROTOCOL.md).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -15,8 +15,10 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
 
 pub mod request;
+mod role;
 
 use request::{MAX_REQUEST_BYTES, Request};
+pub use role::RankRole;
 
 /// Harness connections one allocation may hold open at once.
 const MAX_CONNECTIONS: usize = 8;
@@ -36,6 +38,13 @@ pub struct UploadJob {
     pub dir: PathBuf,
     /// The trial's own metadata.
     pub metadata: Value,
+    /// How many jobs of this uuid make up a distributed trial part's checkpoint, one per rank that
+    /// ends it (0 or 1: this job alone).
+    #[serde(default)]
+    pub part_ranks: u32,
+    /// The local rank that ended it, telling apart the jobs of one part.
+    #[serde(default)]
+    pub local_rank: u32,
 }
 
 /// What the harness socket shares with the allocation that runs it.
@@ -54,11 +63,20 @@ pub struct Harness {
     pub outbox: mpsc::UnboundedSender<AgentMessage>,
     /// Checkpoints to commit.
     pub uploads: mpsc::UnboundedSender<UploadJob>,
-    open_checkpoints: Mutex<HashMap<String, (u64, PathBuf)>>,
+    role: RankRole,
+    open_checkpoints: Mutex<HashMap<String, OpenCheckpoint>>,
+}
+
+/// A checkpoint opened in this allocation that not all of its ranks have ended yet.
+#[derive(Debug, Clone)]
+struct OpenCheckpoint {
+    step: u64,
+    dir: PathBuf,
+    ended: BTreeSet<u32>,
 }
 
 impl Harness {
-    /// A harness for one allocation.
+    /// A harness for one allocation of a one-rank trial (see [`Harness::with_role`]).
     pub fn new(
         init_reply: Value,
         tracker: Arc<Mutex<StepTracker>>,
@@ -76,8 +94,14 @@ impl Harness {
             allocation_id,
             outbox,
             uploads,
+            role: RankRole::default(),
             open_checkpoints: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same harness for an allocation that runs `role`'s ranks of a distributed trial.
+    pub fn with_role(self, role: RankRole) -> Self {
+        Self { role, ..self }
     }
 
     /// Accepts trial connections until the listener is dropped; beyond `MAX_CONNECTIONS` open at
@@ -138,17 +162,19 @@ impl Harness {
             Request::Init => Ok(self.init_reply.clone()),
             Request::ReportTraining { step, metrics } => self.report_training(step, &metrics),
             Request::ReportValidation { step, metrics } => self.report_validation(step, &metrics),
-            Request::CheckpointStart { step } => self.checkpoint_start(step).await,
+            Request::CheckpointStart { step, uuid } => self.checkpoint_start(step, uuid).await,
             Request::CheckpointEnd {
                 uuid,
                 step,
                 metadata,
-            } => self.checkpoint_end(&uuid, step, metadata).await,
+                rank,
+            } => self.checkpoint_end(&uuid, step, metadata, rank).await,
             Request::CheckpointAbort { uuid } => self.checkpoint_abort(&uuid).await,
         }
     }
 
     fn report_training(&self, step: u64, metrics: &Map<String, Value>) -> Result<Value, String> {
+        self.role.check_reports("report_training")?;
         let directive = self
             .tracker
             .lock()
@@ -165,6 +191,7 @@ impl Harness {
     }
 
     fn report_validation(&self, step: u64, metrics: &Map<String, Value>) -> Result<Value, String> {
+        self.role.check_reports("report_validation")?;
         self.tracker
             .lock()
             .expect("tracker lock")
@@ -177,25 +204,64 @@ impl Harness {
         Ok(json!({}))
     }
 
-    async fn checkpoint_start(&self, step: u64) -> Result<Value, String> {
-        let uuid = uuid::Uuid::new_v4().to_string();
+    /// Opens a checkpoint: under a new uuid for rank 0 (or a one-rank trial), under rank 0's
+    /// uuid for the other ranks; ranks of this allocation that name an open one share its
+    /// directory.
+    async fn checkpoint_start(&self, step: u64, uuid: Option<String>) -> Result<Value, String> {
+        let uuid = match uuid {
+            None => {
+                self.role.check_agent_chooses()?;
+                uuid::Uuid::new_v4().to_string()
+            }
+            Some(uuid) => {
+                self.role.check_named_uuid()?;
+                let open = self
+                    .open_checkpoints
+                    .lock()
+                    .expect("checkpoint lock")
+                    .get(&uuid)
+                    .cloned();
+                match open {
+                    Some(open) if open.step != step => {
+                        return Err(format!(
+                            "checkpoint {uuid} is open for step {}, not {step}",
+                            open.step
+                        ));
+                    }
+                    Some(open) => return Ok(json!({"uuid": uuid, "path": open.dir})),
+                    None => self.role.check_opens_named(&uuid)?,
+                }
+                uuid
+            }
+        };
         let dir = self.store.write_dir(&uuid, &self.dir.path("staging"));
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        self.open_checkpoints
+        let open = self
+            .open_checkpoints
             .lock()
             .expect("checkpoint lock")
-            .insert(uuid.clone(), (step, dir.clone()));
-        Ok(json!({"uuid": uuid, "path": dir}))
+            .entry(uuid.clone())
+            .or_insert(OpenCheckpoint {
+                step,
+                dir,
+                ended: BTreeSet::new(),
+            })
+            .clone();
+        Ok(json!({"uuid": uuid, "path": open.dir}))
     }
 
+    /// Hands one rank's part of a checkpoint over for commit; the checkpoint stays open until
+    /// every rank of this allocation ended it.
     async fn checkpoint_end(
         &self,
         uuid: &str,
         step: Option<u64>,
         metadata: Map<String, Value>,
+        rank: Option<u32>,
     ) -> Result<Value, String> {
+        let local_rank = self.role.local_rank(rank)?;
         let open = self
             .open_checkpoints
             .lock()
@@ -203,7 +269,8 @@ impl Harness {
             .get(uuid)
             .cloned();
         let (step, dir) = match open {
-            Some(open) => open,
+            Some(open) if open.ended.contains(&local_rank) => return Ok(json!({})),
+            Some(open) => (open.step, open.dir),
             None => self.opened_before_restart(uuid, step)?,
         };
         let (check_uuid, check_dir) = (uuid.to_string(), dir.clone());
@@ -211,10 +278,15 @@ impl Harness {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        self.open_checkpoints
-            .lock()
-            .expect("checkpoint lock")
-            .remove(uuid);
+        {
+            let mut open_checkpoints = self.open_checkpoints.lock().expect("checkpoint lock");
+            if let Some(open) = open_checkpoints.get_mut(uuid) {
+                open.ended.insert(local_rank);
+                if open.ended.len() >= self.role.part_ranks() as usize {
+                    open_checkpoints.remove(uuid);
+                }
+            }
+        }
         self.tracker
             .lock()
             .expect("tracker lock")
@@ -224,6 +296,8 @@ impl Harness {
             step,
             dir,
             metadata: Value::Object(metadata),
+            part_ranks: self.role.part_ranks(),
+            local_rank,
         };
         record_pending_upload(&self.dir, &job)
             .map_err(|e| format!("cannot record checkpoint {uuid} for upload: {e}"))?;
@@ -257,8 +331,8 @@ impl Harness {
             .lock()
             .expect("checkpoint lock")
             .remove(uuid);
-        if let Some((_, dir)) = entry {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
+        if let Some(open) = entry {
+            let _ = tokio::fs::remove_dir_all(&open.dir).await;
         }
         Ok(json!({}))
     }
@@ -294,3 +368,6 @@ async fn next_line(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,6 +21,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../harness/python/baton/_rng.py"),
     ),
     (
+        "baton/_sync.py",
+        include_str!("../../harness/python/baton/_sync.py"),
+    ),
+    (
         "baton/keras.py",
         include_str!("../../harness/python/baton/keras.py"),
     ),

@@ -73,6 +73,10 @@ struct Args {
     /// Serve Prometheus metrics on this address at /metrics (off unless set).
     #[arg(long, env = "BATON_METRICS_LISTEN", value_name = "HOST:PORT")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Host or IP other agents reach this one at, for the rendezvous of distributed trials
+    /// (default: the address the master sees this agent connect from).
+    #[arg(long, env = "BATON_ADVERTISE_ADDRESS", value_name = "HOST")]
+    advertise_address: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -107,6 +111,7 @@ async fn run_daemon() -> anyhow::Result<()> {
             identity: args.tls_cert.zip(args.tls_key),
         },
         metrics_listen: args.metrics_listen,
+        advertise_address: args.advertise_address,
     };
     run_agent(options, baton_common::daemon::shutdown_signal()).await
 }

@@ -89,6 +89,9 @@ pub struct AgentOptions {
     pub tls: baton_common::tls::ClientTls,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Host other agents reach this one at for distributed trials (None: the address the master
+    /// sees).
+    pub advertise_address: Option<String>,
 }
 
 /// Runs the agent until `shutdown` resolves, reconnecting to the master whenever the stream breaks.
@@ -223,6 +226,7 @@ impl Agent {
             allocations: self.hello_statuses(),
             instance_id: self.instance_id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
+            advertise_address: self.options.advertise_address.clone().unwrap_or_default(),
         };
         stream.send(wrap(agent_message::Body::Hello(hello))).await?;
         let mut inbound = self

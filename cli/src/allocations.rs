@@ -18,7 +18,24 @@ pub fn json(alloc: &Allocation) -> Value {
         "started": times::json(alloc.started_ms),
         "ended": times::json(alloc.ended_ms),
         "message": output::non_empty(&alloc.message),
+        "parts": alloc.parts.iter().map(|p| json!({
+            "id": p.id,
+            "agent_id": p.agent_id,
+            "slot_ids": p.slot_ids,
+            "exit_reason": output::non_empty(&p.exit_reason),
+            "message": output::non_empty(&p.message),
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// The agents an allocation runs on: its agent, or every part's agent, the chief's first.
+pub fn agents(alloc: &Allocation) -> String {
+    if alloc.parts.is_empty() {
+        alloc.agent_id.clone()
+    } else {
+        let agents: Vec<&str> = alloc.parts.iter().map(|p| p.agent_id.as_str()).collect();
+        agents.join("+")
+    }
 }
 
 /// The allocations of `trial describe`: steps, when each started, how long it ran, why it ended.
@@ -27,7 +44,7 @@ pub fn table(allocations: &[Allocation], now_ms: i64) -> String {
         let end = if a.ended_ms > 0 { a.ended_ms } else { now_ms };
         vec![
             a.id.clone(),
-            output::dash(&a.agent_id),
+            output::dash(&agents(a)),
             a.start_step.to_string(),
             a.end_step.to_string(),
             times::local(a.started_ms),
@@ -62,7 +79,7 @@ pub fn csv(allocations: &[Allocation]) -> String {
     let rows = allocations.iter().map(|a| {
         vec![
             a.id.clone(),
-            a.agent_id.clone(),
+            agents(a),
             a.start_step.to_string(),
             a.end_step.to_string(),
             times::rfc3339(a.started_ms),
@@ -89,6 +106,7 @@ pub fn csv(allocations: &[Allocation]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_common::proto::AllocationPart;
 
     #[test]
     fn csv_has_raw_steps_and_rfc3339_times() {
@@ -102,12 +120,19 @@ mod tests {
                 started_ms: 1_767_225_600_000,
                 ended_ms: 1_767_225_792_500,
                 message: "to gpu-2, by alice".into(),
+                parts: Vec::new(),
             },
             Allocation {
                 id: "a-2".into(),
                 agent_id: "gpu-2".into(),
                 start_step: 30,
                 end_step: 31,
+                parts: ["gpu-2", "gpu-3"]
+                    .map(|agent_id| AllocationPart {
+                        agent_id: agent_id.into(),
+                        ..Default::default()
+                    })
+                    .to_vec(),
                 ..Default::default()
             },
         ];
@@ -115,8 +140,9 @@ mod tests {
             csv(&allocations),
             "id,agent_id,start_step,end_step,started,ended,exit_reason,message\n\
              a-1,gpu-1,0,30,2026-01-01T00:00:00.000Z,2026-01-01T00:03:12.500Z,moved,\"to gpu-2, by alice\"\n\
-             a-2,gpu-2,30,31,,,,\n"
+             a-2,gpu-2+gpu-3,30,31,,,,\n"
         );
+        assert_eq!(json(&allocations[1])["parts"][1]["agent_id"], "gpu-3");
     }
 
     #[test]

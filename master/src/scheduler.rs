@@ -2,8 +2,12 @@
 
 use std::collections::BTreeMap;
 
+mod choice;
+mod preemption;
 mod waiting;
 
+use choice::{Hole, choose};
+pub use preemption::choose_preemptions;
 pub use waiting::{AgentSummary, why_waiting};
 
 /// A trial waiting for slots.
@@ -13,9 +17,9 @@ pub struct PendingTrial {
     pub trial_id: u64,
     /// Lower is more important.
     pub priority: u32,
-    /// Slots it needs on one agent.
+    /// Slots it needs, on one agent or over several.
     pub slots: u32,
-    /// Run only on this agent.
+    /// Run on this agent (the chief part of a gang).
     pub target_agent: Option<String>,
     /// Never run on this agent.
     pub avoid_agent: Option<String>,
@@ -28,16 +32,25 @@ pub struct AgentCapacity {
     pub agent_id: String,
     /// Slot ids not in use.
     pub free_slots: Vec<String>,
+    /// All its slots, in use or not.
+    pub total_slots: u32,
 }
 
-/// A decision to run a trial on an agent's slots.
+/// A decision to run a trial on the slots of one agent or, as a gang, of several.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     /// Trial id.
     pub trial_id: u64,
+    /// One part per agent; the first is the chief, where rank 0 runs.
+    pub parts: Vec<PlacedPart>,
+}
+
+/// The slots a placement takes on one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedPart {
     /// Agent id.
     pub agent_id: String,
-    /// Slots given to it.
+    /// Slots given to the trial there.
     pub slot_ids: Vec<String>,
 }
 
@@ -46,86 +59,91 @@ pub struct Placement {
 pub struct RunningAllocation {
     /// Allocation id.
     pub allocation_id: String,
-    /// Agent it runs on.
-    pub agent_id: String,
+    /// Each agent it runs on, with the slots it holds there.
+    pub parts: Vec<(String, u32)>,
     /// Its trial's priority.
     pub priority: u32,
-    /// Slots it holds.
-    pub slots: u32,
     /// Start order (higher = started later).
     pub started: i64,
 }
 
-/// Places pending trials (most important first, then oldest) on agents, best fit first.
+/// Places pending trials, most important first (lowest priority, then lowest trial id).
+///
+/// A trial goes on the one agent whose free slots fit it most tightly (ties by agent id). When
+/// no agent has room alone, it runs as a gang, whole or not at all, over the fewest agents:
+/// whole agents (every slot free), largest first, while the others can still cover the rest, and
+/// last the smallest hole that covers what remains. The chief part holds the most slots (ties by
+/// agent id); a trial moved to an agent has it as its chief, and never uses the agent it avoids.
+///
+/// The first trial that cannot be placed, but would fit these agents once their busy slots are
+/// free, keeps every agent it may use for itself: the less important trials of the pass go only
+/// on the agent it avoids, so small trials taking slots as they free up cannot starve it. A trial
+/// that could never fit these agents keeps nothing.
 pub fn place(pending: &[PendingTrial], agents: &[AgentCapacity]) -> Vec<Placement> {
-    let mut free: BTreeMap<&str, Vec<String>> = agents
+    let mut free: BTreeMap<&str, (Vec<String>, usize)> = agents
         .iter()
-        .map(|a| (a.agent_id.as_str(), a.free_slots.clone()))
+        .map(|a| {
+            (
+                a.agent_id.as_str(),
+                (a.free_slots.clone(), a.total_slots as usize),
+            )
+        })
         .collect();
     let mut order: Vec<&PendingTrial> = pending.iter().collect();
     order.sort_by_key(|t| (t.priority, t.trial_id));
+    let mut first_waiting: Option<&PendingTrial> = None;
     let mut placements = Vec::new();
     for trial in order {
-        let needed = trial.slots as usize;
-        let chosen = free
+        let holes: Vec<Hole> = free
             .iter()
-            .filter(|(agent, slots)| {
-                slots.len() >= needed
-                    && trial.target_agent.as_deref().is_none_or(|t| t == **agent)
-                    && trial.avoid_agent.as_deref() != Some(**agent)
+            .filter(|(agent, _)| {
+                first_waiting.is_none_or(|w| w.avoid_agent.as_deref() == Some(**agent))
             })
-            .min_by_key(|(agent, slots)| (slots.len(), **agent))
-            .map(|(agent, _)| *agent);
-        if let Some(agent) = chosen {
-            let slots = free.get_mut(agent).expect("chosen agent exists");
-            let slot_ids: Vec<String> = slots.drain(..needed).collect();
-            placements.push(Placement {
-                trial_id: trial.trial_id,
-                agent_id: agent.to_string(),
-                slot_ids,
-            });
-        }
+            .map(|(agent, (slots, total))| Hole {
+                agent,
+                free: slots.len(),
+                whole: slots.len() >= *total,
+            })
+            .collect();
+        let Some(chosen) = choose(trial, &holes) else {
+            if first_waiting.is_none() && fits_when_idle(trial, agents) {
+                first_waiting = Some(trial);
+            }
+            continue;
+        };
+        let parts = chosen
+            .into_iter()
+            .map(|(agent, count)| {
+                let (slots, _) = free.get_mut(agent).expect("chosen agent exists");
+                PlacedPart {
+                    agent_id: agent.to_string(),
+                    slot_ids: slots.drain(..count).collect(),
+                }
+            })
+            .collect();
+        placements.push(Placement {
+            trial_id: trial.trial_id,
+            parts,
+        });
     }
     placements
 }
 
-/// Chooses the fewest running allocations of worse priority to suspend so `trial` fits on one agent.
-pub fn choose_preemptions(
-    trial: &PendingTrial,
-    agents: &[AgentCapacity],
-    running: &[RunningAllocation],
-) -> Vec<String> {
-    let mut best: Option<Vec<String>> = None;
-    for agent in agents {
-        if trial
-            .target_agent
-            .as_deref()
-            .is_some_and(|t| t != agent.agent_id)
-            || trial.avoid_agent.as_deref() == Some(agent.agent_id.as_str())
-        {
-            continue;
-        }
-        let mut victims: Vec<&RunningAllocation> = running
-            .iter()
-            .filter(|r| r.agent_id == agent.agent_id && r.priority > trial.priority)
-            .collect();
-        // Least important first; among equals, the most recently started.
-        victims.sort_by(|a, b| b.priority.cmp(&a.priority).then(b.started.cmp(&a.started)));
-        let mut freed = agent.free_slots.len() as u32;
-        let mut chosen = Vec::new();
-        for victim in victims {
-            if freed >= trial.slots {
-                break;
-            }
-            freed += victim.slots;
-            chosen.push(victim.allocation_id.clone());
-        }
-        if freed >= trial.slots && best.as_ref().is_none_or(|b| chosen.len() < b.len()) {
-            best = Some(chosen);
-        }
-    }
-    best.unwrap_or_default()
+/// Whether `trial` would be placed on `agents` if none of their slots were in use.
+fn fits_when_idle(trial: &PendingTrial, agents: &[AgentCapacity]) -> bool {
+    let idle: Vec<Hole> = agents
+        .iter()
+        .map(|a| Hole {
+            agent: &a.agent_id,
+            free: a.total_slots as usize,
+            whole: true,
+        })
+        .collect();
+    choose(trial, &idle).is_some()
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod properties;

@@ -2,6 +2,7 @@
 
 mod cluster;
 pub mod linreg;
+pub mod ml;
 pub mod moving;
 mod netns;
 mod proxy;

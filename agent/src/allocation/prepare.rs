@@ -6,26 +6,28 @@ use baton_common::proto::{AgentMessage, StartAllocation};
 use baton_common::storage::{CheckpointStore, Manifest, safe_relative_path};
 use tokio::sync::mpsc;
 
-use super::AllocationEnv;
 use super::logs::agent_line;
 use super::process::TrialProcess;
 use super::record::AllocationDir;
+use super::{AllocationEnv, distributed};
 use crate::metrics::{AgentMetrics, Transfer};
 
 /// Prepares the allocation's directory and starts its trial; returns the process and the local
-/// checkpoint it restores from.
+/// checkpoint it restores from. A distributed trial's chief part gets its rendezvous ports here.
 pub async fn launch(
-    start: &StartAllocation,
+    start: &mut StartAllocation,
     env: &AllocationEnv,
     dir: &AllocationDir,
     outbox: &mpsc::UnboundedSender<AgentMessage>,
 ) -> Result<(TrialProcess, Option<String>), String> {
+    distributed::choose_ports(start)?;
     dir.write_start(start).map_err(|e| {
         format!(
             "cannot record the allocation in {}: {e}",
             dir.root.display()
         )
     })?;
+    distributed::announce(start, outbox);
     write_context(start, &dir.path("context")).await?;
     let store =
         CheckpointStore::from_storage_json(&start.storage_json).map_err(|e| e.to_string())?;

@@ -13,9 +13,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::record::{AllocationDir, SupervisorRecord, process_start_time};
-use super::{AllocationEnv, Control};
+use super::{AllocationEnv, Control, distributed};
 use crate::policy::StepTracker;
-use crate::supervisor::SUPERVISE_ARG;
+use crate::supervisor::{RANK_OFFSET_VAR, SUPERVISE_ARG};
 
 /// How the trial process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,8 @@ pub struct TrialProcess {
 }
 
 impl TrialProcess {
-    /// Starts the entrypoint under a supervisor, with the harness environment, and records it.
+    /// Starts the entrypoint under a supervisor, with the harness environment (and a distributed
+    /// trial's ranks), and records it.
     pub fn spawn(
         start: &StartAllocation,
         env: &AllocationEnv,
@@ -104,6 +105,8 @@ impl TrialProcess {
             .env("PYTHONPATH", python_path)
             .env("PYTHONUNBUFFERED", "1")
             .env_remove("BATON_LATEST_CHECKPOINT")
+            .env_remove(RANK_OFFSET_VAR)
+            .envs(distributed::supervisor_env(start))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(supervisor_log)

@@ -4,13 +4,13 @@
 //! (the supervisor's pid and start time, written once it runs), `lease` (renewed by the daemon
 //! every second; the supervisor stops the trial when it goes stale), `exit.json` (written by the
 //! supervisor when the trial ends), `tracker.json` (step bookkeeping that must survive the
-//! daemon), `uploads/` (checkpoints handed over but not yet committed), `committed/` (checkpoint
-//! reports, replayed after a restart), the trial's `stdout.log` / `stderr.log` with the shipped
+//! daemon), `uploads/` (checkpoints handed over but not yet committed), `committed/` and `parts/`
+//! (reports of committed checkpoints and checkpoint parts, replayed after a restart), the trial's `stdout.log` / `stderr.log` with the shipped
 //! offsets in `log-offsets.json`, and `context/`, `restore/`, `staging/`.
 
 use std::path::{Path, PathBuf};
 
-use baton_common::proto::{CheckpointCompleted, StartAllocation};
+use baton_common::proto::{CheckpointCompleted, CheckpointPartCommitted, StartAllocation};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +105,25 @@ impl AllocationDir {
             .into_iter()
             .filter_map(|path| std::fs::read(path).ok())
             .filter_map(|bytes| CheckpointCompleted::decode(bytes.as_slice()).ok())
+            .collect()
+    }
+
+    /// Records a checkpoint part report so that it can be replayed after a daemon restart.
+    pub fn record_part(&self, report: &CheckpointPartCommitted) -> std::io::Result<()> {
+        let dir = self.path("parts");
+        std::fs::create_dir_all(&dir)?;
+        write_atomic(
+            &dir.join(format!("{}.pb", report.uuid)),
+            &report.encode_to_vec(),
+        )
+    }
+
+    /// Every recorded checkpoint part report.
+    pub fn committed_parts(&self) -> Vec<CheckpointPartCommitted> {
+        list(&self.path("parts"), "pb")
+            .into_iter()
+            .filter_map(|path| std::fs::read(path).ok())
+            .filter_map(|bytes| CheckpointPartCommitted::decode(bytes.as_slice()).ok())
             .collect()
     }
 }

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::process::{TrialExit, TrialProcess};
 use super::record::AllocationDir;
-use super::{AllocationEnv, AllocationProgress, Control, logs, prepare, uploads};
-use crate::harness::Harness;
+use super::{AllocationEnv, AllocationProgress, Control, distributed, logs, prepare, uploads};
+use crate::harness::{Harness, RankRole};
 
 /// What serving a trial needs, whether this daemon started it or adopted it.
 pub struct Serve<'a> {
@@ -48,6 +48,8 @@ pub async fn run_to_end(
     let allocation_id = start.allocation_id.clone();
     let lease = tokio::spawn(renew_lease(dir.clone()));
     let store = match CheckpointStore::from_storage_json(&start.storage_json) {
+        // Every part lists only its own ranks' files: never written in place.
+        Ok(store) if distributed::is_distributed(start) => store.always_staged(),
         Ok(store) => store,
         Err(e) => {
             lease.abort();
@@ -82,15 +84,18 @@ pub async fn run_to_end(
         "start_step": start.latest_checkpoint_step,
         "latest_checkpoint": restored,
     });
-    let harness = Arc::new(Harness::new(
-        init_reply,
-        tracker.clone(),
-        store,
-        dir.clone(),
-        allocation_id.clone(),
-        outbox.clone(),
-        uploads_tx,
-    ));
+    let harness = Arc::new(
+        Harness::new(
+            init_reply,
+            tracker.clone(),
+            store,
+            dir.clone(),
+            allocation_id.clone(),
+            outbox.clone(),
+            uploads_tx,
+        )
+        .with_role(RankRole::of(start)),
+    );
     let socket = prepare::socket_path(&env.work_dir, &allocation_id);
     let _ = std::fs::remove_file(&socket);
     let harness_task = match tokio::net::UnixListener::bind(&socket) {

@@ -34,6 +34,8 @@ pub enum Request {
     CheckpointStart {
         /// The step checkpointed.
         step: u64,
+        /// The uuid rank 0 got, from the other ranks of a distributed trial (normalized).
+        uuid: Option<String>,
     },
     /// The checkpoint's files are complete.
     CheckpointEnd {
@@ -43,6 +45,8 @@ pub enum Request {
         step: Option<u64>,
         /// The trial's own description of the checkpoint.
         metadata: Map<String, Value>,
+        /// The rank that ended it, in a distributed trial.
+        rank: Option<u32>,
     },
     /// Discard an open checkpoint.
     CheckpointAbort {
@@ -86,6 +90,10 @@ pub fn decode(line: &str) -> Result<Request, String> {
         }),
         "checkpoint_start" => Ok(Request::CheckpointStart {
             step: field_u64(request, "step")?,
+            uuid: match request.get("uuid") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(field_uuid(request, "uuid")?),
+            },
         }),
         "checkpoint_end" => Ok(Request::CheckpointEnd {
             uuid: field_str(request, "uuid")?,
@@ -94,6 +102,10 @@ pub fn decode(line: &str) -> Result<Request, String> {
                 Some(_) => Some(field_u64(request, "step")?),
             },
             metadata: metadata(request)?,
+            rank: match request.get("rank") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(field_u32(request, "rank")?),
+            },
         }),
         "checkpoint_abort" => Ok(Request::CheckpointAbort {
             uuid: field_str(request, "uuid")?,
@@ -109,6 +121,22 @@ fn field_u64(request: &Map<String, Value>, name: &str) -> Result<u64, String> {
         .get(name)
         .and_then(Value::as_u64)
         .ok_or_else(|| format!("field {name:?} must be a non-negative integer"))
+}
+
+fn field_u32(request: &Map<String, Value>, name: &str) -> Result<u32, String> {
+    request
+        .get(name)
+        .and_then(Value::as_u64)
+        .and_then(|value| u32::try_from(value).ok())
+        .ok_or_else(|| format!("field {name:?} must be an integer from 0 to {}", u32::MAX))
+}
+
+/// A UUID field, in its lowercase hyphenated form.
+fn field_uuid(request: &Map<String, Value>, name: &str) -> Result<String, String> {
+    let text = field_str(request, name)?;
+    uuid::Uuid::parse_str(&text)
+        .map(|uuid| uuid.to_string())
+        .map_err(|_| format!("field {name:?} must be a UUID, got {:?}", truncated(&text)))
 }
 
 fn field_str(request: &Map<String, Value>, name: &str) -> Result<String, String> {
@@ -193,9 +221,36 @@ mod tests {
             Ok(Request::CheckpointEnd {
                 uuid: "u".into(),
                 step: None,
-                metadata: Map::new()
+                metadata: Map::new(),
+                rank: None
             })
         );
+    }
+
+    #[test]
+    fn ranks_of_a_distributed_trial_name_the_uuid_and_their_rank() {
+        assert_eq!(
+            decode(r#"{"op":"checkpoint_start","step":5}"#),
+            Ok(Request::CheckpointStart {
+                step: 5,
+                uuid: None
+            })
+        );
+        assert_eq!(
+            decode(
+                r#"{"op":"checkpoint_start","step":5,"uuid":"0E5F7C1E-6A3B-4D7E-9B1A-2F4C8D9E0A11"}"#
+            ),
+            Ok(Request::CheckpointStart {
+                step: 5,
+                uuid: Some("0e5f7c1e-6a3b-4d7e-9b1a-2f4c8d9e0a11".into())
+            })
+        );
+        let Ok(Request::CheckpointEnd { rank, .. }) =
+            decode(r#"{"op":"checkpoint_end","uuid":"u","rank":3}"#)
+        else {
+            panic!("a checkpoint end");
+        };
+        assert_eq!(rank, Some(3));
     }
 
     #[test]
@@ -230,6 +285,14 @@ mod tests {
                 "\"metadata\" must be a JSON object",
             ),
             (r#"{"op":"checkpoint_abort"}"#, "\"uuid\" must be a string"),
+            (
+                r#"{"op":"checkpoint_start","step":1,"uuid":"rank-0"}"#,
+                "field \"uuid\" must be a UUID, got \"rank-0\"",
+            ),
+            (
+                r#"{"op":"checkpoint_end","uuid":"u","rank":-1}"#,
+                "field \"rank\" must be an integer from 0 to 4294967295",
+            ),
         ] {
             let error = decode(line).unwrap_err();
             assert!(error.contains(expected), "{line}: {error}");

@@ -60,6 +60,8 @@ pub struct CheckpointStore {
     pub(super) store: Arc<dyn ObjectStore>,
     pub(super) local_root: Option<PathBuf>,
     backend: &'static str,
+    /// Checkpoints are staged locally even on a shared filesystem.
+    always_staged: bool,
 }
 
 impl CheckpointStore {
@@ -70,7 +72,15 @@ impl CheckpointStore {
             store,
             local_root,
             backend: backend.type_name(),
+            always_staged: false,
         })
+    }
+
+    /// This store with every checkpoint staged locally and copied in at commit, never written in
+    /// place (each part of a distributed trial commits only its own ranks' files).
+    pub fn always_staged(mut self) -> Self {
+        self.always_staged = true;
+        self
     }
 
     /// The backend's `type` name (`shared_fs`, `s3`, `gcs`, `azure`).
@@ -88,14 +98,14 @@ impl CheckpointStore {
     /// Where a trial writes checkpoint `uuid`: in place on a shared filesystem, else under `staging`.
     pub fn write_dir(&self, uuid: &str, staging: &Path) -> PathBuf {
         match &self.local_root {
-            Some(root) => root.join(uuid),
-            None => staging.join(uuid),
+            Some(root) if !self.always_staged => root.join(uuid),
+            _ => staging.join(uuid),
         }
     }
 
     /// Whether checkpoints are written directly into storage (no upload copy).
     pub fn writes_in_place(&self) -> bool {
-        self.local_root.is_some()
+        self.local_root.is_some() && !self.always_staged
     }
 
     /// Uploads (or, in place, hashes) the files of `dir` and writes `metadata.json` last.
@@ -107,18 +117,42 @@ impl CheckpointStore {
         request: &CommitRequest,
         dir: &Path,
     ) -> Result<Manifest, StorageError> {
-        let uuid = request.uuid.clone();
+        let files = self.commit_part(&request.uuid, dir).await?;
+        let manifest = Manifest {
+            uuid: request.uuid.clone(),
+            experiment_id: request.experiment_id,
+            trial_id: request.trial_id,
+            allocation_id: request.allocation_id.clone(),
+            step: request.step,
+            hparams: request.hparams.clone(),
+            metadata: request.metadata.clone(),
+            files,
+            committed_ms: now_ms(),
+        };
+        self.write_manifest(&manifest).await?;
+        Ok(manifest)
+    }
+
+    /// Uploads (or, in place, hashes) the files of `dir` into checkpoint `uuid` like
+    /// [`commit`](Self::commit), but writes no `metadata.json`; returns the files, sorted by path.
+    pub async fn commit_part(
+        &self,
+        uuid: &str,
+        dir: &Path,
+    ) -> Result<Vec<ManifestFile>, StorageError> {
+        let list_uuid = uuid.to_string();
         let list_dir = dir.to_path_buf();
-        let files = tokio::task::spawn_blocking(move || list_checkpoint_files(&uuid, &list_dir))
-            .await
-            .expect("file listing task panicked")?;
+        let files =
+            tokio::task::spawn_blocking(move || list_checkpoint_files(&list_uuid, &list_dir))
+                .await
+                .expect("file listing task panicked")?;
         let in_place = self
             .local_root
             .as_ref()
-            .is_some_and(|root| dir == root.join(&request.uuid));
+            .is_some_and(|root| dir == root.join(uuid));
         let mut manifest_files: Vec<ManifestFile> = futures::stream::iter(files)
             .map(|file| {
-                let uuid = request.uuid.clone();
+                let uuid = uuid.to_string();
                 async move {
                     match &self.local_root {
                         Some(_) if in_place => hash_local_file(file).await,
@@ -135,24 +169,18 @@ impl CheckpointStore {
             .try_collect()
             .await?;
         manifest_files.sort_by(|a, b| a.path.cmp(&b.path));
-        let manifest = Manifest {
-            uuid: request.uuid.clone(),
-            experiment_id: request.experiment_id,
-            trial_id: request.trial_id,
-            allocation_id: request.allocation_id.clone(),
-            step: request.step,
-            hparams: request.hparams.clone(),
-            metadata: request.metadata.clone(),
-            files: manifest_files,
-            committed_ms: now_ms(),
-        };
-        let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-        let location = object_path(&request.uuid, MANIFEST_NAME);
+        Ok(manifest_files)
+    }
+
+    /// Writes `manifest` as its checkpoint's `metadata.json`, the commit marker (written last).
+    pub async fn write_manifest(&self, manifest: &Manifest) -> Result<(), StorageError> {
+        let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+        let location = object_path(&manifest.uuid, MANIFEST_NAME);
         self.store
             .put(&location, PutPayload::from(body))
             .await
             .map_err(|e| StorageError::object(&location, e))?;
-        Ok(manifest)
+        Ok(())
     }
 
     /// Reads the committed manifest of a checkpoint.

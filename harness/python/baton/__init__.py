@@ -15,6 +15,11 @@
             if d.stop:
                 break
 
+A distributed trial runs this same script as several ranks (processes, on one or more agents):
+every rank makes the same calls with the same steps and gets the same directives; only rank 0's
+metrics are reported, every rank writes its own files into the checkpoint (`ctx.rank`,
+`ctx.world_size`, `ctx.local_rank`, `ctx.is_chief`).
+
 Standard library only. The wire protocol is documented in harness/PROTOCOL.md. Framework
 modules, each importing its framework only when imported itself: `baton.torch` (save/load of one
 state_dict.pth), `baton.keras` (fit with checkpoints, exact resume) and `baton.tensorflow`

@@ -25,7 +25,13 @@ if str(HARNESS_PYTHON) not in sys.path:
 
 
 class FakeAgent:
-    """Answers one trial per the protocol; policy: periodic validation/checkpoints, optional stop."""
+    """Answers one trial per the protocol; policy: periodic validation/checkpoints, optional stop.
+
+    With `world_size` > 1 it is one agent of a distributed trial, running `local_world_size`
+    ranks from `rank_offset` on, and keeps the agent's rules for them: an agent of ranks other
+    than 0 refuses reports and opens checkpoints only under the uuid rank 0 got; a checkpoint is
+    committed, with the metadata of the agent's first rank, once each of its ranks ended it.
+    """
 
     def __init__(
         self,
@@ -40,6 +46,9 @@ class FakeAgent:
         validation_period: int = 10,
         checkpoint_period: int = 25,
         stop_at: int | None = None,
+        world_size: int = 1,
+        rank_offset: int = 0,
+        local_world_size: int = 1,
     ) -> None:
         self.trial_id = trial_id
         self.experiment_id = experiment_id
@@ -51,6 +60,9 @@ class FakeAgent:
         self.validation_period = validation_period
         self.checkpoint_period = checkpoint_period
         self.stop_at = stop_at
+        self.world_size = world_size
+        self.rank_offset = rank_offset
+        self.local_world_size = local_world_size
         # A short directory: Unix socket paths are limited to about 100 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
         self.socket_path = str(self.dir / "h.sock")
@@ -153,6 +165,8 @@ class FakeAgent:
             }
         if not state["initialized"]:
             return _err("the first request must be init")
+        if self.rank_offset > 0 and op in ("report_training", "report_validation"):
+            return _err(f"{op} comes from rank 0 only")
         if op == "report_training":
             step = request.get("step")
             if not isinstance(step, int) or not isinstance(request.get("metrics"), dict):
@@ -175,16 +189,34 @@ class FakeAgent:
         if op == "checkpoint_start":
             if not isinstance(request.get("step"), int):
                 return _err("checkpoint_start needs an integer step")
-            uuid = str(uuidlib.uuid4())
-            path = self.checkpoint_root / uuid
-            path.mkdir()
-            self.checkpoints[uuid] = {"step": request["step"], "path": path, "state": "open"}
-            return {"ok": True, "uuid": uuid, "path": str(path)}
+            uuid = request.get("uuid")
+            if uuid is None:
+                if self.rank_offset > 0:
+                    return _err("checkpoint_start needs the uuid rank 0 got")
+                uuid = str(uuidlib.uuid4())
+            elif self.rank_offset == 0 and (self.world_size <= 1 or uuid not in self.checkpoints):
+                return _err("checkpoint_start of rank 0 takes no uuid")
+            ckpt = self.checkpoints.get(uuid)
+            if ckpt is None:
+                path = self.checkpoint_root / uuid
+                path.mkdir()
+                ckpt = self.checkpoints[uuid] = {
+                    "step": request["step"], "path": path, "state": "open", "ended": {},
+                }
+            return {"ok": True, "uuid": uuid, "path": str(ckpt["path"])}
         if op == "checkpoint_end":
             ckpt = self.checkpoints.get(request.get("uuid"))
             if ckpt is None or ckpt["state"] != "open":
                 return _err(f"unknown checkpoint {request.get('uuid')!r}")
-            return self._commit(request["uuid"], ckpt, request.get("metadata") or {})
+            local_rank = 0
+            if self.world_size > 1:
+                local_rank = request.get("rank", -1) - self.rank_offset
+                if not 0 <= local_rank < self.local_world_size:
+                    return _err(f"rank {request.get('rank')!r} does not run on this agent")
+            ckpt["ended"][local_rank] = request.get("metadata") or {}
+            if len(ckpt["ended"]) < self.local_world_size:
+                return {"ok": True}
+            return self._commit(request["uuid"], ckpt, ckpt["ended"][0])
         if op == "checkpoint_abort":
             ckpt = self.checkpoints.get(request.get("uuid"))
             if ckpt is None or ckpt["state"] != "open":

@@ -21,13 +21,13 @@ impl Cluster {
         if let Err(e) = &accepted {
             let now = self.now();
             // Each retry comes from a new port: the host is the peer.
-            let host = peer.rsplit_once(':').map_or(peer, |(host, _)| host);
+            let host = peer_host(peer);
             let due = self
                 .refusals_logged
-                .get(host)
+                .get(&host)
                 .is_none_or(|at| now.saturating_duration_since(*at) >= REFUSAL_LOG_PERIOD);
             if due {
-                self.refusals_logged.insert(host.to_string(), now);
+                self.refusals_logged.insert(host, now);
                 tracing::warn!(agent = %agent_id, %peer, error = %e, "agent refused");
             }
         }
@@ -76,6 +76,11 @@ impl Cluster {
             .or_insert_with(|| AgentEntry::new(hello.agent_id.clone(), AgentMode::Enabled, now));
         agent.slots = hello.slots;
         agent.version = hello.version.clone();
+        agent.address = if hello.advertise_address.is_empty() {
+            peer_host(peer)
+        } else {
+            hello.advertise_address.clone()
+        };
         agent.last_seen = now;
         agent.link = Some(AgentLink {
             session,
@@ -196,4 +201,12 @@ pub(super) fn kill_message(allocation_id: &str, reason: &str) -> MasterMessage {
             reason: reason.to_string(),
         })),
     }
+}
+
+/// The host part of a peer address (`10.0.0.5:41234` → `10.0.0.5`, `[::1]:41234` → `::1`).
+fn peer_host(peer: &str) -> String {
+    let host = peer.rsplit_once(':').map_or(peer, |(host, _)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }

@@ -6,6 +6,7 @@ use baton_common::proto::{
     ListAgentsResponse, ListCheckpointsResponse, ListExperimentsResponse, ListTrialsResponse,
     MasterMessage, SetGcPolicyResponse, TrialDetail,
 };
+use baton_common::storage::Manifest;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Cluster, ClusterEvent};
@@ -133,6 +134,17 @@ pub enum Command {
     Unrecorded(Vec<String>, Reply<Vec<String>>),
     /// Bring the state gauges of the metrics up to date.
     RefreshMetrics(Reply<()>),
+    /// The `metadata.json` of a distributed trial's checkpoint was written (or not).
+    GangCheckpointWritten {
+        /// The trial.
+        trial_id: u64,
+        /// The allocation whose parts wrote it.
+        allocation_id: String,
+        /// What was written.
+        manifest: Box<Manifest>,
+        /// What the storage said.
+        written: Result<(), String>,
+    },
 }
 
 impl Command {
@@ -163,6 +175,7 @@ impl Command {
             Command::DeletionFinished { .. } => "deletion_finished",
             Command::Unrecorded(..) => "unrecorded",
             Command::RefreshMetrics(_) => "refresh_metrics",
+            Command::GangCheckpointWritten { .. } => "gang_checkpoint_written",
         }
     }
 }
@@ -303,6 +316,12 @@ impl Cluster {
                 self.refresh_metrics();
                 let _ = reply.send(Ok(()));
             }
+            Command::GangCheckpointWritten {
+                trial_id,
+                allocation_id,
+                manifest,
+                written,
+            } => self.gang_checkpoint_written(trial_id, &allocation_id, *manifest, written),
         }
     }
 }

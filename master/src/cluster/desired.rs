@@ -20,6 +20,8 @@ pub enum KillReason {
     SuspendTimeout(StopReason),
     /// It did not start within the start deadline: it is placed again.
     StartTimeout,
+    /// Another part of its allocation (a distributed trial) ended: the whole allocation stops.
+    PartEnded,
 }
 
 /// What the master wants an allocation to do.
@@ -41,6 +43,7 @@ impl Desired {
             Desired::Suspend(reason) => format!("suspend:{}", reason.name()),
             Desired::Kill(KillReason::Canceled) => "kill:canceled".into(),
             Desired::Kill(KillReason::StartTimeout) => "kill:start-timeout".into(),
+            Desired::Kill(KillReason::PartEnded) => "kill:part-ended".into(),
             Desired::Kill(KillReason::SuspendTimeout(reason)) => {
                 format!("kill:suspend-timeout:{}", reason.name())
             }
@@ -57,6 +60,7 @@ impl Desired {
             "run" => Ok(Desired::Run),
             "kill:canceled" => Ok(Desired::Kill(KillReason::Canceled)),
             "kill:start-timeout" => Ok(Desired::Kill(KillReason::StartTimeout)),
+            "kill:part-ended" => Ok(Desired::Kill(KillReason::PartEnded)),
             _ => {
                 if let Some(name) = text.strip_prefix("kill:suspend-timeout:") {
                     Ok(Desired::Kill(KillReason::SuspendTimeout(suspend(name)?)))

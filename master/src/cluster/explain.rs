@@ -29,21 +29,24 @@ impl Cluster {
         let Some(experiment) = self.experiments.get(&experiment_id) else {
             return Vec::new();
         };
-        let needed = experiment.config.resources.slots_per_trial;
-        let largest = self
+        let needed = experiment.config.resources.slots_per_trial as usize;
+        let sizes: Vec<usize> = self
             .agents
             .values()
             .filter(|a| a.link.is_some() && a.mode == AgentMode::Enabled)
             .map(|a| a.slots.len())
-            .max();
-        match largest {
-            None => {
-                vec!["no enabled agent is connected: the trials wait until one joins".to_string()]
-            }
-            Some(largest) if largest < needed as usize => vec![format!(
-                "each trial needs {needed} slots (resources.slots_per_trial) but the largest connected agent has {largest}: the trials wait until a larger agent joins"
-            )],
-            Some(_) => Vec::new(),
+            .collect();
+        let total: usize = sizes.iter().sum();
+        if sizes.is_empty() {
+            vec!["no enabled agent is connected: the trials wait until one joins".to_string()]
+        } else if total < needed {
+            vec![format!(
+                "each trial needs {needed} slots (resources.slots_per_trial) but the {} connected agents have {total} in all (the largest {}): the trials wait until more agents join",
+                sizes.len(),
+                sizes.iter().max().unwrap_or(&0)
+            )]
+        } else {
+            Vec::new()
         }
     }
 

@@ -222,6 +222,23 @@ impl ClusterHandle {
         self.tell(Command::DeletionFinished { uuid, result }).await
     }
 
+    /// Hands over the outcome of writing a distributed checkpoint's `metadata.json`.
+    pub async fn gang_checkpoint_written(
+        &self,
+        trial_id: u64,
+        allocation_id: String,
+        manifest: baton_common::storage::Manifest,
+        written: Result<(), String>,
+    ) -> MasterResult<()> {
+        self.tell(Command::GangCheckpointWritten {
+            trial_id,
+            allocation_id,
+            manifest: Box::new(manifest),
+            written,
+        })
+        .await
+    }
+
     /// Brings the state gauges of the metrics up to date.
     pub async fn refresh_metrics(&self) -> MasterResult<()> {
         self.ask(Command::RefreshMetrics).await

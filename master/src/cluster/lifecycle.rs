@@ -36,6 +36,9 @@ pub fn classify_exit(kind: ExitKind, desired: Desired) -> (&'static str, Outcome
         (ExitKind::Killed, Desired::Kill(KillReason::StartTimeout)) => {
             ("start-timeout", Outcome::Requeue)
         }
+        (ExitKind::Killed, Desired::Kill(KillReason::PartEnded)) => {
+            ("part-ended", Outcome::Requeue)
+        }
         (ExitKind::Killed, _) => ("killed", Outcome::Requeue),
         (ExitKind::Failed | ExitKind::Unspecified, _) => ("failed", Outcome::Failed),
     }

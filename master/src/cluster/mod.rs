@@ -8,6 +8,7 @@ mod deletion;
 mod desired;
 mod experiments;
 mod explain;
+mod gangs;
 mod gauges;
 mod gc;
 mod handle;
@@ -18,6 +19,7 @@ mod reports;
 mod scheduling;
 #[cfg(test)]
 mod simulation;
+mod starting;
 mod state;
 mod sweep;
 mod trials;

@@ -15,6 +15,14 @@ impl Cluster {
     /// Records what the master wants of an allocation and sends it. A kill overrides a suspend;
     /// nothing overrides a kill, and a second suspend keeps the first reason.
     pub(super) fn set_desired(&mut self, allocation_id: &str, wanted: Desired) {
+        // Every part of an allocation spanning several agents wants the same.
+        for part in self.parts_of(allocation_id) {
+            self.set_part_desired(&part, wanted);
+        }
+    }
+
+    /// Records and sends what the master wants of one allocation (or part).
+    fn set_part_desired(&mut self, allocation_id: &str, wanted: Desired) {
         let now = self.now();
         let Some(live) = self.allocations.get_mut(allocation_id) else {
             return;
@@ -130,6 +138,7 @@ impl Cluster {
             .allocations
             .iter()
             .filter_map(|id| self.allocations.get(id))
+            .filter(|live| !live.held)
             .map(|live| Expected {
                 id: &live.row.id,
                 start: live.start_sent,
@@ -175,5 +184,6 @@ pub(super) fn kill_text(reason: KillReason) -> &'static str {
         KillReason::Canceled => "experiment killed",
         KillReason::SuspendTimeout(_) => "did not stop within its preemption timeout",
         KillReason::StartTimeout => "did not start within the start timeout",
+        KillReason::PartEnded => "another part of its distributed allocation ended",
     }
 }

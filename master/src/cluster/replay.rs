@@ -118,9 +118,12 @@ impl AgentReplay {
                 .trial_detail(*id)
                 .map_err(|e| format!("trial {id} has no view: {e}"))?;
             if let Some(allocation) = &trial.allocation {
-                let live = cluster.allocations.get(allocation).ok_or_else(|| {
-                    format!("trial {id} names allocation {allocation}, which is not live")
-                })?;
+                let part = cluster.parts_of(allocation).into_iter().next();
+                let live = part
+                    .and_then(|p| cluster.allocations.get(&p))
+                    .ok_or_else(|| {
+                        format!("trial {id} names allocation {allocation}, which is not live")
+                    })?;
                 if live.row.trial_id != *id {
                     return Err(format!(
                         "allocation {allocation} belongs to trial {}, not {id}",
@@ -140,7 +143,12 @@ impl AgentReplay {
                 .trials
                 .get(&live.row.trial_id)
                 .and_then(|t| t.allocation.as_ref());
-            if owner != Some(id) {
+            let shown = if live.row.gang.is_empty() {
+                id
+            } else {
+                &live.row.gang
+            };
+            if owner != Some(shown) {
                 return Err(format!(
                     "allocation {id} is live but its trial does not name it"
                 ));
@@ -171,6 +179,8 @@ fn allocation_ids_of(message: &mut AgentMessage) -> Vec<&mut String> {
         Some(Body::Logs(logs)) => vec![&mut logs.allocation_id],
         Some(Body::AllocationStarted(started)) => vec![&mut started.allocation_id],
         Some(Body::AllocationExited(exited)) => vec![&mut exited.allocation_id],
+        Some(Body::RendezvousReady(ready)) => vec![&mut ready.allocation_id],
+        Some(Body::CheckpointPart(part)) => vec![&mut part.allocation_id],
     }
 }
 

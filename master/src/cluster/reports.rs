@@ -103,6 +103,16 @@ impl Cluster {
                 self.allocation_exited(agent_id, exited);
                 Ok(())
             }
+            Body::RendezvousReady(ready) => {
+                self.rendezvous_ready(agent_id, ready);
+                Ok(())
+            }
+            Body::CheckpointPart(part) => {
+                if let Some(trial_id) = self.current_trial(agent_id, &part.allocation_id) {
+                    self.checkpoint_part(trial_id, part);
+                }
+                Ok(())
+            }
         };
         if let Err(e) = result {
             tracing::error!(agent = %agent_id, error = %e, "cannot record agent report");
@@ -153,7 +163,9 @@ impl Cluster {
         self.store.update_trial(&trial.row)
     }
 
-    fn record_checkpoint(
+    /// Records a committed checkpoint of a trial's current allocation; it becomes the trial's
+    /// latest unless that is of a later step.
+    pub(super) fn record_checkpoint(
         &mut self,
         trial_id: u64,
         report: CheckpointCompleted,
@@ -230,5 +242,7 @@ fn report_kind(body: &Body) -> &'static str {
         Body::Logs(_) => "logs",
         Body::AllocationStarted(_) => "allocation_started",
         Body::AllocationExited(_) => "allocation_exited",
+        Body::RendezvousReady(_) => "rendezvous_ready",
+        Body::CheckpointPart(_) => "checkpoint_part",
     }
 }

@@ -1,19 +1,14 @@
 //! Turning queued trials into allocations, and preempting for more important ones.
 
-use baton_common::proto::{
-    Context, MasterMessage, StartAllocation, StepPolicy, master_message::Body,
-};
-use prost::Message;
 use std::time::Instant;
 
 use super::desired::Desired;
-use super::state::{AgentMode, Cluster, LiveAllocation, StopReason};
+use super::state::{AgentMode, Cluster, StopReason};
 use crate::scheduler::{
-    AgentCapacity, AgentSummary, PendingTrial, Placement, RunningAllocation, choose_preemptions,
-    place, why_waiting,
+    AgentCapacity, AgentSummary, PendingTrial, RunningAllocation, choose_preemptions, place,
+    why_waiting,
 };
 use crate::states::{ExperimentState, TrialState};
-use crate::store::{AllocationRow, now_ms};
 
 impl Cluster {
     /// Places queued trials when something changed since the last pass, and notes why the
@@ -129,6 +124,7 @@ impl Cluster {
                 AgentCapacity {
                     agent_id: agent.id.clone(),
                     free_slots,
+                    total_slots: agent.slots.len() as u32,
                 }
             })
             .collect()
@@ -142,113 +138,40 @@ impl Cluster {
         {
             return;
         }
-        let running: Vec<RunningAllocation> = self
+        let mut running: Vec<RunningAllocation> = Vec::new();
+        for a in self
             .allocations
             .values()
             .filter(|a| a.desired == Desired::Run)
-            .filter_map(|a| {
-                let trial = self.trials.get(&a.row.trial_id)?;
-                let experiment = self.experiments.get(&trial.row.experiment_id)?;
-                Some(RunningAllocation {
-                    allocation_id: a.row.id.clone(),
-                    agent_id: a.row.agent_id.clone(),
+        {
+            let Some(experiment) = self
+                .trials
+                .get(&a.row.trial_id)
+                .and_then(|t| self.experiments.get(&t.row.experiment_id))
+            else {
+                continue;
+            };
+            // The parts of an allocation spanning several agents are suspended together.
+            let id = if a.row.gang.is_empty() {
+                &a.row.id
+            } else {
+                &a.row.gang
+            };
+            let part = (a.row.agent_id.clone(), a.row.slot_ids.len() as u32);
+            match running.iter_mut().find(|r| &r.allocation_id == id) {
+                Some(allocation) => allocation.parts.push(part),
+                None => running.push(RunningAllocation {
+                    allocation_id: id.clone(),
+                    parts: vec![part],
                     priority: experiment.config.resources.priority,
-                    slots: a.row.slot_ids.len() as u32,
                     started: a.row.started_ms,
-                })
-            })
-            .collect();
+                }),
+            }
+        }
         let victims = choose_preemptions(waiting, &self.free_capacity(), &running);
         for victim in victims {
             tracing::info!(allocation = %victim, for_trial = waiting.trial_id, "preempting");
             self.set_desired(&victim, Desired::Suspend(StopReason::Preempted));
         }
-    }
-
-    fn start_allocation(&mut self, placement: &Placement) {
-        let Some(trial) = self.trials.get_mut(&placement.trial_id) else {
-            return;
-        };
-        let Some(experiment) = self.experiments.get(&trial.row.experiment_id) else {
-            return;
-        };
-        let context = match self.store.experiment_context(experiment.row.id) {
-            Ok(bytes) => Context::decode(bytes.as_slice()).unwrap_or_default(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read experiment context");
-                return;
-            }
-        };
-        let latest_checkpoint_metadata_json = match &trial.row.latest_checkpoint_uuid {
-            None => String::new(),
-            Some(uuid) => match self.store.checkpoint_by_uuid(uuid) {
-                Ok(Some(checkpoint)) => checkpoint.metadata_json,
-                Ok(None) => {
-                    tracing::error!(%uuid, "no record of the trial's latest checkpoint");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the trial's latest checkpoint");
-                    return;
-                }
-            },
-        };
-        let row = AllocationRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            trial_id: trial.row.id,
-            agent_id: placement.agent_id.clone(),
-            slot_ids: placement.slot_ids.clone(),
-            start_step: trial.row.latest_checkpoint_step,
-            end_step: trial.row.latest_checkpoint_step,
-            exit_reason: None,
-            message: String::new(),
-            started_ms: now_ms(),
-            ended_ms: 0,
-            desired: Desired::Run.stored(),
-        };
-        trial.row.state = TrialState::Starting;
-        trial.row.steps_completed = trial.row.latest_checkpoint_step;
-        trial.allocation = Some(row.id.clone());
-        trial.target_agent = None;
-        trial.avoid_agent = None;
-        let config = &experiment.config;
-        let start = StartAllocation {
-            allocation_id: row.id.clone(),
-            trial_id: trial.row.id,
-            experiment_id: experiment.row.id,
-            entrypoint: config.entrypoint.clone(),
-            hparams_json: trial.row.hparams_json.clone(),
-            context: Some(context),
-            latest_checkpoint_uuid: trial.row.latest_checkpoint_uuid.clone().unwrap_or_default(),
-            latest_checkpoint_step: trial.row.latest_checkpoint_step,
-            storage_json: serde_json::to_string(&config.checkpoint_storage)
-                .expect("storage config serializes"),
-            policy: Some(StepPolicy {
-                max_length: config.searcher.max_length,
-                min_validation_period: config.min_validation_period,
-                min_checkpoint_period: config.min_checkpoint_period,
-                preemption_timeout_ms: config.preemption_timeout * 1000,
-            }),
-            slot_ids: placement.slot_ids.clone(),
-            latest_checkpoint_metadata_json,
-        };
-        let stored = self.store.transaction(|store| {
-            store.insert_allocation(&row)?;
-            store.update_trial(&trial.row)
-        });
-        if let Err(e) = stored {
-            tracing::error!(error = %e, "cannot record allocation");
-            return;
-        }
-        tracing::info!(trial = row.trial_id, agent = %row.agent_id, allocation = %row.id, start_step = row.start_step, "starting allocation");
-        let mut live =
-            LiveAllocation::new(row, false, self.now()).expect("a new allocation wants to run");
-        if let Some(agent) = self.agents.get_mut(&placement.agent_id) {
-            agent.allocations.insert(live.row.id.clone());
-            live.start_sent = agent.send(MasterMessage {
-                body: Some(Body::Start(start)),
-            });
-        }
-        self.allocations.insert(live.row.id.clone(), live);
     }
 }

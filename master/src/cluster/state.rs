@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::ClusterHandle;
 use super::clock::{Clock, SystemClock};
 use super::desired::{Deadlines, Desired, SentAt};
+use super::gangs::Gang;
 use super::sweep::SweepState;
 use crate::auth::AgentTokens;
 use crate::error::{MasterError, MasterResult};
@@ -125,6 +126,8 @@ pub struct AgentEntry {
     pub slots: Vec<Slot>,
     /// The daemon's release, from its latest hello ("" until it connects).
     pub version: String,
+    /// Where other agents reach it (its advertised address, or where the master sees it from).
+    pub address: String,
     /// The stream, while connected.
     pub link: Option<AgentLink>,
     /// Last message from it.
@@ -228,6 +231,8 @@ pub struct LiveAllocation {
     pub created: Instant,
     /// The phase the agent last reported.
     pub phase: Option<baton_common::proto::AllocationPhase>,
+    /// A part whose start waits for its chief's rendezvous: its agent is not expected to run it.
+    pub held: bool,
 }
 
 impl LiveAllocation {
@@ -246,6 +251,7 @@ impl LiveAllocation {
             started,
             created: now,
             phase: None,
+            held: false,
         })
     }
 }
@@ -270,6 +276,8 @@ pub struct Cluster {
     pub(super) sweep: SweepState,
     /// Checkpoints whose storage deletion is running now.
     pub(super) deletions_in_flight: std::collections::HashSet<String>,
+    /// Allocations spanning several agents, by allocation id.
+    pub(super) gangs: HashMap<String, Gang>,
 }
 
 impl Cluster {
@@ -330,10 +338,22 @@ impl Cluster {
             );
         }
         let mut allocations = HashMap::new();
+        let mut gangs: HashMap<String, Gang> = HashMap::new();
         for row in store.open_allocations()? {
             let mut started = false;
+            let shown = if row.gang.is_empty() {
+                row.id.clone()
+            } else {
+                let gang = gangs.entry(row.gang.clone()).or_default();
+                gang.parts
+                    .resize(row.part_count.max(1) as usize, String::new());
+                if let Some(slot) = gang.parts.get_mut(row.part_index as usize) {
+                    *slot = row.id.clone();
+                }
+                row.gang.clone()
+            };
             if let Some(trial) = trials.get_mut(&row.trial_id) {
-                trial.allocation = Some(row.id.clone());
+                trial.allocation = Some(shown);
                 started = trial.row.state != TrialState::Starting;
             }
             agents
@@ -360,6 +380,7 @@ impl Cluster {
             waiting: HashMap::new(),
             refusals_logged: HashMap::new(),
             deletions_in_flight: Default::default(),
+            gangs,
             sweep,
         };
         cluster.resume_deletions();
@@ -396,6 +417,7 @@ impl AgentEntry {
             mode,
             slots: Vec::new(),
             version: String::new(),
+            address: String::new(),
             link: None,
             last_seen,
             allocations: BTreeSet::new(),

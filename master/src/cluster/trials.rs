@@ -1,6 +1,7 @@
 //! Trial and allocation transitions: stop, end, requeue, complete.
 
 use super::desired::Desired;
+use super::gangs::PartEnd;
 use super::lifecycle::{Outcome, next_trial};
 use super::state::{Cluster, ClusterEvent, StopReason};
 use crate::error::{MasterError, MasterResult};
@@ -42,13 +43,44 @@ impl Cluster {
             .with_label_values(&[exit_reason])
             .inc();
         self.needs_schedule = true;
-        let Some(trial) = self.trials.get_mut(&live.row.trial_id) else {
+        let end = PartEnd {
+            outcome,
+            message: message.to_string(),
+            desired: live.desired,
+            desired_since: live.desired_since,
+            end_step: live.row.end_step,
+        };
+        let end = if live.row.gang.is_empty() {
+            Some(end)
+        } else {
+            let as_asked = matches!(
+                (outcome, live.desired),
+                (Outcome::Completed, _) | (Outcome::Requeue, Desired::Suspend(_))
+            );
+            self.gang_part_ended(&live.row.gang, end, as_asked)
+        };
+        if let Some(end) = end {
+            self.finish_allocation(live.row.trial_id, end);
+        }
+    }
+
+    /// Moves a trial on once its allocation (every part of it) has ended as `end` says.
+    pub(super) fn finish_allocation(&mut self, trial_id: u64, end: PartEnd) {
+        let PartEnd {
+            outcome,
+            message,
+            desired,
+            desired_since,
+            end_step,
+            ..
+        } = end;
+        let Some(trial) = self.trials.get_mut(&trial_id) else {
             return;
         };
         trial.allocation = None;
-        trial.moving_since = match (outcome, live.desired) {
+        trial.moving_since = match (outcome, desired) {
             (Outcome::Requeue, Desired::Suspend(reason)) if reason != StopReason::Paused => {
-                Some(live.desired_since)
+                Some(desired_since)
             }
             _ => None,
         };
@@ -82,7 +114,7 @@ impl Cluster {
                 trial.row.steps_completed = trial
                     .row
                     .steps_completed
-                    .max(live.row.end_step)
+                    .max(end_step)
                     .max(trial.row.latest_checkpoint_step);
             }
             _ => {}
@@ -155,7 +187,15 @@ impl Cluster {
             trial.target_agent = to_agent;
             return Ok(());
         };
-        let current_agent = self.allocations[&allocation_id].row.agent_id.clone();
+        let Some(current_agent) = self
+            .allocations
+            .get(&allocation_id)
+            .map(|live| live.row.agent_id.clone())
+        else {
+            return Err(MasterError::FailedPrecondition(format!(
+                "trial {trial_id} is stopping on several agents; move it once it is queued"
+            )));
+        };
         if to_agent.as_deref() == Some(current_agent.as_str()) {
             return Err(MasterError::FailedPrecondition(format!(
                 "trial {trial_id} already runs on agent {current_agent}"

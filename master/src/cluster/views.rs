@@ -117,7 +117,7 @@ impl Cluster {
             .collect();
         Ok(proto::TrialDetail {
             trial: Some(self.trial_view(trial_id)),
-            allocations: allocations.into_iter().map(allocation_view).collect(),
+            allocations: allocation_views(allocations),
             latest_validation: validations.last().cloned(),
             validations,
         })
@@ -174,6 +174,24 @@ impl Cluster {
     }
 }
 
+/// Allocations in API shape, oldest first, the parts of one spanning several agents as one.
+fn allocation_views(rows: Vec<AllocationRow>) -> Vec<proto::Allocation> {
+    let mut views: Vec<proto::Allocation> = Vec::new();
+    let mut gangs: Vec<(String, Vec<AllocationRow>)> = Vec::new();
+    for row in rows {
+        if row.gang.is_empty() {
+            views.push(allocation_view(row));
+        } else if let Some((_, parts)) = gangs.iter_mut().find(|(g, _)| *g == row.gang) {
+            parts.push(row);
+        } else {
+            gangs.push((row.gang.clone(), vec![row]));
+        }
+    }
+    views.extend(gangs.into_iter().map(|(id, parts)| gang_view(id, parts)));
+    views.sort_by_key(|a| a.started_ms);
+    views
+}
+
 fn allocation_view(row: AllocationRow) -> proto::Allocation {
     proto::Allocation {
         id: row.id,
@@ -184,6 +202,47 @@ fn allocation_view(row: AllocationRow) -> proto::Allocation {
         started_ms: row.started_ms,
         ended_ms: row.ended_ms,
         message: row.message,
+        parts: Vec::new(),
+    }
+}
+
+/// An allocation spanning several agents: the chief's agent and start, the furthest step, and,
+/// once every part has ended, the end of the part that ended first (the others followed it).
+fn gang_view(id: String, mut parts: Vec<AllocationRow>) -> proto::Allocation {
+    parts.sort_by_key(|p| p.part_index);
+    let all_ended = parts.iter().all(|p| p.exit_reason.is_some());
+    let first_end = parts
+        .iter()
+        .filter(|p| p.exit_reason.is_some())
+        .min_by_key(|p| (p.ended_ms, p.part_index));
+    let (exit_reason, message, ended_ms) = match first_end {
+        Some(first) if all_ended => (
+            first.exit_reason.clone().unwrap_or_default(),
+            first.message.clone(),
+            parts.iter().map(|p| p.ended_ms).max().unwrap_or(0),
+        ),
+        _ => (String::new(), String::new(), 0),
+    };
+    proto::Allocation {
+        agent_id: parts[0].agent_id.clone(),
+        start_step: parts[0].start_step,
+        end_step: parts.iter().map(|p| p.end_step).max().unwrap_or(0),
+        started_ms: parts.iter().map(|p| p.started_ms).min().unwrap_or(0),
+        exit_reason,
+        message,
+        ended_ms,
+        parts: parts
+            .into_iter()
+            .map(|p| proto::AllocationPart {
+                id: p.id,
+                agent_id: p.agent_id,
+                slot_ids: p.slot_ids,
+                exit_reason: p.exit_reason.unwrap_or_default(),
+                message: p.message,
+                ended_ms: p.ended_ms,
+            })
+            .collect(),
+        id,
     }
 }
 

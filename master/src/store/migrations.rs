@@ -82,6 +82,11 @@ CREATE TABLE agents (
     r#"
 ALTER TABLE allocations ADD COLUMN desired TEXT NOT NULL DEFAULT 'run';
 "#,
+    r#"
+ALTER TABLE allocations ADD COLUMN gang TEXT NOT NULL DEFAULT '';
+ALTER TABLE allocations ADD COLUMN part_index INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE allocations ADD COLUMN part_count INTEGER NOT NULL DEFAULT 1;
+"#,
 ];
 
 /// Applies every migration newer than the database's version.

@@ -53,6 +53,13 @@ pub struct AllocationRow {
     pub ended_ms: i64,
     /// What the master wants of it, as stored (`run`, `suspend:REASON`, `kill:REASON`).
     pub desired: String,
+    /// For a part of an allocation spanning several agents, that allocation's id (its chief
+    /// part's id); "" for an allocation on one agent.
+    pub gang: String,
+    /// This part's index (0: the chief, where rank 0 runs).
+    pub part_index: u32,
+    /// Parts of the allocation (1 on one agent).
+    pub part_count: u32,
 }
 
 /// Validation metrics at one step.
@@ -65,7 +72,7 @@ pub struct ValidationRow {
 }
 
 const TRIAL_COLUMNS: &str = "id, experiment_id, state, hparams_json, steps_completed, restarts, latest_checkpoint_uuid, latest_checkpoint_step, error";
-const ALLOCATION_COLUMNS: &str = "id, trial_id, agent_id, slot_ids, start_step, end_step, exit_reason, message, started_ms, ended_ms, desired";
+const ALLOCATION_COLUMNS: &str = "id, trial_id, agent_id, slot_ids, start_step, end_step, exit_reason, message, started_ms, ended_ms, desired, gang, part_index, part_count";
 
 impl Store {
     /// Inserts a QUEUED trial and returns its id.
@@ -105,7 +112,7 @@ impl Store {
     /// Inserts a new allocation.
     pub fn insert_allocation(&self, allocation: &AllocationRow) -> StoreResult<()> {
         self.conn.execute(
-            "INSERT INTO allocations (id, trial_id, agent_id, slot_ids, start_step, end_step, started_ms, desired) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO allocations (id, trial_id, agent_id, slot_ids, start_step, end_step, started_ms, desired, gang, part_index, part_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 allocation.id,
                 allocation.trial_id,
@@ -114,7 +121,10 @@ impl Store {
                 allocation.start_step,
                 allocation.end_step,
                 allocation.started_ms,
-                allocation.desired
+                allocation.desired,
+                allocation.gang,
+                allocation.part_index,
+                allocation.part_count
             ],
         )?;
         Ok(())
@@ -242,6 +252,9 @@ fn allocation_from_row(row: &Row<'_>) -> rusqlite::Result<AllocationRow> {
         started_ms: row.get(8)?,
         ended_ms: row.get(9)?,
         desired: row.get(10)?,
+        gang: row.get(11)?,
+        part_index: row.get(12)?,
+        part_count: row.get(13)?,
     })
 }
 

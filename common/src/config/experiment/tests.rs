@@ -46,6 +46,7 @@ fn bad_configs_name_the_field() {
         (top("resources: {priority: 0}\n"), "resources.priority", "from 1 to 99"),
         (top("resources: {priority: 100}\n"), "resources.priority", "(got 100)"),
         (top("resources: {slots_per_trial: 0}\n"), "resources.slots_per_trial", "at least 1 (got 0)"),
+        (top("resources: {processes_per_agent: 0}\n"), "resources.processes_per_agent", "at least 1 (got 0)"),
         (top("min_checkpoint_period: -1\n"), "min_checkpoint_period", "-1"),
         (top("min_validation_period: -5\n"), "min_validation_period", "-5"),
         (top("min_validation_period: 2.5\n"), "min_validation_period", "2.5"),
@@ -138,6 +139,7 @@ fn minimal_config_gets_defaults() {
         cfg.resources,
         ResourcesConfig {
             slots_per_trial: 1,
+            processes_per_agent: None,
             priority: 42
         }
     );
@@ -184,7 +186,7 @@ searcher:
   max_length: 1000
   max_trials: 50
   seed: 7
-resources: {slots_per_trial: 2, priority: 10}
+resources: {slots_per_trial: 2, processes_per_agent: 1, priority: 10}
 min_checkpoint_period: 100
 min_validation_period: 50
 max_restarts: 0
@@ -264,6 +266,7 @@ fn full_shared_fs_config_parses() {
         cfg.resources,
         ResourcesConfig {
             slots_per_trial: 2,
+            processes_per_agent: Some(1),
             priority: 10
         }
     );

@@ -101,3 +101,44 @@ async fn delete_removes_everything_and_tolerates_missing() {
     assert!(!dir.exists());
     store.delete("u5").await.unwrap();
 }
+
+#[tokio::test]
+async fn parts_commit_without_a_manifest_until_it_is_written() {
+    let root = tempfile::tempdir().unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    let store = shared_fs(root.path()).always_staged();
+    assert!(!store.writes_in_place());
+    let mut files = Vec::new();
+    for (part, name) in [(0, "rank0.bin"), (1, "rank1.bin")] {
+        let dir = store.write_dir("u6", &staging.path().join(format!("part{part}")));
+        assert!(dir.starts_with(staging.path()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), vec![part as u8; 100 + part]).unwrap();
+        files.extend(store.commit_part("u6", &dir).await.unwrap());
+        assert!(!root.path().join("u6").join(MANIFEST_NAME).exists());
+    }
+    let out = tempfile::tempdir().unwrap();
+    let err = store.download("u6", out.path()).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotCommitted(_)), "{err}");
+
+    let request = request("u6");
+    let manifest = Manifest {
+        uuid: request.uuid,
+        experiment_id: request.experiment_id,
+        trial_id: request.trial_id,
+        allocation_id: request.allocation_id,
+        step: request.step,
+        hparams: request.hparams,
+        metadata: request.metadata,
+        files,
+        committed_ms: 1,
+    };
+    store.write_manifest(&manifest).await.unwrap();
+    assert_eq!(store.read_manifest("u6").await.unwrap(), manifest);
+    assert_eq!(store.download("u6", out.path()).await.unwrap(), manifest);
+    assert_eq!(manifest.size_bytes(), 201);
+    assert_eq!(
+        std::fs::read(out.path().join("rank1.bin")).unwrap(),
+        vec![1u8; 101]
+    );
+}
