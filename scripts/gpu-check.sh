@@ -39,3 +39,21 @@ until [ "$(trial state)" = COMPLETED ]; do sleep 1; done
 echo "--- timings from the trial's log"
 "$bin/baton" trial logs "$(trial id)" | grep -E "starting fresh|resuming|saved checkpoint|loaded checkpoint|restored checkpoint"
 "$bin/baton" --json checkpoint describe "$(trial latest_checkpoint)" | "$python" -c 'import json,sys; m=json.load(sys.stdin)["metadata"]["metadata"]; print("final checkpoint written on", m["device"], "with torch", m["torch_version"])'
+
+# The distributed example with NCCL: one rank on each agent's GPU, moved once (the gang is
+# suspended, checkpointed by both ranks and placed again). Needs two GPUs.
+if [ "${#gpus[@]}" -lt 2 ]; then
+  echo "one GPU: skipping the two-rank NCCL run (it needs two GPUs)"
+  exit 0
+fi
+sed -e "s#python3 train.py#$python train.py#" -e "s#/tmp/baton-checkpoints#$work/checkpoints#" \
+    -e 's#  seed: 7#  seed: 7\n  step_seconds: 0.02#' examples/torch_ddp/single.yaml >"$work/ddp.yaml"
+id=$("$bin/baton" --json experiment create "$work/ddp.yaml" examples/torch_ddp | "$python" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+until [ "$(trial steps_completed)" -gt 50 ] 2>/dev/null; do sleep 0.5; done
+"$bin/baton" experiment pause "$id"
+until [ "$(trial state)" = PAUSED ]; do sleep 0.2; done
+"$bin/baton" experiment activate "$id"
+until [ "$(trial state)" = COMPLETED ]; do sleep 1; done
+"$bin/baton" trial describe "$(trial id)"
+echo "--- the ranks' log lines"
+"$bin/baton" trial logs "$(trial id)" | grep -E "rank [0-9]|restored checkpoint|part [0-9]"

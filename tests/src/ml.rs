@@ -60,4 +60,3 @@ for kind in ("models", "optimizers", "lr_schedulers"):
     compared += sum(1 for value in left.values() if isinstance(value, tuple))
 print(f"identical: {compared} tensors, step {a['steps_completed']}")
 "#;
-

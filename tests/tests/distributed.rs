@@ -54,7 +54,8 @@ fn running_on(trial: &Value, agents: &[&str], beyond: u64) -> bool {
 }
 
 #[test]
-fn a_two_rank_trial_spans_agents_moves_survives_a_killed_rank_and_ends_like_an_undisturbed_run() {
+fn a_two_rank_trial_spans_agents_moves_rides_out_a_master_restart_survives_a_killed_rank_and_ends_like_an_undisturbed_run()
+ {
     let mut cluster = TestCluster::start(&["a1", "a2"], &[]);
     let context = repo_root().join("examples/torch_ddp");
     let latest = |cluster: &TestCluster, id: u64| -> String {
@@ -68,7 +69,11 @@ fn a_two_rank_trial_spans_agents_moves_survives_a_killed_rank_and_ends_like_an_u
     cluster.wait_for_experiment(reference, "COMPLETED", Duration::from_secs(180));
     let trial = cluster.trial(cluster.first_trial(reference));
     let allocation = &trial["allocations"][0];
-    assert_eq!(allocation["parts"].as_array().unwrap().len(), 2, "{trial:#}");
+    assert_eq!(
+        allocation["parts"].as_array().unwrap().len(),
+        2,
+        "{trial:#}"
+    );
     assert_eq!(allocation["exit_reason"], "completed");
 
     let id = cluster.create_experiment(&ddp_config(&cluster, "0.05"), &context);
@@ -83,9 +88,27 @@ fn a_two_rank_trial_spans_agents_moves_survives_a_killed_rank_and_ends_like_an_u
         running_on(t, &["a2", "a3"], 45)
     });
     let suspended = &trial["allocations"][0];
-    assert_eq!(suspended["exit_reason"], "suspended-by-disable", "{trial:#}");
+    assert_eq!(
+        suspended["exit_reason"], "suspended-by-disable",
+        "{trial:#}"
+    );
     let resumed_at = trial["allocations"][1]["start_step"].as_u64().unwrap();
-    assert!(resumed_at > 25, "resumed from the suspend checkpoint: {trial:#}");
+    assert!(
+        resumed_at > 25,
+        "resumed from the suspend checkpoint: {trial:#}"
+    );
+
+    // The master restarts under the running gang: the parts keep running and are adopted.
+    cluster.kill_master();
+    cluster.start_master();
+    let trial = cluster.wait_for_trial(trial_id, "the gang after a master restart", MINUTE, |t| {
+        running_on(t, &["a2", "a3"], 60)
+    });
+    assert_eq!(
+        trial["allocations"].as_array().unwrap().len(),
+        2,
+        "{trial:#}"
+    );
 
     let rank1 = cluster.processes_with_env("BATON_RANK=1");
     assert_eq!(rank1.len(), 1, "one process is rank 1: {rank1:?}");
@@ -113,7 +136,9 @@ fn a_two_rank_trial_spans_agents_moves_survives_a_killed_rank_and_ends_like_an_u
     assert!(compared.starts_with("identical: "), "{compared}");
     for rank in 0..2 {
         assert!(
-            moved_dir.join(format!("rank-{rank}/progress.json")).is_file(),
+            moved_dir
+                .join(format!("rank-{rank}/progress.json"))
+                .is_file(),
             "rank {rank} wrote its part"
         );
     }
@@ -126,7 +151,11 @@ fn a_two_rank_trial_spans_agents_moves_survives_a_killed_rank_and_ends_like_an_u
         .collect();
     assert_eq!(
         files,
-        ["rank-0/progress.json", "rank-1/progress.json", "state_dict.pth"],
+        [
+            "rank-0/progress.json",
+            "rank-1/progress.json",
+            "state_dict.pth"
+        ],
         "one manifest lists every rank's files"
     );
 }
@@ -172,7 +201,11 @@ fn a_checkpoint_missing_a_rank_s_part_is_never_used() {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .filter(|name| !recorded.contains(&name.as_str()))
         .collect();
-    assert_eq!(unfinished.len(), 1, "only rank 0's part of step 40: {unfinished:?}");
+    assert_eq!(
+        unfinished.len(),
+        1,
+        "only rank 0's part of step 40: {unfinished:?}"
+    );
     let part = cluster.storage().join(&unfinished[0]);
     assert!(part.join("rank-0.json").is_file());
     assert!(!part.join("metadata.json").exists(), "never committed");
@@ -183,14 +216,25 @@ fn a_checkpoint_missing_a_rank_s_part_is_never_used() {
         .to_string();
     let sums: Vec<Value> = (0..2)
         .map(|rank| {
-            let text = std::fs::read_to_string(cluster.storage().join(&last).join(format!("rank-{rank}.json")));
+            let text = std::fs::read_to_string(
+                cluster
+                    .storage()
+                    .join(&last)
+                    .join(format!("rank-{rank}.json")),
+            );
             serde_json::from_str(&text.unwrap()).unwrap()
         })
         .collect();
     let expected: u64 = (1..=60).sum();
     assert_eq!(sums[0]["sum"], expected, "rank 0 summed every step once");
-    assert_eq!(sums[1]["sum"], 2 * expected, "rank 1 summed every step once");
+    assert_eq!(
+        sums[1]["sum"],
+        2 * expected,
+        "rank 1 summed every step once"
+    );
     wait_until("nothing left running", MINUTE, || {
-        cluster.processes_with_env(&format!("BATON_EXPERIMENT_ID={id}")).is_empty()
+        cluster
+            .processes_with_env(&format!("BATON_EXPERIMENT_ID={id}"))
+            .is_empty()
     });
 }

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use baton_cluster_tests::moving::move_three_ways;
 use baton_cluster_tests::ml::{COMPARE_TORCH, ml_python, run_isolated};
+use baton_cluster_tests::moving::move_three_ways;
 use baton_cluster_tests::{TestCluster, example_config, repo_root};
 use serde_json::Value;
 

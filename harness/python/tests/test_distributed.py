@@ -77,9 +77,10 @@ class DistributedTest(unittest.TestCase):
             if rank == 0:
                 time.sleep(0.5)
             out = self.dir / f"rank-{rank}.json"
-            processes.append((rank, out, subprocess.Popen(
-                [sys.executable, str(TRIAL), str(out)], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+            process = subprocess.Popen([sys.executable, str(TRIAL), str(out)], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            self.addCleanup(process.kill)
+            processes.append((rank, out, process))
         results: dict[int, tuple[int, dict | None, str]] = {}
         for rank, out, process in processes:
             try:

@@ -207,14 +207,23 @@ fn allocation_view(row: AllocationRow) -> proto::Allocation {
 }
 
 /// An allocation spanning several agents: the chief's agent and start, the furthest step, and,
-/// once every part has ended, the end of the part that ended first (the others followed it).
+/// once every part has ended, the end that decided the trial's next state: a failure over a
+/// cancellation over a stop (suspended, lost, killed) over a completion, and among those the part
+/// that ended first (the others followed it).
 fn gang_view(id: String, mut parts: Vec<AllocationRow>) -> proto::Allocation {
     parts.sort_by_key(|p| p.part_index);
     let all_ended = parts.iter().all(|p| p.exit_reason.is_some());
+    let weight = |reason: &str| match reason {
+        "failed" => 0,
+        "canceled" => 1,
+        "completed" => 3,
+        _ => 2,
+    };
     let first_end = parts
         .iter()
-        .filter(|p| p.exit_reason.is_some())
-        .min_by_key(|p| (p.ended_ms, p.part_index));
+        .filter_map(|p| p.exit_reason.as_deref().map(|reason| (weight(reason), p)))
+        .min_by_key(|(weight, p)| (*weight, p.ended_ms, p.part_index))
+        .map(|(_, p)| p);
     let (exit_reason, message, ended_ms) = match first_end {
         Some(first) if all_ended => (
             first.exit_reason.clone().unwrap_or_default(),
@@ -262,5 +271,76 @@ impl Cluster {
             .ok_or_else(|| MasterError::NotFound(format!("trial {trial_id} does not exist")))?;
         let ended = trial.row.state.is_terminal();
         Ok((self.store.logs_of_trial(trial_id)?, self.subscribe(), ended))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(index: u32, agent: &str, reason: Option<&str>, ended_ms: i64) -> AllocationRow {
+        AllocationRow {
+            id: if index == 0 {
+                "g".into()
+            } else {
+                format!("g.{index}")
+            },
+            trial_id: 1,
+            agent_id: agent.into(),
+            slot_ids: vec!["cpu0".into()],
+            start_step: 20,
+            end_step: 30 + u64::from(index),
+            exit_reason: reason.map(str::to_string),
+            message: String::new(),
+            started_ms: 100 + i64::from(index),
+            ended_ms,
+            desired: "run".into(),
+            gang: "g".into(),
+            part_index: index,
+            part_count: 2,
+        }
+    }
+
+    #[test]
+    fn the_parts_of_an_allocation_show_as_one_with_the_end_that_decided() {
+        let one = allocation_views(vec![
+            part(1, "a2", Some("completed"), 500),
+            part(0, "a1", Some("suspended-by-disable"), 600),
+        ]);
+        assert_eq!(one.len(), 1);
+        let gang = &one[0];
+        assert_eq!((gang.id.as_str(), gang.agent_id.as_str()), ("g", "a1"));
+        assert_eq!(
+            (gang.start_step, gang.end_step, gang.started_ms),
+            (20, 31, 100)
+        );
+        assert_eq!(
+            gang.exit_reason, "suspended-by-disable",
+            "a stop over a completion"
+        );
+        assert_eq!(gang.ended_ms, 600);
+        assert_eq!(gang.parts[1].agent_id, "a2");
+
+        let failed = allocation_views(vec![
+            part(0, "a1", Some("part-ended"), 700),
+            part(1, "a2", Some("failed"), 650),
+        ]);
+        assert_eq!(failed[0].exit_reason, "failed");
+        let lost = allocation_views(vec![
+            part(0, "a1", Some("part-ended"), 700),
+            part(1, "a2", Some("agent-lost"), 650),
+        ]);
+        assert_eq!(
+            lost[0].exit_reason, "agent-lost",
+            "the part that ended first"
+        );
+        let running = allocation_views(vec![
+            part(0, "a1", None, 0),
+            part(1, "a2", Some("failed"), 650),
+        ]);
+        assert_eq!(
+            (running[0].exit_reason.as_str(), running[0].ended_ms),
+            ("", 0)
+        );
     }
 }
