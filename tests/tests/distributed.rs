@@ -164,10 +164,10 @@ fn a_two_rank_trial_spans_agents_moves_rides_out_a_master_restart_survives_a_kil
 fn a_checkpoint_missing_a_rank_s_part_is_never_used() {
     let cluster = TestCluster::start(&["a1", "a2"], &[]);
     let marker = cluster.dir.path().join("failed-once");
-    let config = std::fs::read_to_string(repo_root().join("tests/trials/partial_checkpoint.yaml"))
-        .unwrap()
-        .replace("MARKER", marker.to_str().unwrap())
-        .replace("STORAGE", cluster.storage().to_str().unwrap());
+    let config = ranks_config(
+        &cluster,
+        &[("FAIL_AT", "40"), ("MARKER", marker.to_str().unwrap())],
+    );
     let id = cluster.create_experiment(&config, &repo_root().join("tests/trials"));
     cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
     assert!(marker.is_file(), "rank 1 abandoned a checkpoint");
@@ -210,31 +210,87 @@ fn a_checkpoint_missing_a_rank_s_part_is_never_used() {
     assert!(part.join("rank-0.json").is_file());
     assert!(!part.join("metadata.json").exists(), "never committed");
 
-    let last = listed.as_array().unwrap().last().unwrap()["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sums: Vec<Value> = (0..2)
-        .map(|rank| {
-            let text = std::fs::read_to_string(
-                cluster
-                    .storage()
-                    .join(&last)
-                    .join(format!("rank-{rank}.json")),
-            );
-            serde_json::from_str(&text.unwrap()).unwrap()
-        })
-        .collect();
-    let expected: u64 = (1..=60).sum();
-    assert_eq!(sums[0]["sum"], expected, "rank 0 summed every step once");
-    assert_eq!(
-        sums[1]["sum"],
-        2 * expected,
-        "rank 1 summed every step once"
-    );
+    assert_summed_every_step_once(&cluster, id, 60);
     wait_until("nothing left running", MINUTE, || {
         cluster
             .processes_with_env(&format!("BATON_EXPERIMENT_ID={id}"))
             .is_empty()
     });
+}
+
+/// tests/trials/ranks.yaml with its placeholders set (`overrides` first, then defaults: no
+/// failure, no sleep, priority 42).
+fn ranks_config(cluster: &TestCluster, overrides: &[(&str, &str)]) -> String {
+    let defaults = [
+        ("FAIL_AT", "0"),
+        ("MARKER", ""),
+        ("STEP_SECONDS", "0"),
+        ("PRIORITY", "42"),
+    ];
+    let mut text = std::fs::read_to_string(repo_root().join("tests/trials/ranks.yaml"))
+        .unwrap()
+        .replace("STORAGE", cluster.storage().to_str().unwrap());
+    for (placeholder, value) in overrides.iter().chain(defaults.iter()) {
+        text = text.replace(placeholder, value);
+    }
+    text
+}
+
+/// Every rank of the ranks trial of experiment `id` counted each of its `steps` steps once.
+fn assert_summed_every_step_once(cluster: &TestCluster, id: u64, steps: u64) {
+    let latest = cluster.trial(cluster.first_trial(id))["latest_checkpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected: u64 = (1..=steps).sum();
+    for rank in 0..2u64 {
+        let file = cluster
+            .storage()
+            .join(&latest)
+            .join(format!("rank-{rank}.json"));
+        let state: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_eq!(
+            state["sum"],
+            (rank + 1) * expected,
+            "rank {rank} summed every step once"
+        );
+    }
+}
+
+#[test]
+fn a_more_important_trial_preempts_a_whole_gang_which_resumes_after_it() {
+    let cluster = TestCluster::start(&["a1", "a2"], &[]);
+    let low = cluster.create_experiment(
+        &ranks_config(
+            &cluster,
+            &[
+                ("STEP_SECONDS", "0.02"),
+                ("PRIORITY", "60"),
+                ("max_length: 60", "max_length: 200"),
+            ],
+        ),
+        &repo_root().join("tests/trials"),
+    );
+    let low_trial = cluster.first_trial(low);
+    cluster.wait_for_trial(low_trial, "the gang running", MINUTE, |t| {
+        agents_of(t).len() == 2 && t["steps_completed"].as_u64() > Some(30)
+    });
+    let urgent = example_config(
+        "linreg",
+        "single.yaml",
+        &cluster.storage(),
+        &[("slots_per_trial: 1", "slots_per_trial: 1\n  priority: 10")],
+    );
+    let high = cluster.create_experiment(&urgent, &repo_root().join("examples/linreg"));
+    cluster.wait_for_experiment(high, "COMPLETED", MINUTE);
+    cluster.wait_for_experiment(low, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.trial(low_trial);
+    let allocations = trial["allocations"].as_array().unwrap();
+    assert_eq!(allocations.len(), 2, "{trial:#}");
+    assert_eq!(allocations[0]["exit_reason"], "preempted", "{trial:#}");
+    assert_eq!(allocations[0]["parts"].as_array().unwrap().len(), 2);
+    assert_eq!(trial["restarts"], 0);
+    let high_trial = cluster.trial(cluster.first_trial(high));
+    assert_eq!(high_trial["allocations"].as_array().unwrap().len(), 1);
+    assert_summed_every_step_once(&cluster, low, 200);
 }
