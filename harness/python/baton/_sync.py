@@ -195,6 +195,8 @@ class Worker:
     def connect(cls, host: str, port: int, ranks: Ranks, timeout: float) -> Worker:
         """Connect to rank 0, retrying for `timeout` seconds, and be welcomed as `ranks.rank`."""
         deadline = time.monotonic() + timeout
+        # Rank 0 usually listens within a fraction of a second: retry soon, then back off.
+        pause = 0.01
         while True:
             try:
                 sock = socket.create_connection((host, port), timeout=timeout)
@@ -205,7 +207,8 @@ class Worker:
                         f"rank {ranks.rank} could not connect to rank 0 at {host}:{port} within "
                         f"{timeout:g} s ({SYNC_TIMEOUT_ENV}): {e.strerror or e}"
                     ) from e
-            time.sleep(0.2)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
         worker = cls(sock, sock.makefile("rb"), ranks.rank)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
