@@ -294,3 +294,44 @@ fn a_more_important_trial_preempts_a_whole_gang_which_resumes_after_it() {
     assert_eq!(high_trial["allocations"].as_array().unwrap().len(), 1);
     assert_summed_every_step_once(&cluster, low, 200);
 }
+
+#[test]
+fn two_ranks_on_one_agent_share_its_part_and_move_to_another_agent_together() {
+    let mut cluster = TestCluster::start(&[], &[]);
+    cluster.start_agent("big-1", 2);
+    cluster.wait_for_agents(1);
+    let id = cluster.create_experiment(
+        &ranks_config(
+            &cluster,
+            &[
+                ("STEP_SECONDS", "0.02"),
+                ("max_length: 60", "max_length: 150"),
+            ],
+        ),
+        &repo_root().join("tests/trials"),
+    );
+    let trial_id = cluster.first_trial(id);
+    cluster.wait_for_trial(trial_id, "both ranks on big-1", MINUTE, |t| {
+        agents_of(t) == ["big-1"] && t["steps_completed"].as_u64() > Some(30)
+    });
+    assert_eq!(
+        cluster.processes_with_env("BATON_WORLD_SIZE=2").len(),
+        2,
+        "two rank processes"
+    );
+    cluster.start_agent("big-2", 2);
+    cluster.wait_for_agents(2);
+    cluster.cli_ok(&["agent", "disable", "big-1"]);
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.trial(trial_id);
+    let allocations = trial["allocations"].as_array().unwrap();
+    assert_eq!(allocations.len(), 2, "{trial:#}");
+    assert_eq!(allocations[0]["exit_reason"], "suspended-by-disable");
+    assert_eq!(allocations[1]["agent_id"], "big-2");
+    assert_eq!(
+        allocations[1]["parts"].as_array().unwrap().len(),
+        1,
+        "one part, two ranks"
+    );
+    assert_summed_every_step_once(&cluster, id, 150);
+}
