@@ -118,7 +118,7 @@ pub async fn run_allocation(
 ) {
     let dir = AllocationDir::new(&env.work_dir, &start.allocation_id);
     let exited = match prepare::launch(&mut start, &env, &dir, &outbox).await {
-        Ok((process, restored)) => {
+        Ok((process, resume)) => {
             let serve = running::Serve {
                 start: &start,
                 env: &env,
@@ -126,7 +126,7 @@ pub async fn run_allocation(
                 progress: &progress,
                 outbox: &outbox,
             };
-            running::run_to_end(serve, process, restored, control).await
+            running::run_to_end(serve, process, resume, control).await
         }
         Err(message) => {
             tracing::error!(allocation = %start.allocation_id, %message, "allocation failed to start");
@@ -204,12 +204,8 @@ pub async fn adopt_allocation(
             body: Some(Body::CheckpointPart(report)),
         });
     }
-    let restored = (!start.latest_checkpoint_uuid.is_empty()).then(|| {
-        dir.path("restore")
-            .join(&start.latest_checkpoint_uuid)
-            .display()
-            .to_string()
-    });
+    // A daemon that stopped during the restore left it unfinished: it is done again.
+    let resume = prepare::Resume::of(&start, &dir);
     let serve = running::Serve {
         start: &start,
         env: &env,
@@ -217,7 +213,7 @@ pub async fn adopt_allocation(
         progress: &progress,
         outbox: &outbox,
     };
-    let exited = running::run_to_end(serve, process, restored, control).await;
+    let exited = running::run_to_end(serve, process, resume, control).await;
     finish(&dir, exited, &outbox).await;
 }
 

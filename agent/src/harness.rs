@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
 
 pub mod request;
@@ -65,6 +65,19 @@ pub struct Harness {
     pub uploads: mpsc::UnboundedSender<UploadJob>,
     role: RankRole,
     open_checkpoints: Mutex<HashMap<String, OpenCheckpoint>>,
+    restore: watch::Receiver<RestoreState>,
+}
+
+/// How far the restore of the checkpoint the trial resumes from has got; `init` is answered once
+/// it is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreState {
+    /// Still downloading and verifying.
+    Pending,
+    /// Restored and verified (or nothing to restore).
+    Done,
+    /// It failed, for this reason: the trial is not started.
+    Failed(String),
 }
 
 /// A checkpoint opened in this allocation that not all of its ranks have ended yet.
@@ -96,6 +109,27 @@ impl Harness {
             uploads,
             role: RankRole::default(),
             open_checkpoints: Mutex::new(HashMap::new()),
+            restore: watch::channel(RestoreState::Done).1,
+        }
+    }
+
+    /// The same harness answering `init` only once `restore` says the checkpoint is restored.
+    pub fn with_restore(self, restore: watch::Receiver<RestoreState>) -> Self {
+        Self { restore, ..self }
+    }
+
+    /// Waits until the checkpoint the trial resumes from is restored.
+    async fn restored(&self) -> Result<(), String> {
+        let mut restore = self.restore.clone();
+        loop {
+            match &*restore.borrow_and_update() {
+                RestoreState::Done => return Ok(()),
+                RestoreState::Failed(reason) => return Err(reason.clone()),
+                RestoreState::Pending => {}
+            }
+            if restore.changed().await.is_err() {
+                return Err("the agent stopped restoring the checkpoint".to_string());
+            }
         }
     }
 
@@ -149,6 +183,7 @@ impl Harness {
 
     async fn handle(&self, request: Request, initialized: &mut bool) -> Result<Value, String> {
         if request == Request::Init {
+            self.restored().await?;
             *initialized = true;
             return Ok(self.init_reply.clone());
         }

@@ -202,13 +202,18 @@ impl TestCluster {
         });
     }
 
-    /// Runs the CLI against this cluster, presenting the cluster's token if it has one.
+    /// Runs the CLI against this cluster, presenting the cluster's token if it has one, with the
+    /// credentials of the test S3 server and Azure emulator in its environment.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.cli_command(self.token.as_deref())
             .args(args)
             .current_dir(repo_root())
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env(
+                "AZURE_STORAGE_ACCOUNT_KEY",
+                crate::test_storage::AZURITE_KEY,
+            )
             .output()
             .expect("baton runs")
     }

@@ -1,9 +1,12 @@
-//! Checkpoint storage as tests see it: a shared_fs directory or a prefix of a real S3 bucket.
+//! Checkpoint storage as tests see it: a shared_fs directory, or a prefix of a bucket on the S3
+//! server or of a container on the Azure Blob emulator that the test run started.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use baton_common::config::StorageBackend;
+use baton_common::storage::build_object_store;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
@@ -25,7 +28,20 @@ pub enum TestStorage {
         /// Key prefix unique to the test.
         prefix: String,
     },
+    /// A prefix in a container of the Azure Blob emulator (Azurite) the test run started.
+    Azure {
+        /// Blob service URL of the emulator's development account.
+        endpoint: String,
+        /// Container name.
+        container: String,
+        /// Blob prefix unique to the test.
+        prefix: String,
+    },
 }
+
+/// The well-known key of Azurite's development account `devstoreaccount1`.
+pub(crate) const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 impl TestStorage {
     /// A unique prefix in the test S3 server; fails when no server was started.
@@ -41,28 +57,46 @@ impl TestStorage {
         }
     }
 
+    /// A unique prefix in the test Azure Blob emulator; fails when none was started.
+    pub fn azure(name: &str) -> Self {
+        let endpoint = std::env::var("BATON_TEST_AZURE_ENDPOINT").expect(
+            "Azure tests need the Azurite emulator: run scripts/test.sh, which starts it and sets BATON_TEST_AZURE_ENDPOINT",
+        );
+        let container =
+            std::env::var("BATON_TEST_AZURE_CONTAINER").unwrap_or_else(|_| "baton-test".into());
+        TestStorage::Azure {
+            endpoint,
+            container,
+            prefix: format!("{name}-{}", uuid::Uuid::new_v4()),
+        }
+    }
+
     /// An example config whose checkpoint storage is this one.
     pub fn config(&self, example: &str, config: &str, overrides: &[(&str, &str)]) -> String {
-        match self {
-            TestStorage::SharedFs(root) => example_config(example, config, root, overrides),
+        let block = match self {
+            TestStorage::SharedFs(root) => return example_config(example, config, root, overrides),
             TestStorage::S3 {
                 endpoint,
                 bucket,
                 prefix,
-            } => {
-                let text =
-                    example_config(example, config, std::path::Path::new("/unused"), overrides);
-                let block = format!(
-                    "  type: s3\n  bucket: {bucket}\n  prefix: {prefix}\n  endpoint_url: {endpoint}\n  access_key: testing\n  secret_key: testing\n"
-                );
-                let shared = "  type: shared_fs\n  host_path: /unused\n";
-                assert!(
-                    text.contains(shared),
-                    "config has no shared_fs storage block"
-                );
-                text.replace(shared, &block)
-            }
-        }
+            } => format!(
+                "  type: s3\n  bucket: {bucket}\n  prefix: {prefix}\n  endpoint_url: {endpoint}\n  access_key: testing\n  secret_key: testing\n"
+            ),
+            TestStorage::Azure {
+                endpoint,
+                container,
+                prefix,
+            } => format!(
+                "  type: azure\n  container: {container}\n  prefix: {prefix}\n  account_url: {endpoint}\n  access_key: '{AZURITE_KEY}'\n"
+            ),
+        };
+        let text = example_config(example, config, std::path::Path::new("/unused"), overrides);
+        let shared = "  type: shared_fs\n  host_path: /unused\n";
+        assert!(
+            text.contains(shared),
+            "config has no shared_fs storage block"
+        );
+        text.replace(shared, &block)
     }
 
     /// The uuids of every checkpoint prefix present in storage, committed or not.
@@ -165,6 +199,22 @@ impl TestStorage {
                     )),
                     (),
                 )
+            }
+            TestStorage::Azure {
+                endpoint,
+                container,
+                prefix,
+            } => {
+                let backend = StorageBackend::Azure {
+                    container: container.clone(),
+                    prefix: Some(prefix.clone()),
+                    account_url: Some(endpoint.clone()),
+                    connection_string: None,
+                    account: None,
+                    access_key: Some(AZURITE_KEY.into()),
+                };
+                let (store, _) = build_object_store(&backend).expect("Azure client");
+                (store, ())
             }
         }
     }

@@ -35,12 +35,22 @@ fn grid_experiment_completes_with_verified_checkpoints_and_survives_a_master_res
 
 #[test]
 fn grid_experiment_completes_with_s3_checkpoint_storage_then_gc_and_sweep_clean_it() {
+    grid_then_gc_and_sweep(&TestStorage::s3("grid"));
+}
+
+#[test]
+fn grid_experiment_completes_with_azure_checkpoint_storage_then_gc_and_sweep_clean_it() {
+    grid_then_gc_and_sweep(&TestStorage::azure("grid"));
+}
+
+/// Runs the grid on object storage, then checks that GC (on a tightened policy) and the sweep of
+/// an abandoned upload leave only the best checkpoint.
+fn grid_then_gc_and_sweep(storage: &TestStorage) {
     let cluster = TestCluster::start(
         &["a1", "a2"],
         &["--sweep-interval-secs", "1", "--upload-grace-secs", "2"],
     );
-    let storage = TestStorage::s3("grid");
-    run_grid_and_check_storage(&cluster, &storage);
+    run_grid_and_check_storage(&cluster, storage);
 
     let leftover = uuid::Uuid::new_v4().to_string();
     storage.write(&leftover, "partial.bin", vec![1; 1024]);
@@ -60,7 +70,7 @@ fn grid_experiment_completes_with_s3_checkpoint_storage_then_gc_and_sweep_clean_
         "--yes",
     ]);
     wait_until(
-        "GC and the sweep to empty S3 of everything but the best checkpoint",
+        "GC and the sweep to empty storage of everything but the best checkpoint",
         Duration::from_secs(60),
         || storage.checkpoint_uuids() == BTreeSet::from([best.clone()]),
     );

@@ -12,14 +12,52 @@ use super::record::AllocationDir;
 use super::{AllocationEnv, distributed};
 use crate::metrics::{AgentMetrics, Transfer};
 
-/// Prepares the allocation's directory and starts its trial; returns the process and the local
-/// checkpoint it restores from. A distributed trial's chief part gets its rendezvous ports here.
+/// The checkpoint a trial resumes from, as far as its restore has got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// A fresh start: nothing to restore.
+    Fresh,
+    /// Being restored into this local directory while the trial starts.
+    Restoring(String),
+    /// Restored into this local directory.
+    Restored(String),
+}
+
+impl Resume {
+    /// Where a trial resuming from `start`'s checkpoint finds it, restored or not.
+    pub fn of(start: &StartAllocation, dir: &AllocationDir) -> Self {
+        if start.latest_checkpoint_uuid.is_empty() {
+            return Resume::Fresh;
+        }
+        let path = restore_path(start, dir).display().to_string();
+        if dir.path(RESTORED_MARKER).exists() {
+            Resume::Restored(path)
+        } else {
+            Resume::Restoring(path)
+        }
+    }
+
+    /// The local checkpoint directory, if any.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Resume::Fresh => None,
+            Resume::Restoring(path) | Resume::Restored(path) => Some(path),
+        }
+    }
+}
+
+/// A file in the allocation's directory that says its checkpoint is restored and verified.
+const RESTORED_MARKER: &str = "restored";
+
+/// Prepares the allocation's directory and starts its trial at once, before its checkpoint is
+/// restored (the harness holds the trial's `init` until it is); returns the process and what it
+/// resumes from. A distributed trial's chief part gets its rendezvous ports here.
 pub async fn launch(
     start: &mut StartAllocation,
     env: &AllocationEnv,
     dir: &AllocationDir,
     outbox: &mpsc::UnboundedSender<AgentMessage>,
-) -> Result<(TrialProcess, Option<String>), String> {
+) -> Result<(TrialProcess, Resume), String> {
     distributed::choose_ports(start)?;
     dir.write_start(start).map_err(|e| {
         format!(
@@ -29,17 +67,15 @@ pub async fn launch(
     })?;
     distributed::announce(start, outbox);
     write_context(start, &dir.path("context")).await?;
-    let store =
-        CheckpointStore::from_storage_json(&start.storage_json).map_err(|e| e.to_string())?;
-    let restored = restore_checkpoint(&env.metrics, start, &store, dir, outbox)
-        .await
-        .inspect_err(|_| {
-            env.metrics
-                .transfer_failed(Transfer::Restore, store.backend_name())
-        })?;
+    let resume = Resume::of(start, dir);
     let socket = socket_path(&env.work_dir, &start.allocation_id);
-    let process = TrialProcess::spawn(start, env, dir, &socket, restored.as_deref())?;
-    Ok((process, restored))
+    let process = TrialProcess::spawn(start, env, dir, &socket, resume.path())?;
+    Ok((process, resume))
+}
+
+/// Where `start`'s checkpoint is restored to.
+fn restore_path(start: &StartAllocation, dir: &AllocationDir) -> PathBuf {
+    dir.path("restore").join(&start.latest_checkpoint_uuid)
 }
 
 /// Writes the experiment's context files, refusing paths that escape the directory.
@@ -69,20 +105,34 @@ async fn write_context(start: &StartAllocation, context_dir: &Path) -> Result<()
     Ok(())
 }
 
-/// Downloads and verifies the checkpoint to resume from, by the master's record of its files;
-/// None on a fresh start.
-async fn restore_checkpoint(
+/// Downloads and verifies the checkpoint `start` resumes from, by the master's record of its
+/// files, then marks the allocation restored.
+pub async fn restore_checkpoint(
+    metrics: &AgentMetrics,
+    start: &StartAllocation,
+    dir: &AllocationDir,
+    outbox: &mpsc::UnboundedSender<AgentMessage>,
+) -> Result<(), String> {
+    let store =
+        CheckpointStore::from_storage_json(&start.storage_json).map_err(|e| e.to_string())?;
+    let restored = download(metrics, start, &store, dir, outbox).await;
+    if restored.is_err() {
+        metrics.transfer_failed(Transfer::Restore, store.backend_name());
+    }
+    restored?;
+    std::fs::write(dir.path(RESTORED_MARKER), b"")
+        .map_err(|e| format!("cannot record the restore in {}: {e}", dir.root.display()))
+}
+
+async fn download(
     metrics: &AgentMetrics,
     start: &StartAllocation,
     store: &CheckpointStore,
     dir: &AllocationDir,
     outbox: &mpsc::UnboundedSender<AgentMessage>,
-) -> Result<Option<String>, String> {
-    if start.latest_checkpoint_uuid.is_empty() {
-        return Ok(None);
-    }
+) -> Result<(), String> {
     let uuid = &start.latest_checkpoint_uuid;
-    let target = dir.path("restore").join(uuid);
+    let target = restore_path(start, dir);
     let begun = std::time::Instant::now();
     let manifest: Manifest = serde_json::from_str(&start.latest_checkpoint_metadata_json)
         .ok()
@@ -109,7 +159,7 @@ async fn restore_checkpoint(
             begun.elapsed()
         ),
     ));
-    Ok(Some(target.display().to_string()))
+    Ok(())
 }
 
 /// The harness socket path, kept short enough for `sun_path`.

@@ -12,10 +12,11 @@ use baton_common::storage::CheckpointStore;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use super::prepare::Resume;
 use super::process::{TrialExit, TrialProcess};
 use super::record::AllocationDir;
 use super::{AllocationEnv, AllocationProgress, Control, distributed, logs, prepare, uploads};
-use crate::harness::{Harness, RankRole};
+use crate::harness::{Harness, RankRole, RestoreState};
 
 /// What serving a trial needs, whether this daemon started it or adopted it.
 pub struct Serve<'a> {
@@ -31,12 +32,13 @@ pub struct Serve<'a> {
     pub outbox: &'a mpsc::UnboundedSender<AgentMessage>,
 }
 
-/// Serves a started (or adopted) trial until it ends, and says how it ended.
+/// Serves a started (or adopted) trial until it ends, and says how it ended; restores its
+/// checkpoint meanwhile if that is not done yet (the trial's `init` waits for it).
 pub async fn run_to_end(
     serve: Serve<'_>,
     process: TrialProcess,
-    restored: Option<String>,
-    control: mpsc::UnboundedReceiver<Control>,
+    resume: Resume,
+    mut control: mpsc::UnboundedReceiver<Control>,
 ) -> AllocationExited {
     let Serve {
         start,
@@ -82,7 +84,13 @@ pub async fn run_to_end(
         "hparams": serde_json::from_str::<serde_json::Value>(&start.hparams_json).unwrap_or_default(),
         "max_length": tracker.lock().expect("tracker lock").max_length(),
         "start_step": start.latest_checkpoint_step,
-        "latest_checkpoint": restored,
+        "latest_checkpoint": resume.path(),
+    });
+    let restoring = matches!(resume, Resume::Restoring(_));
+    let (restore_state, restore_watch) = watch::channel(if restoring {
+        RestoreState::Pending
+    } else {
+        RestoreState::Done
     });
     let harness = Arc::new(
         Harness::new(
@@ -94,7 +102,8 @@ pub async fn run_to_end(
             outbox.clone(),
             uploads_tx,
         )
-        .with_role(RankRole::of(start)),
+        .with_role(RankRole::of(start))
+        .with_restore(restore_watch),
     );
     let socket = prepare::socket_path(&env.work_dir, &allocation_id);
     let _ = std::fs::remove_file(&socket);
@@ -114,18 +123,55 @@ pub async fn run_to_end(
         outbox.clone(),
         output_done_rx,
     ));
-    progress.set(AllocationPhase::Running);
-    let _ = outbox.send(AgentMessage {
-        body: Some(Body::AllocationStarted(AllocationStarted {
-            allocation_id: allocation_id.clone(),
-            start_step: start.latest_checkpoint_step,
-        })),
-    });
+    let started = || {
+        progress.set(AllocationPhase::Running);
+        let _ = outbox.send(AgentMessage {
+            body: Some(Body::AllocationStarted(AllocationStarted {
+                allocation_id: allocation_id.clone(),
+                start_step: start.latest_checkpoint_step,
+            })),
+        });
+    };
+    if !restoring {
+        started();
+    }
     let preemption_timeout =
         Duration::from_millis(start.policy.map_or(60_000, |p| p.preemption_timeout_ms));
-    let exit = process
-        .supervise(control, tracker.clone(), preemption_timeout, env.kill_grace)
-        .await;
+    // The master's commands, and a kill of the agent's own when the restore fails.
+    let (commands, supervised) = mpsc::unbounded_channel();
+    let supervise = process.supervise(
+        supervised,
+        tracker.clone(),
+        preemption_timeout,
+        env.kill_grace,
+    );
+    tokio::pin!(supervise);
+    let restore = prepare::restore_checkpoint(&env.metrics, start, dir, outbox);
+    tokio::pin!(restore);
+    let mut restore_failure = None;
+    let mut restore_pending = restoring;
+    let exit = loop {
+        tokio::select! {
+            exit = &mut supervise => break exit,
+            Some(command) = control.recv() => {
+                let _ = commands.send(command);
+            }
+            restored = &mut restore, if restore_pending => {
+                restore_pending = false;
+                match restored {
+                    Ok(()) => {
+                        let _ = restore_state.send(RestoreState::Done);
+                        started();
+                    }
+                    Err(reason) => {
+                        let _ = restore_state.send(RestoreState::Failed(reason.clone()));
+                        let _ = commands.send(Control::Kill);
+                        restore_failure = Some(reason);
+                    }
+                }
+            }
+        }
+    };
     progress.set(AllocationPhase::Exiting);
     if let Some(task) = harness_task {
         task.abort();
@@ -136,6 +182,16 @@ pub async fn run_to_end(
     let upload_errors = uploader.await.unwrap_or_default();
     lease.abort();
     let tracker = tracker.lock().expect("tracker lock");
+    if let Some(reason) = restore_failure {
+        let _ = outbox.send(logs::agent_line(&allocation_id, &reason));
+        return exited(
+            start,
+            ExitKind::Failed,
+            -1,
+            start.latest_checkpoint_step,
+            reason,
+        );
+    }
     let (kind, mut message) = describe_exit(exit, tracker.stopped_for_suspend, start, env);
     if progress.self_fenced() {
         message = format!("{message}; stopped by the agent itself: no contact with the master")

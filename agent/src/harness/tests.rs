@@ -183,3 +183,37 @@ async fn a_one_rank_trial_is_refused_a_uuid_and_ends_without_a_rank() {
     let job = fixture.uploads.try_recv().unwrap();
     assert_eq!((job.uuid, job.local_rank, job.part_ranks), (uuid, 0, 1));
 }
+
+#[tokio::test]
+async fn init_is_answered_once_the_checkpoint_is_restored_and_refused_when_the_restore_fails() {
+    let (state, watch) = watch::channel(RestoreState::Pending);
+    let fixture = Fixture::new(RankRole::default());
+    let harness = Arc::new(fixture.harness.with_restore(watch));
+    let waiting = {
+        let harness = harness.clone();
+        tokio::spawn(async move { harness.handle(Request::Init, &mut false).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "init waits while the restore runs");
+    state.send(RestoreState::Done).unwrap();
+    assert!(waiting.await.unwrap().is_ok());
+
+    let (state, watch) = watch::channel(RestoreState::Pending);
+    let fixture = Fixture::new(RankRole::default());
+    let harness = fixture.harness.with_restore(watch);
+    state
+        .send(RestoreState::Failed(
+            "cannot restore checkpoint c1: file x changed".into(),
+        ))
+        .unwrap();
+    let mut initialized = false;
+    let refused = harness.handle(Request::Init, &mut initialized).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        "cannot restore checkpoint c1: file x changed"
+    );
+    assert!(
+        !initialized,
+        "nothing else is answered after a failed restore"
+    );
+}

@@ -63,6 +63,10 @@ pub enum StorageBackend {
         /// Service account key file; without it the environment's credentials are used.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         service_account_path: Option<String>,
+        /// Base URL of a GCS-compatible server (http or https), such as an emulator; requests to an
+        /// `http://` one carry no credential, so none is looked up or sent in clear text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint_url: Option<String>,
     },
     /// Azure Blob Storage.
     Azure {
@@ -71,7 +75,8 @@ pub enum StorageBackend {
         /// Blob prefix inside the container.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prefix: Option<String>,
-        /// Account URL (http or https).
+        /// Blob service URL of the account (http or https): `https://<account>.blob.core.windows.net`,
+        /// or a path-style one ending in the account name, such as an emulator's.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account_url: Option<String>,
         /// Connection string holding the account and its key.
@@ -150,6 +155,8 @@ enum StorageBackendDef {
         prefix: Option<String>,
         #[serde(default)]
         service_account_path: Option<String>,
+        #[serde(default)]
+        endpoint_url: Option<String>,
     },
     Azure {
         container: String,
@@ -286,9 +293,15 @@ impl StorageBackend {
                     _ => Ok(()),
                 }
             }
-            StorageBackend::Gcs { bucket, prefix, .. } => {
+            StorageBackend::Gcs {
+                bucket,
+                prefix,
+                endpoint_url,
+                ..
+            } => {
                 non_empty(&format!("{STORAGE}.bucket"), bucket)?;
-                check_prefix(prefix)
+                check_prefix(prefix)?;
+                check_url("endpoint_url", endpoint_url)
             }
             StorageBackend::Azure {
                 container,
@@ -409,7 +422,8 @@ mod tests {
             StorageBackend::Gcs {
                 bucket: "b".into(),
                 prefix: None,
-                service_account_path: Some("/k.json".into())
+                service_account_path: Some("/k.json".into()),
+                endpoint_url: None,
             }
         );
         let azure = parse_experiment_config(&storage(
@@ -436,7 +450,7 @@ mod tests {
         for spec in [
             "{type: shared_fs, host_path: /m, storage_path: a/b, save_experiment_best: 4}",
             "{type: s3, bucket: b, endpoint_url: 'https://s3.local', access_key: a, secret_key: s}",
-            "{type: gcs, bucket: b, prefix: p}",
+            "{type: gcs, bucket: b, prefix: p, endpoint_url: 'http://127.0.0.1:4443'}",
             "{type: azure, container: c, account: acct, save_trial_latest: 0}",
         ] {
             let cfg = parse_experiment_config(&storage(spec))

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, StaticCredentialProvider};
 
 use super::StorageError;
 use crate::config::StorageBackend;
@@ -65,10 +65,23 @@ pub fn build_object_store(
             bucket,
             prefix,
             service_account_path,
+            endpoint_url,
         } => {
             let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
             if let Some(path) = service_account_path {
                 builder = builder.with_service_account_path(path);
+            }
+            if let Some(endpoint) = endpoint_url {
+                builder = builder.with_base_url(endpoint.trim_end_matches('/'));
+                if endpoint.starts_with("http://") {
+                    // No token is looked up (nor sent in clear text): an empty bearer, as for an
+                    // emulator. Skipping signatures alone would still fetch one for writes.
+                    builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(
+                        GcpCredential {
+                            bearer: String::new(),
+                        },
+                    )));
+                }
             }
             let store = builder.build().map_err(|e| config_error("gcs", e))?;
             Ok((with_prefix(store, prefix.as_deref()), None))
@@ -93,7 +106,14 @@ pub fn build_object_store(
                 }
             }
             if let Some(url) = account_url {
-                builder = builder.with_url(url);
+                let url = url.trim_end_matches('/');
+                builder = builder.with_endpoint(url.to_string());
+                if url.starts_with("http://") {
+                    builder = builder.with_allow_http(true);
+                }
+                if let Some(name) = account_in_url(url) {
+                    builder = builder.with_account(name);
+                }
             }
             if let Some(account) = account {
                 builder = builder.with_account(account);
@@ -115,6 +135,18 @@ fn with_prefix<T: ObjectStore>(store: T, prefix: Option<&str>) -> Arc<dyn Object
         Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
         None => Arc::new(store),
     }
+}
+
+/// The account an Azure account URL names: `<account>` of `<account>.blob.<domain>`, else the last
+/// segment of a path-style URL such as an emulator's `http://127.0.0.1:10000/<account>`.
+fn account_in_url(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    if let Some((account, _)) = url.host_str()?.split_once(".blob.") {
+        return Some(account.to_string());
+    }
+    url.path_segments()?
+        .rfind(|segment| !segment.is_empty())
+        .map(str::to_string)
 }
 
 /// Splits an Azure connection string (`Key=Value;Key=Value`) into its pairs.
@@ -145,6 +177,21 @@ mod tests {
     }
 
     #[test]
+    fn account_urls_name_their_account() {
+        for (url, account) in [
+            ("https://acct.blob.core.windows.net", Some("acct")),
+            ("https://acct.blob.core.windows.net/", Some("acct")),
+            (
+                "http://127.0.0.1:10000/devstoreaccount1",
+                Some("devstoreaccount1"),
+            ),
+            ("https://blob.example.com", None),
+        ] {
+            assert_eq!(account_in_url(url).as_deref(), account, "{url}");
+        }
+    }
+
+    #[test]
     fn shared_fs_creates_root() {
         let dir = tempfile::tempdir().unwrap();
         let backend = StorageBackend::SharedFs {
@@ -162,6 +209,7 @@ mod tests {
             bucket: "ckpts".into(),
             prefix: Some("team".into()),
             service_account_path: None,
+            endpoint_url: None,
         };
         let (_, root) = build_object_store(&gcs).unwrap();
         assert!(root.is_none());
@@ -176,10 +224,30 @@ mod tests {
             access_key: None,
         };
         build_object_store(&azure).unwrap();
+        let emulators = [
+            StorageBackend::Azure {
+                container: "ckpts".into(),
+                prefix: None,
+                account_url: Some("http://127.0.0.1:10000/devstoreaccount1".into()),
+                connection_string: None,
+                account: None,
+                access_key: Some("a2V5".into()),
+            },
+            StorageBackend::Gcs {
+                bucket: "ckpts".into(),
+                prefix: None,
+                service_account_path: None,
+                endpoint_url: Some("http://127.0.0.1:4443/".into()),
+            },
+        ];
+        for backend in emulators {
+            build_object_store(&backend).unwrap();
+        }
         let missing_key = StorageBackend::Gcs {
             bucket: "ckpts".into(),
             prefix: None,
             service_account_path: Some("/nonexistent/key.json".into()),
+            endpoint_url: None,
         };
         let err = build_object_store(&missing_key).unwrap_err().to_string();
         assert!(

@@ -76,6 +76,7 @@ fn bad_configs_name_the_field() {
         (storage("{type: s3, bucket: b, prefix: a/../b}"), "checkpoint_storage.prefix", "\"..\""),
         (storage("{type: s3, bucket: b, host_path: /m}"), "checkpoint_storage.host_path", "unknown field"),
         (storage("{type: gcs, bucket: ''}"), "checkpoint_storage.bucket", "must not be empty"),
+        (storage("{type: gcs, bucket: b, endpoint_url: 'localhost:4443'}"), "checkpoint_storage.endpoint_url", "http or https"),
         (storage("{type: azure, container: c}"), "checkpoint_storage", "account_url, connection_string or account"),
         (storage("{type: azure, container: c, account_url: nope}"), "checkpoint_storage.account_url", "http or https"),
         (hp("{type: int, minval: 1, maxval: 2, bogus: 3}"), "hyperparameters.lr.bogus", "unknown field"),
