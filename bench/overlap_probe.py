@@ -40,7 +40,6 @@ def main() -> int:
                 while f.read(2**24):
                     pass
             emit("loaded", seconds=time.perf_counter() - started)
-        payload = os.urandom(2**20) * int(HP["size_mib"])
         step, first = ctx.start_step, True
         while step < ctx.max_length:
             step += 1
@@ -51,7 +50,7 @@ def main() -> int:
                 first = False
             if d.checkpoint:
                 with ctx.checkpoint(step) as path:
-                    (path / "state.bin").write_bytes(payload)
+                    (path / "state.bin").write_bytes(os.urandom(2**20) * int(HP["size_mib"]))
             if d.stop:
                 break
     return 0
