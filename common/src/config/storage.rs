@@ -336,7 +336,9 @@ impl StorageBackend {
         }
     }
 
-    /// A copy without secrets (`secret_key`, `access_key`, `connection_string`), safe to show users.
+    /// A copy without secrets (`secret_key`, `access_key`, and a connection string's `AccountKey`
+    /// and `SharedAccessSignature`), safe to show users; what remains of a connection string
+    /// (account, endpoints) still lets a client that has the key find the storage.
     pub fn redacted(&self) -> StorageBackend {
         let hide = |_: &Option<String>| None;
         let mut copy = self.clone();
@@ -354,13 +356,28 @@ impl StorageBackend {
                 access_key,
                 ..
             } => {
-                *connection_string = hide(connection_string);
+                *connection_string = connection_string.as_deref().and_then(without_secrets);
                 *access_key = hide(access_key);
             }
             StorageBackend::SharedFs { .. } | StorageBackend::Gcs { .. } => {}
         }
         copy
     }
+}
+
+/// An Azure connection string without its `AccountKey` and `SharedAccessSignature` pairs; None
+/// when nothing else is left.
+fn without_secrets(connection: &str) -> Option<String> {
+    let kept: Vec<&str> = connection
+        .split(';')
+        .filter(|pair| !pair.trim().is_empty())
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default().trim();
+            !key.eq_ignore_ascii_case("AccountKey")
+                && !key.eq_ignore_ascii_case("SharedAccessSignature")
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(";"))
 }
 
 #[cfg(test)]
@@ -477,5 +494,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown field `x`"), "{err}");
+    }
+
+    #[test]
+    fn a_redacted_connection_string_keeps_the_account_and_endpoint_only() {
+        let backend = StorageBackend::Azure {
+            container: "ckpts".into(),
+            prefix: None,
+            account: None,
+            account_url: None,
+            access_key: None,
+            connection_string: Some(
+                "DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=s3cr3t==;\
+                 BlobEndpoint=http://127.0.0.1:10000/dev;SharedAccessSignature=sv=1&sig=x"
+                    .into(),
+            ),
+        };
+        let StorageBackend::Azure {
+            connection_string, ..
+        } = backend.redacted()
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            connection_string.as_deref(),
+            Some(
+                "DefaultEndpointsProtocol=http;AccountName=dev;BlobEndpoint=http://127.0.0.1:10000/dev"
+            )
+        );
+        assert_eq!(
+            without_secrets("AccountKey=k;SharedAccessSignature=s"),
+            None
+        );
     }
 }
