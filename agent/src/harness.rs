@@ -162,7 +162,18 @@ impl Harness {
         let mut buffer = BytesMut::new();
         let mut initialized = false;
         while let Some(line) = next_line(&mut read, &mut codec, &mut buffer).await {
+            // A report is answered first and forwarded after: the trial's step never waits on
+            // the hand-over to the master's stream.
+            let mut forward = None;
             let reply = match line.and_then(|line| request::decode(&line)) {
+                Ok(request) if initialized => match self.report(&request) {
+                    Some(Ok((answer, report))) => {
+                        forward = Some(report);
+                        Ok(answer)
+                    }
+                    Some(Err(error)) => Err(error),
+                    None => self.handle(request, &mut initialized).await,
+                },
                 Ok(request) => self.handle(request, &mut initialized).await,
                 Err(error) => Err(error),
             };
@@ -175,7 +186,11 @@ impl Harness {
                 Err(error) => json!({"ok": false, "error": error}).to_string(),
             };
             reply.push('\n');
-            if write.write_all(reply.as_bytes()).await.is_err() {
+            let written = write.write_all(reply.as_bytes()).await;
+            if let Some(report) = forward {
+                self.send(report);
+            }
+            if written.is_err() {
                 break;
             }
         }
@@ -195,8 +210,11 @@ impl Harness {
         }
         match request {
             Request::Init => Ok(self.init_reply.clone()),
-            Request::ReportTraining { step, metrics } => self.report_training(step, &metrics),
-            Request::ReportValidation { step, metrics } => self.report_validation(step, &metrics),
+            Request::ReportTraining { .. } | Request::ReportValidation { .. } => {
+                let (answer, report) = self.report(&request).expect("a report request")?;
+                self.send(report);
+                Ok(answer)
+            }
             Request::CheckpointStart { step, uuid } => self.checkpoint_start(step, uuid).await,
             Request::CheckpointEnd {
                 uuid,
@@ -208,35 +226,53 @@ impl Harness {
         }
     }
 
-    fn report_training(&self, step: u64, metrics: &Map<String, Value>) -> Result<Value, String> {
+    /// A report's answer and the message for the master; None for requests that are not reports.
+    fn report(&self, request: &Request) -> Option<Result<(Value, Body), String>> {
+        match request {
+            Request::ReportTraining { step, metrics } => Some(self.report_training(*step, metrics)),
+            Request::ReportValidation { step, metrics } => {
+                Some(self.report_validation(*step, metrics))
+            }
+            _ => None,
+        }
+    }
+
+    fn report_training(
+        &self,
+        step: u64,
+        metrics: &Map<String, Value>,
+    ) -> Result<(Value, Body), String> {
         self.role.check_reports("report_training")?;
         let directive = self
             .tracker
             .lock()
             .expect("tracker lock")
             .on_training(step)?;
-        self.send(Body::Training(TrainingReport {
+        let report = Body::Training(TrainingReport {
             allocation_id: self.allocation_id.clone(),
             step,
             metrics_json: Value::Object(metrics.clone()).to_string(),
-        }));
-        Ok(
-            json!({"validate": directive.validate, "checkpoint": directive.checkpoint, "stop": directive.stop}),
-        )
+        });
+        let answer = json!({"validate": directive.validate, "checkpoint": directive.checkpoint, "stop": directive.stop});
+        Ok((answer, report))
     }
 
-    fn report_validation(&self, step: u64, metrics: &Map<String, Value>) -> Result<Value, String> {
+    fn report_validation(
+        &self,
+        step: u64,
+        metrics: &Map<String, Value>,
+    ) -> Result<(Value, Body), String> {
         self.role.check_reports("report_validation")?;
         self.tracker
             .lock()
             .expect("tracker lock")
             .on_validation(step);
-        self.send(Body::Validation(ValidationReport {
+        let report = Body::Validation(ValidationReport {
             allocation_id: self.allocation_id.clone(),
             step,
             metrics_json: Value::Object(metrics.clone()).to_string(),
-        }));
-        Ok(json!({}))
+        });
+        Ok((json!({}), report))
     }
 
     /// Opens a checkpoint: under a new uuid for rank 0 (or a one-rank trial), under rank 0's
