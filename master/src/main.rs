@@ -98,8 +98,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     agent_tokens.cluster_token = args.cluster_token;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listener = listen(args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     if let Some(path) = &args.address_file {
         let temporary = path.with_extension("partial");
@@ -133,4 +132,20 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     serve(options, listener, baton_common::daemon::shutdown_signal()).await
+}
+
+/// Connections the kernel queues for accepting (capped by net.core.somaxconn): room for a fleet
+/// of agents reconnecting at once after a master restart, whose dropped SYNs would wait seconds.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Binds `address` as `TcpListener::bind` does, with a longer accept queue.
+fn listen(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
 }

@@ -12,6 +12,11 @@ use prometheus::{
     GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
 
+/// Histogram buckets for a scheduling pass, in seconds: 100 µs to 2.5 s.
+const SCHEDULE_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
 /// Every metric the master exports, registered in `registry`.
 #[derive(Clone)]
 pub struct MasterMetrics {
@@ -51,6 +56,8 @@ pub struct MasterMetrics {
     pub queue_depth: IntGauge,
     /// Time the cluster task spent on each command, by command.
     pub command_duration: HistogramVec,
+    /// Time of each scheduling pass of the cluster task.
+    pub schedule_duration: Histogram,
 }
 
 impl MasterMetrics {
@@ -137,6 +144,13 @@ impl MasterMetrics {
                 "Time the cluster task spent applying each command, by command.",
                 &["command"],
                 &FAST_BUCKETS,
+            ),
+            schedule_duration: histogram(
+                &r,
+                "baton_master_schedule_pass_duration_seconds",
+                "Time of each scheduling pass of the cluster task (placement, preemption, why \
+                 queued trials wait).",
+                &SCHEDULE_BUCKETS,
             ),
             registry: r,
         }

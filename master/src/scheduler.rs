@@ -1,12 +1,12 @@
 //! Pure placement and preemption decisions.
 
-use std::collections::BTreeMap;
-
 mod choice;
+mod holes;
 mod preemption;
 mod waiting;
 
 use choice::{Hole, choose};
+use holes::{FreeSlots, Holes};
 pub use preemption::choose_preemptions;
 pub use waiting::{AgentSummary, why_waiting};
 
@@ -80,7 +80,7 @@ pub struct RunningAllocation {
 /// on the agent it avoids, so small trials taking slots as they free up cannot starve it. A trial
 /// that could never fit these agents keeps nothing.
 pub fn place(pending: &[PendingTrial], agents: &[AgentCapacity]) -> Vec<Placement> {
-    let mut free: BTreeMap<&str, (Vec<String>, usize)> = agents
+    let mut free: FreeSlots = agents
         .iter()
         .map(|a| {
             (
@@ -92,32 +92,29 @@ pub fn place(pending: &[PendingTrial], agents: &[AgentCapacity]) -> Vec<Placemen
     let mut order: Vec<&PendingTrial> = pending.iter().collect();
     order.sort_by_key(|t| (t.priority, t.trial_id));
     let mut first_waiting: Option<&PendingTrial> = None;
+    let mut holes = Holes::new(&free, |_| true);
     let mut placements = Vec::new();
     for trial in order {
-        let holes: Vec<Hole> = free
-            .iter()
-            .filter(|(agent, _)| {
-                first_waiting.is_none_or(|w| w.avoid_agent.as_deref() == Some(**agent))
-            })
-            .map(|(agent, (slots, total))| Hole {
-                agent,
-                free: slots.len(),
-                whole: slots.len() >= *total,
-            })
-            .collect();
-        let Some(chosen) = choose(trial, &holes) else {
+        let Some(chosen) = holes.choose(trial) else {
             if first_waiting.is_none() && fits_when_idle(trial, agents) {
                 first_waiting = Some(trial);
+                holes = Holes::new(&free, |agent| trial.avoid_agent.as_deref() == Some(agent));
+            }
+            // A waiting trial that may use every agent leaves none to the rest of the pass.
+            if first_waiting.is_some_and(|w| w.avoid_agent.is_none()) {
+                break;
             }
             continue;
         };
         let parts = chosen
             .into_iter()
             .map(|(agent, count)| {
-                let (slots, _) = free.get_mut(agent).expect("chosen agent exists");
+                let (slots, total) = free.get_mut(agent).expect("chosen agent exists");
+                let slot_ids = slots.drain(..count).collect();
+                holes.update(agent, slots.len(), *total);
                 PlacedPart {
                     agent_id: agent.to_string(),
-                    slot_ids: slots.drain(..count).collect(),
+                    slot_ids,
                 }
             })
             .collect();

@@ -4,7 +4,7 @@ use baton_common::config::{GcSettings, StorageBackend};
 use baton_common::proto::{
     Agent, AgentMessage, Checkpoint, CheckpointRef, CreateExperimentResponse, Experiment, Hello,
     ListAgentsResponse, ListCheckpointsResponse, ListExperimentsResponse, ListTrialsResponse,
-    MasterMessage, SetGcPolicyResponse, TrialDetail,
+    MasterMessage, SetGcPolicyResponse, TrialDetail, agent_message::Body,
 };
 use baton_common::storage::Manifest;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -177,6 +177,23 @@ impl Command {
             Command::RefreshMetrics(_) => "refresh_metrics",
             Command::GangCheckpointWritten { .. } => "gang_checkpoint_written",
         }
+    }
+
+    /// Whether the command is an agent report that only records rows of its own trial (training
+    /// or validation metrics, its step, that it started): nothing else waits on those writes and
+    /// the agent replays the report after a master restart, so such reports may share a commit.
+    pub fn shares_commit(&self) -> bool {
+        matches!(
+            self,
+            Command::AgentReport {
+                message: AgentMessage {
+                    body: Some(
+                        Body::Training(_) | Body::Validation(_) | Body::AllocationStarted(_)
+                    )
+                },
+                ..
+            }
+        )
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::command::{AgentSender, Command, LogSubscription, Reply};
 use super::{Cluster, ClusterSettings};
 use crate::error::{MasterError, MasterResult};
+use crate::metrics::MasterMetrics;
 use crate::prepare::PreparedExperiment;
 use crate::store::{CheckpointRow, Store};
 
@@ -262,27 +263,85 @@ pub fn run_cluster(
     let metrics = settings.metrics.clone();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(settings.tick);
+        let mut last_pass = std::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 command = inbox.recv() => match command {
                     Some(command) => {
-                        metrics.queue_depth.set(inbox.len() as i64);
-                        let (name, started) = (command.name(), std::time::Instant::now());
-                        cluster.apply(command);
-                        metrics
-                            .command_duration
-                            .with_label_values(&[name])
-                            .observe(started.elapsed().as_secs_f64());
+                        let mut next = Some(command);
+                        while let Some(command) = next.take() {
+                            next = apply_queued(&mut cluster, &mut inbox, command, &metrics);
+                        }
                     }
                     None => break,
                 },
                 _ = tick.tick() => cluster.reconcile(),
                 _ = &mut shutdown => break,
+                // A pass is due (one left placements to the next) and no command waits.
+                () = std::future::ready(()), if cluster.needs_schedule && inbox.is_empty() => {}
             }
-            cluster.schedule_if_needed();
+            // One pass for the changes of the commands queued together, however many.
+            let due = inbox.is_empty() || last_pass.elapsed() >= MAX_SCHEDULE_DELAY;
+            if cluster.needs_schedule && due {
+                last_pass = std::time::Instant::now();
+                cluster.schedule_if_needed();
+                metrics
+                    .schedule_duration
+                    .observe(last_pass.elapsed().as_secs_f64());
+            }
         }
         tracing::info!("cluster task stopped");
     });
     Ok((handle, task))
+}
+
+/// Longest a due scheduling pass waits for the queued commands to be applied first.
+const MAX_SCHEDULE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Most agent reports that share one store commit.
+const REPORT_BATCH: usize = 256;
+
+/// Applies `command`; a report that may share a store commit and those like it queued right
+/// behind it share one. Returns the queued command that ended such a run, not applied yet.
+fn apply_queued(
+    cluster: &mut Cluster,
+    inbox: &mut mpsc::Receiver<Command>,
+    command: Command,
+    metrics: &MasterMetrics,
+) -> Option<Command> {
+    if !command.shares_commit() {
+        apply_timed(cluster, command, inbox.len(), metrics);
+        return None;
+    }
+    let batch = cluster.store.begin_batch();
+    apply_timed(cluster, command, inbox.len(), metrics);
+    let mut left = None;
+    for _ in 1..REPORT_BATCH {
+        match inbox.try_recv() {
+            Ok(next) if next.shares_commit() => {
+                apply_timed(cluster, next, inbox.len(), metrics);
+            }
+            Ok(other) => {
+                left = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if let Err(e) = batch.and_then(|()| cluster.store.end_batch()) {
+        tracing::error!(error = %e, "cannot commit agent reports");
+    }
+    left
+}
+
+/// Applies one command, timing it; `waiting` commands are queued behind it.
+fn apply_timed(cluster: &mut Cluster, command: Command, waiting: usize, metrics: &MasterMetrics) {
+    metrics.queue_depth.set(waiting as i64);
+    let (name, started) = (command.name(), std::time::Instant::now());
+    cluster.apply(command);
+    metrics
+        .command_duration
+        .with_label_values(&[name])
+        .observe(started.elapsed().as_secs_f64());
 }

@@ -1,5 +1,6 @@
 //! Turning queued trials into allocations, and preempting for more important ones.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use super::desired::Desired;
@@ -9,6 +10,10 @@ use crate::scheduler::{
     why_waiting,
 };
 use crate::states::{ExperimentState, TrialState};
+
+/// Most allocations one scheduling pass starts, the most important first; the next pass starts
+/// more once the commands queued meanwhile are applied.
+const STARTS_PER_PASS: usize = 1000;
 
 impl Cluster {
     /// Places queued trials when something changed since the last pass, and notes why the
@@ -24,20 +29,35 @@ impl Cluster {
             return;
         }
         let capacity = self.free_capacity();
-        let placements = place(&pending, &capacity);
-        for placement in &placements {
-            self.start_allocation(placement);
+        let mut placements = place(&pending, &capacity);
+        if placements.len() > STARTS_PER_PASS {
+            placements.truncate(STARTS_PER_PASS);
+            self.start_allocations(&placements);
+            self.needs_schedule = true;
+            return;
         }
-        let placed: Vec<u64> = placements.iter().map(|p| p.trial_id).collect();
+        self.start_allocations(&placements);
+        let placed: HashSet<u64> = placements.iter().map(|p| p.trial_id).collect();
         let unplaced: Vec<&PendingTrial> = pending
             .iter()
             .filter(|t| !placed.contains(&t.trial_id))
             .collect();
         let agents = self.agent_summaries();
+        let most_important = unplaced.iter().map(|t| t.priority).min();
+        // Trials alike in what an explanation reads share one.
+        let mut reasons = HashMap::new();
         for trial in &unplaced {
-            let more_important = unplaced.iter().any(|o| o.priority < trial.priority);
-            self.waiting
-                .insert(trial.trial_id, why_waiting(trial, &agents, more_important));
+            let more_important = most_important.is_some_and(|p| p < trial.priority);
+            let key = (
+                trial.slots,
+                &trial.target_agent,
+                &trial.avoid_agent,
+                more_important,
+            );
+            let reason = reasons
+                .entry(key)
+                .or_insert_with(|| why_waiting(trial, &agents, more_important));
+            self.waiting.insert(trial.trial_id, reason.clone());
         }
         if let Some(waiting) = unplaced.iter().min_by_key(|t| (t.priority, t.trial_id)) {
             self.preempt_for(waiting);
@@ -86,7 +106,7 @@ impl Cluster {
 
     /// Every agent with its slots, for explanations.
     fn agent_summaries(&self) -> Vec<AgentSummary> {
-        let free: std::collections::HashMap<String, u32> = self
+        let free: HashMap<String, u32> = self
             .free_capacity()
             .into_iter()
             .map(|a| (a.agent_id, a.free_slots.len() as u32))
@@ -138,16 +158,20 @@ impl Cluster {
         {
             return;
         }
+        // Only allocations of less important trials may be suspended for it.
         let mut running: Vec<RunningAllocation> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
         for a in self
             .allocations
             .values()
             .filter(|a| a.desired == Desired::Run)
         {
-            let Some(experiment) = self
+            let Some(priority) = self
                 .trials
                 .get(&a.row.trial_id)
                 .and_then(|t| self.experiments.get(&t.row.experiment_id))
+                .map(|e| e.config.resources.priority)
+                .filter(|p| *p > waiting.priority)
             else {
                 continue;
             };
@@ -158,15 +182,21 @@ impl Cluster {
                 &a.row.gang
             };
             let part = (a.row.agent_id.clone(), a.row.slot_ids.len() as u32);
-            match running.iter_mut().find(|r| &r.allocation_id == id) {
-                Some(allocation) => allocation.parts.push(part),
-                None => running.push(RunningAllocation {
-                    allocation_id: id.clone(),
-                    parts: vec![part],
-                    priority: experiment.config.resources.priority,
-                    started: a.row.started_ms,
-                }),
+            match index.get(id.as_str()) {
+                Some(&i) => running[i].parts.push(part),
+                None => {
+                    index.insert(id, running.len());
+                    running.push(RunningAllocation {
+                        allocation_id: id.clone(),
+                        parts: vec![part],
+                        priority,
+                        started: a.row.started_ms,
+                    });
+                }
             }
+        }
+        if running.is_empty() {
+            return;
         }
         let victims = choose_preemptions(waiting, &self.free_capacity(), &running);
         for victim in victims {

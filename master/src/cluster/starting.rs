@@ -1,6 +1,9 @@
 //! Starting a placed trial: its allocation, on one agent or as parts on several (a distributed
 //! trial, whose ranks are numbered across the parts in order, the chief's first).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use baton_common::proto::{Context, MasterMessage, StartAllocation, StepPolicy, master_message};
 use prost::Message;
 
@@ -11,6 +14,9 @@ use crate::scheduler::Placement;
 use crate::states::TrialState;
 use crate::store::{AllocationRow, now_ms};
 
+/// Experiment contexts read in one scheduling pass, by experiment id.
+type Contexts = HashMap<u64, Context>;
+
 /// One agent's share of a new allocation: its record and its start request.
 struct NewPart {
     row: AllocationRow,
@@ -18,17 +24,46 @@ struct NewPart {
 }
 
 impl Cluster {
-    /// Records a placed trial's allocation and sends its start; the other parts of a distributed
-    /// trial start once the chief's agent chose the rendezvous ports.
-    pub(super) fn start_allocation(&mut self, placement: &Placement) {
-        let Some(parts) = self.new_parts(placement) else {
+    /// Records the allocations of placed trials in one store commit, then sends their starts.
+    pub(super) fn start_allocations(&mut self, placements: &[Placement]) {
+        if placements.is_empty() {
             return;
-        };
+        }
+        let batch = self.store.begin_batch();
+        let mut contexts = HashMap::new();
+        let starts: Vec<(String, StartAllocation)> = placements
+            .iter()
+            .flat_map(|placement| self.record_allocation(placement, &mut contexts))
+            .collect();
+        if let Err(e) = batch.and_then(|()| self.store.end_batch()) {
+            tracing::error!(error = %e, "cannot commit new allocations");
+        }
+        for (agent_id, start) in starts {
+            let Some(agent) = self.agents.get_mut(&agent_id) else {
+                continue;
+            };
+            let allocation_id = start.allocation_id.clone();
+            let sent = agent.send(MasterMessage {
+                body: Some(master_message::Body::Start(start)),
+            });
+            if let Some(live) = self.allocations.get_mut(&allocation_id) {
+                live.start_sent = sent;
+            }
+        }
+    }
+
+    /// Records a placed trial's allocation; returns the start to send now (the chief part's).
+    /// The other parts of a distributed trial start once the chief's agent chose the rendezvous
+    /// ports.
+    fn record_allocation(
+        &mut self,
+        placement: &Placement,
+        contexts: &mut Contexts,
+    ) -> Option<(String, StartAllocation)> {
+        let parts = self.new_parts(placement, contexts)?;
         let allocation_id = parts[0].row.id.clone();
         let distributed = !parts[0].row.gang.is_empty();
-        let Some(trial) = self.trials.get_mut(&placement.trial_id) else {
-            return;
-        };
+        let trial = self.trials.get_mut(&placement.trial_id)?;
         trial.row.state = TrialState::Starting;
         trial.row.steps_completed = trial.row.latest_checkpoint_step;
         trial.allocation = Some(allocation_id.clone());
@@ -43,11 +78,12 @@ impl Cluster {
         });
         if let Err(e) = stored {
             tracing::error!(error = %e, "cannot record allocation");
-            return;
+            return None;
         }
         let agents: Vec<&str> = parts.iter().map(|p| p.row.agent_id.as_str()).collect();
         tracing::info!(trial = trial_row.id, agents = %agents.join("+"), allocation = %allocation_id, start_step = trial_row.latest_checkpoint_step, "starting allocation");
         let mut gang = Gang::default();
+        let mut chief_start = None;
         for NewPart { row, start } in parts {
             let agent_id = row.agent_id.clone();
             let mut live =
@@ -56,9 +92,7 @@ impl Cluster {
             if let Some(agent) = self.agents.get_mut(&agent_id) {
                 agent.allocations.insert(live.row.id.clone());
                 if live.row.part_index == 0 {
-                    live.start_sent = agent.send(MasterMessage {
-                        body: Some(master_message::Body::Start(start)),
-                    });
+                    chief_start = Some((agent_id, start));
                 } else {
                     live.held = true;
                     gang.waiting_starts.push((agent_id, start));
@@ -69,18 +103,24 @@ impl Cluster {
         if distributed {
             self.gangs.insert(allocation_id, gang);
         }
+        chief_start
     }
 
     /// The records and start requests of a placement's parts; None when its trial cannot start.
-    fn new_parts(&self, placement: &Placement) -> Option<Vec<NewPart>> {
+    fn new_parts(&self, placement: &Placement, contexts: &mut Contexts) -> Option<Vec<NewPart>> {
         let trial = self.trials.get(&placement.trial_id)?;
         let experiment = self.experiments.get(&trial.row.experiment_id)?;
-        let context = match self.store.experiment_context(experiment.row.id) {
-            Ok(bytes) => Context::decode(bytes.as_slice()).unwrap_or_default(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read experiment context");
-                return None;
-            }
+        let context = match contexts.entry(experiment.row.id) {
+            Entry::Occupied(known) => known.get().clone(),
+            Entry::Vacant(entry) => match self.store.experiment_context(experiment.row.id) {
+                Ok(bytes) => entry
+                    .insert(Context::decode(bytes.as_slice()).unwrap_or_default())
+                    .clone(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read experiment context");
+                    return None;
+                }
+            },
         };
         let latest_checkpoint_metadata_json = match &trial.row.latest_checkpoint_uuid {
             None => String::new(),

@@ -38,7 +38,7 @@ const COLUMNS: &str = "seq, uuid, experiment_id, trial_id, allocation_id, step, 
 impl Store {
     /// Inserts a checkpoint; returns false when its uuid was already recorded.
     pub fn insert_checkpoint(&self, row: &CheckpointRow) -> StoreResult<bool> {
-        let changed = self.conn.execute(
+        let changed = self.execute_cached(
             "INSERT OR IGNORE INTO checkpoints (uuid, experiment_id, trial_id, allocation_id, step, state, size_bytes, metadata_json, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 row.uuid,
@@ -69,7 +69,8 @@ impl Store {
     pub fn checkpoint_by_uuid(&self, uuid: &str) -> StoreResult<Option<CheckpointRow>> {
         let sql = format!("SELECT {COLUMNS} FROM checkpoints WHERE uuid = ?1");
         self.conn
-            .query_row(&sql, [uuid], checkpoint_from_row)
+            .prepare_cached(&sql)?
+            .query_row([uuid], checkpoint_from_row)
             .optional()
     }
 
@@ -94,7 +95,7 @@ impl Store {
         state: CheckpointState,
         error: &str,
     ) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "UPDATE checkpoints SET state = ?2, error = ?3 WHERE uuid = ?1",
             params![uuid, state.as_str(), error],
         )?;

@@ -31,7 +31,7 @@ impl Store {
         context: &[u8],
         created_ms: i64,
     ) -> StoreResult<u64> {
-        self.conn.execute(
+        self.execute_cached(
             "INSERT INTO experiments (name, state, config_yaml, context, created_ms) VALUES (?1, 'ACTIVE', ?2, ?3, ?4)",
             params![name, config_yaml, context, created_ms],
         )?;
@@ -58,11 +58,9 @@ impl Store {
 
     /// The encoded context directory of an experiment.
     pub fn experiment_context(&self, id: u64) -> StoreResult<Vec<u8>> {
-        self.conn.query_row(
-            "SELECT context FROM experiments WHERE id = ?1",
-            [id],
-            |row| row.get(0),
-        )
+        self.conn
+            .prepare_cached("SELECT context FROM experiments WHERE id = ?1")?
+            .query_row([id], |row| row.get(0))
     }
 
     /// Removes an experiment and every record of its trials (logs, metrics, allocations,
@@ -91,7 +89,7 @@ impl Store {
 
     /// Records an experiment's state.
     pub fn set_experiment_state(&self, id: u64, state: ExperimentState) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "UPDATE experiments SET state = ?2 WHERE id = ?1",
             params![id, state.as_str()],
         )?;
@@ -100,7 +98,7 @@ impl Store {
 
     /// Records a GC policy set after creation.
     pub fn set_gc_policy(&self, id: u64, policy_json: &str) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "UPDATE experiments SET gc_policy_json = ?2 WHERE id = ?1",
             params![id, policy_json],
         )?;
@@ -118,7 +116,7 @@ impl Store {
 
     /// Records an agent's operator-set state.
     pub fn set_agent_state(&self, id: &str, state: &str) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "INSERT INTO agents (id, state) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET state = ?2",
             params![id, state],
         )?;

@@ -77,7 +77,7 @@ const ALLOCATION_COLUMNS: &str = "id, trial_id, agent_id, slot_ids, start_step, 
 impl Store {
     /// Inserts a QUEUED trial and returns its id.
     pub fn insert_trial(&self, experiment_id: u64, hparams_json: &str) -> StoreResult<u64> {
-        self.conn.execute(
+        self.execute_cached(
             "INSERT INTO trials (experiment_id, state, hparams_json) VALUES (?1, 'QUEUED', ?2)",
             params![experiment_id, hparams_json],
         )?;
@@ -94,7 +94,7 @@ impl Store {
 
     /// Writes every mutable field of a trial.
     pub fn update_trial(&self, trial: &TrialRow) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "UPDATE trials SET state = ?2, steps_completed = ?3, restarts = ?4, latest_checkpoint_uuid = ?5, latest_checkpoint_step = ?6, error = ?7 WHERE id = ?1",
             params![
                 trial.id,
@@ -111,7 +111,7 @@ impl Store {
 
     /// Inserts a new allocation.
     pub fn insert_allocation(&self, allocation: &AllocationRow) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "INSERT INTO allocations (id, trial_id, agent_id, slot_ids, start_step, end_step, started_ms, desired, gang, part_index, part_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 allocation.id,
@@ -132,7 +132,7 @@ impl Store {
 
     /// Records what the master now wants of an allocation.
     pub fn set_allocation_desired(&self, allocation_id: &str, desired: &str) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "UPDATE allocations SET desired = ?2 WHERE id = ?1",
             params![allocation_id, desired],
         )?;
@@ -141,7 +141,7 @@ impl Store {
 
     /// Records the end of an allocation.
     pub fn end_allocation(&self, allocation: &AllocationRow) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "UPDATE allocations SET end_step = ?2, exit_reason = ?3, message = ?4, ended_ms = ?5 WHERE id = ?1",
             params![
                 allocation.id,
@@ -188,7 +188,7 @@ impl Store {
         step: u64,
         metrics_json: &str,
     ) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "INSERT OR REPLACE INTO validations (trial_id, step, metrics_json) VALUES (?1, ?2, ?3)",
             params![trial_id, step, metrics_json],
         )?;
@@ -202,7 +202,7 @@ impl Store {
         step: u64,
         metrics_json: &str,
     ) -> StoreResult<()> {
-        self.conn.execute(
+        self.execute_cached(
             "INSERT OR REPLACE INTO training_metrics (trial_id, step, metrics_json) VALUES (?1, ?2, ?3)",
             params![trial_id, step, metrics_json],
         )?;
