@@ -8,6 +8,23 @@ use serde_json::Value;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// The GC preview both the CSV and the column-order checks run, for experiment `exp`.
+fn gc_preview(exp: &str) -> Vec<&str> {
+    vec![
+        "experiment",
+        "set",
+        "gc-policy",
+        exp,
+        "--save-experiment-best",
+        "1",
+        "--save-trial-best",
+        "0",
+        "--save-trial-latest",
+        "0",
+        "--dry-run",
+    ]
+}
+
 #[test]
 fn the_cli_fits_operators_habits() {
     let cluster = TestCluster::start(&["a1", "a2"], &[]);
@@ -113,20 +130,7 @@ fn state_filters_select_and_reject(cluster: &TestCluster, id: u64) {
 fn every_table_has_csv(cluster: &TestCluster, id: u64) {
     let exp = id.to_string();
     let trial = cluster.first_trial(id).to_string();
-    let gc = [
-        "experiment",
-        "set",
-        "gc-policy",
-        &exp,
-        "--save-experiment-best",
-        "1",
-        "--save-trial-best",
-        "0",
-        "--save-trial-latest",
-        "0",
-        "--dry-run",
-        "--csv",
-    ];
+    let gc = [&gc_preview(&exp)[..], &["--csv"]].concat();
     let tables: [(&[&str], &str, usize); 7] = [
         (&["experiment", "list", "--csv"], "trial_count", 1),
         (&["experiment", "describe", &exp, "--csv"], "hparams", 4),
@@ -194,19 +198,7 @@ fn logs_tail(cluster: &TestCluster, id: u64) {
 fn checkpoint_tables_and_describe(cluster: &TestCluster, id: u64) {
     let exp = id.to_string();
     let listed = cluster.cli_ok(&["experiment", "list-checkpoints", &exp]);
-    let preview = cluster.cli_ok(&[
-        "experiment",
-        "set",
-        "gc-policy",
-        &exp,
-        "--save-experiment-best",
-        "1",
-        "--save-trial-best",
-        "0",
-        "--save-trial-latest",
-        "0",
-        "--dry-run",
-    ]);
+    let preview = cluster.cli_ok(&gc_preview(&exp));
     let columns = |text: &str| -> Vec<String> {
         let header = text.lines().next().unwrap();
         header.split_whitespace().map(str::to_string).collect()
