@@ -8,6 +8,7 @@ use baton_common::daemon::LogFormat;
 use baton_master::auth::{AgentTokens, Authority};
 use baton_master::cluster::{ClusterSettings, Deadlines};
 use baton_master::server::ServerTls;
+use baton_master::store::Database;
 use baton_master::{MasterOptions, serve};
 use clap::Parser;
 
@@ -24,6 +25,10 @@ struct Args {
     /// Directory for the database.
     #[arg(long, env = "BATON_DATA_DIR", default_value = "/var/lib/baton")]
     data_dir: PathBuf,
+    /// The database instead: postgres://USER:PASSWORD@HOST:PORT/NAME (masters sharing it take
+    /// turns through its lease) or sqlite://PATH [default: SQLite file baton.db under --data-dir].
+    #[arg(long, env = "BATON_DATABASE", value_name = "URL")]
+    database: Option<String>,
     /// Seconds without a heartbeat after which an agent is lost.
     #[arg(long, env = "BATON_AGENT_TIMEOUT", default_value_t = 15)]
     agent_timeout: u64,
@@ -113,8 +118,12 @@ async fn main() -> anyhow::Result<()> {
             key,
             client_ca: args.tls_client_ca,
         });
+    let database = match &args.database {
+        Some(url) => url.parse().map_err(anyhow::Error::msg)?,
+        None => Database::Sqlite(args.data_dir.join("baton.db")),
+    };
     let options = MasterOptions {
-        data_dir: args.data_dir,
+        database,
         auth,
         tls,
         metrics_listen: args.metrics_listen,

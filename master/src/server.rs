@@ -4,18 +4,21 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use baton_common::proto::admin_service_server::AdminServiceServer;
 use baton_common::proto::agent_service_server::AgentServiceServer;
 use futures::future::pending;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::auth::Authority;
 use crate::cluster::{ClusterHandle, ClusterSettings, run_cluster};
 use crate::metrics::MasterMetrics;
 use crate::services::{AdminApi, AgentApi};
-use crate::store::Store;
+use crate::store::{Database, LeaseClient, Store};
 
 /// Largest gRPC message accepted (experiment contexts travel in one message).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -23,8 +26,8 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// What a master needs to run.
 #[derive(Debug, Clone)]
 pub struct MasterOptions {
-    /// Directory of the database.
-    pub data_dir: PathBuf,
+    /// The database: an SQLite file, or PostgreSQL shared through its lease.
+    pub database: Database,
     /// Timing knobs.
     pub cluster: ClusterSettings,
     /// Who may call the admin API.
@@ -75,8 +78,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&options.data_dir)?;
-    let store = Store::open(&options.data_dir)?;
+    tracing::info!(database = %options.database, "opening the database");
+    let lease = match &options.database {
+        Database::Postgres(url) => Some(hold_lease(url, &listener, options.tls.is_some())?),
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            None
+        }
+    };
+    let store = Store::open(&options.database, lease.as_ref().map(|l| l.epoch))?;
     let metrics = options.cluster.metrics.clone();
     let (stop_cluster, cluster_stopped) = tokio::sync::oneshot::channel::<()>();
     let (cluster, cluster_task) = run_cluster(store, options.cluster, async {
@@ -85,7 +97,7 @@ pub async fn serve(
     let metrics_task = match options.metrics_listen {
         Some(address) => {
             let listener = baton_common::metrics::bind(address).await?;
-            let refresh = metrics_refresh(cluster.clone(), metrics.clone(), options.data_dir);
+            let refresh = metrics_refresh(cluster.clone(), metrics.clone(), options.database);
             let registry = metrics.registry.clone();
             let serve = baton_common::metrics::serve(listener, registry, refresh, pending());
             Some(tokio::spawn(serve))
@@ -129,6 +141,9 @@ pub async fn serve(
     }
     let _ = stop_cluster.send(());
     let _ = cluster_task.await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     Ok(())
 }
 
@@ -136,16 +151,93 @@ pub async fn serve(
 fn metrics_refresh(
     cluster: ClusterHandle,
     metrics: Arc<MasterMetrics>,
-    data_dir: PathBuf,
+    database: Database,
 ) -> baton_common::metrics::Refresh {
     Arc::new(move || {
-        let (cluster, metrics, data_dir) = (cluster.clone(), metrics.clone(), data_dir.clone());
+        let (cluster, metrics, database) = (cluster.clone(), metrics.clone(), database.clone());
         Box::pin(async move {
             let _ = cluster.refresh_metrics().await;
-            let read = tokio::task::spawn_blocking(move || metrics.refresh_storage(&data_dir));
+            let read = tokio::task::spawn_blocking(move || metrics.refresh_storage(&database));
             if let Ok(Err(e)) = read.await {
                 tracing::warn!(error = %e, "cannot read checkpoint sizes for metrics");
             }
         })
     })
+}
+
+/// Length of the PostgreSQL lease; renewed every third of it.
+const LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// Exit status of a master that lost its lease (EX_TEMPFAIL: a supervisor may start it again).
+const LOST_LEASE_EXIT: i32 = 75;
+
+/// The PostgreSQL lease this master holds while serving, renewed by a task.
+struct HeldLease {
+    epoch: u64,
+    stop: oneshot::Sender<()>,
+    renewer: JoinHandle<()>,
+}
+
+impl HeldLease {
+    /// Stops renewing and gives the lease up, so that another master may start at once.
+    async fn release(self) {
+        let _ = self.stop.send(());
+        let _ = self.renewer.await;
+    }
+}
+
+/// Takes the lease of the PostgreSQL database at `url` (an error while another live master holds
+/// it) and renews it every third of its length until released; a lost lease, or one that could
+/// not be renewed for a whole lease length, ends the process with status 75.
+fn hold_lease(url: &str, listener: &TcpListener, tls: bool) -> anyhow::Result<HeldLease> {
+    let address = listener.local_addr()?;
+    let own_url = format!("{}://{address}", if tls { "https" } else { "http" });
+    let holder = format!("baton-master pid {} on {address}", std::process::id());
+    let mut lease = LeaseClient::connect(url)?;
+    let Some(epoch) = lease.acquire(&holder, &own_url, LEASE_TTL)? else {
+        let leader = lease.current()?;
+        let (holder, at) = leader.map(|l| (l.holder, l.url)).unwrap_or_default();
+        anyhow::bail!(
+            "another master holds the lease of the database: {holder} at {at}; stop it, or start \
+             this one once its lease expires ({} s after its last renewal)",
+            LEASE_TTL.as_secs()
+        );
+    };
+    tracing::info!(epoch, "holding the database lease");
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let renewer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LEASE_TTL / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewed = Instant::now();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = tick.tick() => {}
+            }
+            let attempt = Instant::now();
+            match lease.renew(epoch, LEASE_TTL) {
+                Ok(true) => renewed = attempt,
+                Ok(false) => lost_lease("another master took the lease"),
+                Err(e) if attempt.duration_since(renewed) >= LEASE_TTL => {
+                    tracing::error!(error = %e, "cannot renew the lease");
+                    lost_lease("the lease could not be renewed in time");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the lease"),
+            }
+        }
+        if let Err(e) = lease.release(epoch) {
+            tracing::warn!(error = %e, "cannot release the lease; it will expire");
+        }
+    });
+    Ok(HeldLease {
+        epoch,
+        stop,
+        renewer,
+    })
+}
+
+/// Ends the process: a master without the lease may no longer act.
+fn lost_lease(reason: &str) -> ! {
+    tracing::error!(reason, "this master lost its database lease; exiting");
+    std::process::exit(LOST_LEASE_EXIT)
 }

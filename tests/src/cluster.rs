@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::test_database::TestDatabase;
 use crate::{bin_dir, repo_root};
 
 /// A master and agents running as child processes.
@@ -21,6 +22,8 @@ pub struct TestCluster {
     listen: String,
     agents: BTreeMap<String, Child>,
     master_args: Vec<String>,
+    /// The master's PostgreSQL database (BATON_TEST_DATABASE=postgres); None: SQLite in `dir`.
+    database: Option<TestDatabase>,
     /// Admin API token the CLI presents (BATON_TOKEN), if any.
     pub token: Option<String>,
     /// CA the CLI verifies an https:// master with (BATON_TLS_CA), if any.
@@ -44,6 +47,7 @@ impl TestCluster {
             listen: listen.to_string(),
             agents: BTreeMap::new(),
             master_args: master_args.iter().map(|s| s.to_string()).collect(),
+            database: TestDatabase::for_cluster(),
             token: None,
             tls_ca: None,
         };
@@ -57,13 +61,18 @@ impl TestCluster {
         cluster
     }
 
-    /// Starts (or restarts, on the same address) the master.
+    /// Starts (or restarts, on the same address and database) the master.
     pub fn start_master(&mut self) {
         let address_file = self.dir.path().join("master.addr");
         let _ = std::fs::remove_file(&address_file);
         let listen = self.address.clone().unwrap_or_else(|| self.listen.clone());
         let log = self.log_file("master");
-        let child = Command::new(self.bins.join("baton-master"))
+        let mut command = Command::new(self.bins.join("baton-master"));
+        if let Some(database) = &self.database {
+            database.wait_for_free_lease();
+            command.args(["--database", &database.url]);
+        }
+        let child = command
             .args(["--listen", &listen, "--data-dir"])
             .arg(self.dir.path().join("master"))
             .arg("--address-file")

@@ -9,6 +9,7 @@ mod proxy;
 mod raw_grpc;
 pub mod scrape;
 mod storage;
+mod test_database;
 mod test_storage;
 
 pub use cluster::{TestCluster, wait_until};
