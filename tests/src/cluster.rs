@@ -214,7 +214,7 @@ impl TestCluster {
     /// Runs the CLI against this cluster, presenting the cluster's token if it has one, with the
     /// credentials of the test S3 server and Azure emulator in its environment.
     pub fn cli(&self, args: &[&str]) -> Output {
-        self.cli_command(self.token.as_deref())
+        self.cli_command(self.token.as_deref(), &self.url)
             .args(args)
             .current_dir(repo_root())
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -230,23 +230,31 @@ impl TestCluster {
     /// A CLI runner for this cluster that presents `token` (or none) instead of the cluster's.
     pub fn cli_as<'a>(&'a self, token: Option<&'a str>) -> impl FnMut(&[&str]) -> Output + 'a {
         move |args| {
-            self.cli_command(token)
+            self.cli_command(token, &self.url)
                 .args(args)
                 .output()
                 .expect("baton runs")
         }
     }
 
-    /// `baton --master URL`, with `token` as BATON_TOKEN and the token file read from this
+    /// Runs the CLI with `--master masters` (URLs separated by commas) instead of this master's URL.
+    pub fn cli_via(&self, masters: &str, args: &[&str]) -> Output {
+        self.cli_command(self.token.as_deref(), masters)
+            .args(args)
+            .output()
+            .expect("baton runs")
+    }
+
+    /// `baton --master MASTERS`, with `token` as BATON_TOKEN and the token file read from this
     /// cluster's own config directory.
-    fn cli_command(&self, token: Option<&str>) -> Command {
+    fn cli_command(&self, token: Option<&str>, masters: &str) -> Command {
         let mut command = Command::new(self.bins.join("baton"));
         command
             .env_remove("BATON_TOKEN")
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .stdin(Stdio::null())
             .arg("--master")
-            .arg(&self.url);
+            .arg(masters);
         if let Some(token) = token {
             command.env("BATON_TOKEN", token);
         }
