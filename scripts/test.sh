@@ -27,17 +27,14 @@ python3 -m unittest discover -s harness/python/tests
 "$BATON_ML_PYTHON" -m unittest discover -s harness/python/tests_ml
 
 # The master on PostgreSQL (a fresh database per cluster): lifecycle, moves, GC, restarts,
-# deletion, gangs, security and hostile input; about 2 minutes more on 2 cores. Left out: the gang
-# riding out a master restart, whose trial ends within the 5 s a restarted master waits for its
-# killed predecessor's lease to expire.
+# deletion, gangs, security and hostile input; about 2 minutes more on 2 cores.
 postgres_binaries=(walking_skeleton moves gc restarts delete distributed security hostile)
-postgres_skip=a_two_rank_trial_spans_agents_moves_rides_out_a_master_restart
 export BATON_TEST_DATABASE=postgres
 if cargo nextest --version >/dev/null 2>&1; then
   filter=$(printf 'binary(%s) | ' "${postgres_binaries[@]}")
-  cargo nextest run -p baton-cluster-tests --no-fail-fast -E "(${filter% | }) - test(/^$postgres_skip/)"
+  cargo nextest run -p baton-cluster-tests --no-fail-fast -E "${filter% | }"
 else
   targets=()
   for binary in "${postgres_binaries[@]}"; do targets+=(--test "$binary"); done
-  cargo test -p baton-cluster-tests --no-fail-fast "${targets[@]}" -- --skip "$postgres_skip"
+  cargo test -p baton-cluster-tests --no-fail-fast "${targets[@]}"
 fi

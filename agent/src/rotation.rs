@@ -2,7 +2,8 @@
 //! standby straight away, even when it is not listed. A standby's answer or an unreachable master
 //! moves on at once; only a full round of the list without a session pauses, for a backoff that
 //! doubles from 200 ms to 5 s and starts over after each session. A leader is followed once per
-//! round, so standbys naming each other cannot keep the agent busy.
+//! round, so standbys naming each other cannot keep the agent busy; after a round in which a standby
+//! answered (a takeover under way) the pause is at most 500 ms.
 
 use std::time::Duration;
 
@@ -13,6 +14,10 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(200);
 
 /// The longest pause between rounds.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The longest pause after a round in which a standby answered: a takeover is under way, and the
+/// agent must reach the new leader well within its fence window.
+pub const TAKEOVER_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Parses `--master`: URLs separated by commas, each `http://` or `https://`.
 pub fn parse_masters(text: &str) -> Result<MasterList, String> {
@@ -76,6 +81,8 @@ pub struct Rotation {
     tried: Vec<String>,
     /// Listed URLs that failed or declined in this round.
     misses: usize,
+    /// Whether a standby answered in this round.
+    standby_seen: bool,
     /// The pause at the end of the next round without a session.
     backoff: Duration,
 }
@@ -89,6 +96,7 @@ impl Rotation {
             leader: None,
             tried: Vec::new(),
             misses: 0,
+            standby_seen: false,
             backoff: MIN_BACKOFF,
         }
     }
@@ -111,6 +119,7 @@ impl Rotation {
             Outcome::Served { leader } => {
                 self.tried.clear();
                 self.misses = 0;
+                self.standby_seen = false;
                 self.backoff = MIN_BACKOFF;
                 if let Some(leader) = leader.filter(|l| *l != url) {
                     self.leader = Some(leader);
@@ -120,7 +129,10 @@ impl Rotation {
                 self.leader = followed.then_some(url);
                 return MIN_BACKOFF;
             }
-            Outcome::Standby { leader } => leader,
+            Outcome::Standby { leader } => {
+                self.standby_seen = true;
+                leader
+            }
             Outcome::Failed => None,
         };
         self.tried.push(url);
@@ -132,10 +144,15 @@ impl Rotation {
         if self.leader.is_some() || self.misses < self.urls.len() {
             return Duration::ZERO;
         }
-        let pause = self.backoff;
+        let pause = if self.standby_seen {
+            self.backoff.min(TAKEOVER_BACKOFF)
+        } else {
+            self.backoff
+        };
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         self.tried.clear();
         self.misses = 0;
+        self.standby_seen = false;
         pause
     }
 }
@@ -171,6 +188,23 @@ mod tests {
         let err = parse_masters("http://a:8090,b:8090").unwrap_err();
         assert!(err.contains("\"b:8090\" must start with http://"), "{err}");
         assert!(parse_masters("http://a:8090,").is_err());
+    }
+
+    #[test]
+    fn rounds_with_a_standby_pause_briefly_while_it_takes_over() {
+        let mut r = rotation(&[A, B]);
+        let mut pauses = Vec::new();
+        for _ in 0..6 {
+            assert_eq!(r.record(Outcome::Failed), Duration::ZERO);
+            pauses.push(r.record(Outcome::Standby { leader: None }).as_millis());
+        }
+        assert_eq!(pauses, [200, 400, 500, 500, 500, 500]);
+        let after = [r.record(Outcome::Failed), r.record(Outcome::Failed)];
+        assert_eq!(
+            after,
+            [Duration::ZERO, MAX_BACKOFF],
+            "no standby: full backoff"
+        );
     }
 
     #[test]

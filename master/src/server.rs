@@ -4,18 +4,17 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton_common::proto::admin_service_server::AdminServiceServer;
 use baton_common::proto::agent_service_server::AgentServiceServer;
 use futures::future::pending;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::auth::Authority;
 use crate::cluster::{ClusterHandle, ClusterSettings, run_cluster};
+use crate::leadership::{Leadership, LeaseSettings, lead, stop_leading};
 use crate::metrics::MasterMetrics;
 use crate::services::{AdminApi, AgentApi};
 use crate::store::{Database, LeaseClient, Store};
@@ -36,6 +35,11 @@ pub struct MasterOptions {
     pub tls: Option<ServerTls>,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The URL agents and the CLI reach this master at, which standbys name (default: the
+    /// listening address, or this host's name when listening on every interface).
+    pub advertise_url: Option<String>,
+    /// Length of the PostgreSQL lease: a standby takes over this long after the leader stops.
+    pub lease_ttl: Duration,
 }
 
 /// The master's certificate and key, and the CA its agents' certificates must chain to.
@@ -50,7 +54,7 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
-    fn config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    pub(crate) fn config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
         let read = |path: &PathBuf, what: &str| {
             std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read the TLS {what} {}: {e}", path.display()))
@@ -79,8 +83,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(database = %options.database, "opening the database");
-    let lease = match &options.database {
-        Database::Postgres(url) => Some(hold_lease(url, &listener, options.tls.is_some())?),
+    let mut shutdown = Box::pin(shutdown);
+    let leadership = match &options.database {
+        Database::Postgres(url) => match stand_by(url, &options, &listener, &mut shutdown).await? {
+            Some(leadership) => Some(leadership),
+            None => return Ok(()),
+        },
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -88,7 +96,10 @@ pub async fn serve(
             None
         }
     };
-    let store = Store::open(&options.database, lease.as_ref().map(|l| l.epoch))?;
+    let store = Store::open(
+        &options.database,
+        leadership.as_ref().map(Leadership::epoch),
+    )?;
     let metrics = options.cluster.metrics.clone();
     let (stop_cluster, cluster_stopped) = tokio::sync::oneshot::channel::<()>();
     let (cluster, cluster_task) = run_cluster(store, options.cluster, async {
@@ -141,10 +152,48 @@ pub async fn serve(
     }
     let _ = stop_cluster.send(());
     let _ = cluster_task.await;
-    if let Some(lease) = lease {
-        lease.release().await;
+    if let Some(leadership) = leadership {
+        tokio::task::spawn_blocking(move || leadership.release()).await?;
     }
     Ok(())
+}
+
+/// Waits as a standby on the PostgreSQL database at `url` until this master holds its lease;
+/// None when `shutdown` came first. From then on, a fenced write ends the process.
+async fn stand_by(
+    url: &str,
+    options: &MasterOptions,
+    listener: &TcpListener,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> anyhow::Result<Option<Leadership>> {
+    let connect_to = url.to_string();
+    let lease = tokio::task::spawn_blocking(move || LeaseClient::connect(&connect_to)).await??;
+    let own_url = match &options.advertise_url {
+        Some(url) => url.clone(),
+        None => default_url(listener.local_addr()?, options.tls.is_some()),
+    };
+    let settings = LeaseSettings {
+        ttl: options.lease_ttl,
+        holder: own_url.clone(),
+        url: own_url,
+    };
+    tracing::info!(url = %settings.url, "standing by for the database lease");
+    let leadership = lead(lease, settings, listener, options.tls.as_ref(), shutdown).await?;
+    crate::store::on_fatal(|reason| stop_leading(reason));
+    Ok(leadership)
+}
+
+/// The URL of a master listening on `address`: its host name in place of an unspecified address.
+fn default_url(address: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    if address.ip().is_unspecified() {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        return format!("{scheme}://{host}:{}", address.port());
+    }
+    format!("{scheme}://{address}")
 }
 
 /// Before each scrape: the state gauges from the cluster task, storage sizes from the database.
@@ -163,81 +212,4 @@ fn metrics_refresh(
             }
         })
     })
-}
-
-/// Length of the PostgreSQL lease; renewed every third of it.
-const LEASE_TTL: Duration = Duration::from_secs(5);
-
-/// Exit status of a master that lost its lease (EX_TEMPFAIL: a supervisor may start it again).
-const LOST_LEASE_EXIT: i32 = 75;
-
-/// The PostgreSQL lease this master holds while serving, renewed by a task.
-struct HeldLease {
-    epoch: u64,
-    stop: oneshot::Sender<()>,
-    renewer: JoinHandle<()>,
-}
-
-impl HeldLease {
-    /// Stops renewing and gives the lease up, so that another master may start at once.
-    async fn release(self) {
-        let _ = self.stop.send(());
-        let _ = self.renewer.await;
-    }
-}
-
-/// Takes the lease of the PostgreSQL database at `url` (an error while another live master holds
-/// it) and renews it every third of its length until released; a lost lease, or one that could
-/// not be renewed for a whole lease length, ends the process with status 75.
-fn hold_lease(url: &str, listener: &TcpListener, tls: bool) -> anyhow::Result<HeldLease> {
-    let address = listener.local_addr()?;
-    let own_url = format!("{}://{address}", if tls { "https" } else { "http" });
-    let holder = format!("baton-master pid {} on {address}", std::process::id());
-    let mut lease = LeaseClient::connect(url)?;
-    let Some(epoch) = lease.acquire(&holder, &own_url, LEASE_TTL)? else {
-        let leader = lease.current()?;
-        let (holder, at) = leader.map(|l| (l.holder, l.url)).unwrap_or_default();
-        anyhow::bail!(
-            "another master holds the lease of the database: {holder} at {at}; stop it, or start \
-             this one once its lease expires ({} s after its last renewal)",
-            LEASE_TTL.as_secs()
-        );
-    };
-    tracing::info!(epoch, "holding the database lease");
-    let (stop, mut stopped) = oneshot::channel::<()>();
-    let renewer = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(LEASE_TTL / 3);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut renewed = Instant::now();
-        loop {
-            tokio::select! {
-                _ = &mut stopped => break,
-                _ = tick.tick() => {}
-            }
-            let attempt = Instant::now();
-            match lease.renew(epoch, LEASE_TTL) {
-                Ok(true) => renewed = attempt,
-                Ok(false) => lost_lease("another master took the lease"),
-                Err(e) if attempt.duration_since(renewed) >= LEASE_TTL => {
-                    tracing::error!(error = %e, "cannot renew the lease");
-                    lost_lease("the lease could not be renewed in time");
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot renew the lease"),
-            }
-        }
-        if let Err(e) = lease.release(epoch) {
-            tracing::warn!(error = %e, "cannot release the lease; it will expire");
-        }
-    });
-    Ok(HeldLease {
-        epoch,
-        stop,
-        renewer,
-    })
-}
-
-/// Ends the process: a master without the lease may no longer act.
-fn lost_lease(reason: &str) -> ! {
-    tracing::error!(reason, "this master lost its database lease; exiting");
-    std::process::exit(LOST_LEASE_EXIT)
 }

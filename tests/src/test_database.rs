@@ -2,10 +2,6 @@
 //! BATON_TEST_DATABASE=postgres a fresh PostgreSQL database on the server BATON_TEST_POSTGRES
 //! names (scripts/postgres-server.sh starts one), dropped with the cluster.
 
-use std::time::Duration;
-
-use crate::wait_until;
-
 /// A PostgreSQL database of one cluster's own.
 pub struct TestDatabase {
     /// URL of the database, for `baton-master --database`.
@@ -25,7 +21,8 @@ impl TestDatabase {
         }
     }
 
-    fn create() -> Self {
+    /// A fresh database on the server BATON_TEST_POSTGRES names (panics when it is unset).
+    pub fn create() -> Self {
         let server = std::env::var("BATON_TEST_POSTGRES").unwrap_or_else(|_| {
             panic!(
                 "BATON_TEST_DATABASE=postgres but BATON_TEST_POSTGRES is not set: run \
@@ -42,24 +39,6 @@ impl TestDatabase {
             name,
             server,
         }
-    }
-
-    /// Waits until no master holds the lease: a killed master's expires within the lease length
-    /// (5 s), and a restarted master refuses to start before.
-    pub fn wait_for_free_lease(&self) {
-        let mut client = connect(&self.url);
-        let mut free = |sql: &str| {
-            let rows = client.query(sql, &[]).expect("read the lease");
-            rows[0].get::<_, bool>(0)
-        };
-        if free("SELECT to_regclass('master_lease') IS NULL") {
-            return;
-        }
-        wait_until(
-            "the killed master's lease to expire",
-            Duration::from_secs(15),
-            || free("SELECT expires_at <= clock_timestamp() FROM master_lease"),
-        );
     }
 }
 

@@ -45,12 +45,30 @@ pub enum StoreError {
 /// SQLSTATE the fencing trigger raises on a write without the current lease.
 const FENCED_SQLSTATE: &str = "BF001";
 
+/// What the process does once the store can no longer act for it (see [`on_fatal`]).
+static FATAL: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Sets what happens when a write is fenced (another master holds the lease) or a PostgreSQL
+/// connection has closed: the master stops at once. Unset, callers just see the error.
+pub fn on_fatal(action: fn(&str)) {
+    let _ = FATAL.set(action);
+}
+
 impl From<postgres::Error> for StoreError {
     fn from(error: postgres::Error) -> Self {
-        match error.as_db_error() {
+        let converted = match error.as_db_error() {
             Some(db) if db.code().code() == FENCED_SQLSTATE => Self::Fenced(db.message().into()),
             _ => Self::Postgres(error),
+        };
+        let fatal = match &converted {
+            Self::Fenced(_) => true,
+            Self::Postgres(e) => e.is_closed(),
+            _ => false,
+        };
+        if let (true, Some(action)) = (fatal, FATAL.get()) {
+            action(&converted.to_string());
         }
+        converted
     }
 }
 

@@ -38,13 +38,14 @@ impl LeaseClient {
         Ok(Self { client })
     }
 
-    /// Takes the lease for `ttl` if it is free or expired: returns the new epoch, or None while
-    /// another master holds it.
+    /// Takes the lease for `ttl` if it is free, expired, or held under the same `holder` name (the
+    /// same master, restarted: its earlier run is fenced by the new epoch): returns the new epoch,
+    /// or None while another master holds it.
     pub fn acquire(&mut self, holder: &str, url: &str, ttl: Duration) -> StoreResult<Option<u64>> {
         let rows = self.client.query(
             "UPDATE master_lease SET epoch = epoch + 1, holder = ?1, url = ?2, \
              expires_at = clock_timestamp() + ?3::BIGINT * INTERVAL '1 millisecond' \
-             WHERE expires_at <= clock_timestamp() RETURNING epoch",
+             WHERE expires_at <= clock_timestamp() OR holder = ?1 RETURNING epoch",
             params![holder, url, millis(ttl)],
         )?;
         rows.first()

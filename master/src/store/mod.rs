@@ -19,7 +19,7 @@ mod testing;
 
 pub use checkpoints::{CheckpointRow, kept_bytes_by_experiment};
 pub use database::Database;
-pub use error::{StoreError, StoreResult};
+pub use error::{StoreError, StoreResult, on_fatal};
 pub use experiments::ExperimentRow;
 pub use lease::{Leader, LeaseClient};
 pub use logs::LogRow;

@@ -77,6 +77,23 @@ fn the_lease_is_taken_renewed_expired_and_released_by_the_database_clock() {
 }
 
 #[test]
+fn a_restarted_master_takes_its_own_live_lease_back_and_fences_its_earlier_run() {
+    let test = TestDatabase::create();
+    let (mut a, mut b) = clients(&test);
+    let first = a.acquire("a", "http://a:8090", LONG).unwrap().unwrap();
+    let earlier_run = Store::open(&test.database(), Some(first)).unwrap();
+    assert_eq!(b.acquire("b", "http://b:8090", LONG).unwrap(), None);
+    let again = b.acquire("a", "http://a:8090", LONG).unwrap().unwrap();
+    assert_eq!(again, first + 1, "the same holder, restarted, at once");
+    assert!(!a.renew(first, LONG).unwrap(), "the earlier run lost it");
+    let write = earlier_run.insert_experiment("late", "yaml", b"", 0);
+    assert!(
+        matches!(write, Err(StoreError::Fenced(_))),
+        "the earlier run is fenced: {write:?}"
+    );
+}
+
+#[test]
 fn of_two_clients_racing_for_a_free_lease_exactly_one_wins() {
     let test = TestDatabase::create();
     let barrier = Barrier::new(2);
