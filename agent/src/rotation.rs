@@ -19,6 +19,21 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// agent must reach the new leader well within its fence window.
 pub const TAKEOVER_BACKOFF: Duration = Duration::from_millis(500);
 
+/// How long an agent given several masters waits for one to open a session before trying the next.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// With several masters listed, a session silent this long (two missed heartbeat acknowledgements
+/// and a second) ends, and the agent tries the others: the leader may be frozen while a standby
+/// takes over, well before the fence window suspends trials.
+pub fn silence_limit(heartbeat: Duration) -> Duration {
+    heartbeat * 2 + Duration::from_secs(1)
+}
+
+/// A session ended because the master stopped answering while others are listed.
+#[derive(Debug, thiserror::Error)]
+#[error("no message from the master for {0:?}; trying the other masters")]
+pub struct SilentMaster(pub Duration);
+
 /// Parses `--master`: URLs separated by commas, each `http://` or `https://`.
 pub fn parse_masters(text: &str) -> Result<MasterList, String> {
     let list = MasterList::parse(text)?;

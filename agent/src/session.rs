@@ -24,7 +24,7 @@ use crate::allocation::{
 use crate::fence::{Fence, FenceLevel};
 use crate::harness_files::install_harness;
 use crate::metrics::{AgentMetrics, ConnectedGauge};
-use crate::rotation::{Outcome, Rotation};
+use crate::rotation::{OPEN_TIMEOUT, Outcome, Rotation, SilentMaster, silence_limit};
 
 /// How long sent reports are kept for replay after a reconnect.
 const REPLAY_WINDOW: Duration = Duration::from_secs(30);
@@ -237,14 +237,36 @@ impl Agent {
             }
         };
         let ended = self.converse(url, stream, inbound, reports).await;
+        if let Some(silent) = ended
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<SilentMaster>())
+        {
+            tracing::warn!(master = %url, error = %silent, "the master fell silent");
+            return Outcome::Failed;
+        }
         if let Err(e) = &ended {
             tracing::warn!(master = %url, error = %e, "session with the master ended");
         }
         Outcome::ended(ended.as_ref().err().and_then(|e| e.downcast_ref()))
     }
 
-    /// Connects to the master at `url` and opens the session stream with a hello.
+    /// Connects to the master at `url` and opens the session stream with a hello; with other
+    /// masters to try, a master that does not answer within [`OPEN_TIMEOUT`] is passed over.
     async fn open(&mut self, url: &str) -> Result<Opened, Refused> {
+        if self.options.masters.urls().len() == 1 {
+            return self.open_session(url).await;
+        }
+        match tokio::time::timeout(OPEN_TIMEOUT, self.open_session(url)).await {
+            Ok(opened) => opened,
+            Err(_) => Err(Refused::Other(anyhow::anyhow!(
+                "no answer within {OPEN_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Connects to the master at `url` and opens the session stream with a hello.
+    async fn open_session(&mut self, url: &str) -> Result<Opened, Refused> {
         let endpoint = baton_common::tls::endpoint(url, &self.options.tls)
             .map_err(|e| Refused::Other(anyhow::Error::msg(e)))?
             .connect_timeout(Duration::from_secs(5))
@@ -298,6 +320,7 @@ impl Agent {
         tracing::info!(master = %url, agent = %self.options.id, "connected to master");
         let _connected = ConnectedGauge::set(&self.env.metrics);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
+        let mut silent_after = silence_limit(heartbeat.period());
         let mut fence_check = tokio::time::interval(FENCE_CHECK);
         loop {
             while let Some(message) = self.unsent.pop_front() {
@@ -316,6 +339,7 @@ impl Agent {
                         self.note_contact();
                         if let Some(interval) = self.handle(message) {
                             heartbeat = tokio::time::interval(interval);
+                            silent_after = silence_limit(interval);
                         }
                     }
                     None => return Ok(()),
@@ -336,11 +360,12 @@ impl Agent {
                 _ = fence_check.tick() => {
                     self.apply_fence();
                     let now = Instant::now();
+                    let silent = self.fence.cut_off_for(now);
                     if self.fence.level(now) != FenceLevel::Clear {
-                        anyhow::bail!(
-                            "no message from the master for {:?}; reconnecting",
-                            self.fence.cut_off_for(now)
-                        );
+                        anyhow::bail!("no message from the master for {silent:?}; reconnecting");
+                    }
+                    if self.options.masters.urls().len() > 1 && silent >= silent_after {
+                        return Err(SilentMaster(silent).into());
                     }
                 }
             }

@@ -89,12 +89,20 @@ fn a_standby_takes_over_from_a_killed_leader_and_no_trial_restarts() {
 fn a_frozen_leader_loses_the_lease_and_stops_at_once_when_it_wakes() {
     let mut cluster = TestCluster::start_on_postgres(&["--lease-seconds", "2"]);
     let standby = cluster.start_standby();
+    cluster.start_agent("a1", 1);
+    cluster.wait_for_agents(1);
+    let SlowTrial {
+        reference,
+        experiment,
+        trial,
+        described: before,
+        pid,
+    } = start_slow_trial(&cluster, "0.1");
     let leader = Pid::from_raw(cluster.master_pid(0));
-    let listed = |cluster: &TestCluster| cluster.cli_ok(&["experiment", "list", "--json"]);
-    let before = listed(&cluster);
 
     kill(leader, Signal::SIGSTOP).expect("freeze the leader");
     let frozen = Instant::now();
+    let steps_at_freeze = before["steps_completed"].as_u64().unwrap();
     wait_until("the standby to lead", Duration::from_secs(20), || {
         cluster
             .cli_via(&standby, &["agent", "list"])
@@ -105,7 +113,15 @@ fn a_frozen_leader_loses_the_lease_and_stops_at_once_when_it_wakes() {
         "leader frozen to the standby leading: {:?}",
         frozen.elapsed()
     );
-    assert_eq!(listed(&cluster), before, "nothing lost in the takeover");
+    wait_until("progress through the new leader", MINUTE, || {
+        described(&cluster, trial)
+            .is_some_and(|t| t["steps_completed"].as_u64() > Some(steps_at_freeze + 3))
+    });
+    eprintln!(
+        "leader frozen to progress read through the new leader: {:?}",
+        frozen.elapsed()
+    );
+    assert_eq!(cluster.trial_process(trial), Some(pid), "the same process");
 
     kill(leader, Signal::SIGCONT).expect("wake the leader");
     let woken = Instant::now();
@@ -121,11 +137,14 @@ fn a_frozen_leader_loses_the_lease_and_stops_at_once_when_it_wakes() {
         "{}",
         cluster.logs()
     );
-    assert!(
-        cluster
-            .cli_via(&standby, &["agent", "list"])
-            .status
-            .success(),
-        "the new leader serves on"
+
+    cluster.wait_for_experiment(experiment, "COMPLETED", Duration::from_secs(120));
+    let done = cluster.trial(trial);
+    assert_eq!(
+        exit_reasons(&done),
+        ["completed"],
+        "one allocation, never suspended by the agent's fence: {done:#}"
     );
+    assert_eq!(done["restarts"], 0);
+    assert_eq!(cluster.final_weights(experiment, 200), reference);
 }
