@@ -8,6 +8,7 @@ mod fleet;
 mod master;
 mod prom;
 mod run;
+mod run_database;
 mod trial;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use run::{Load, StoreDir};
+use run_database::RunDatabase;
 
 /// Fleet-scale benchmark of the master: registration, placement, report throughput, heartbeat
 /// acknowledgement latency, CPU and memory.
@@ -61,6 +63,10 @@ struct Args {
     /// Skip the peer run on tmpfs.
     #[arg(long)]
     no_peer: bool,
+    /// Also run against a master keeping its state on this PostgreSQL server (a URL with a
+    /// database to connect to; each run creates and drops a database of its own).
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
     /// The master binary (default: baton-master next to this binary).
     #[arg(long)]
     master_bin: Option<PathBuf>,
@@ -95,12 +101,21 @@ fn main() -> anyhow::Result<()> {
     };
     let mut stores = vec![StoreDir {
         name: "disk".into(),
-        root: args.disk_dir,
+        root: args.disk_dir.clone(),
+        postgres: None,
     }];
     if !args.no_peer {
         stores.push(StoreDir {
             name: "tmpfs".into(),
             root: args.tmpfs_dir,
+            postgres: None,
+        });
+    }
+    if let Some(server) = args.postgres {
+        stores.push(StoreDir {
+            name: "postgres".into(),
+            root: args.disk_dir,
+            postgres: Some(server),
         });
     }
     println!(
@@ -124,7 +139,17 @@ fn main() -> anyhow::Result<()> {
             "running against a master with its database in {}",
             store.root.display()
         );
-        results.push(runtime.block_on(run::run(&load, store, &binary))?);
+        let database = store
+            .postgres
+            .as_deref()
+            .map(RunDatabase::create)
+            .transpose()?;
+        let url = database.as_ref().map(|d| d.url.as_str());
+        let mut figures = runtime.block_on(run::run(&load, store, url, &binary))?;
+        if let Some(database) = &database {
+            figures.database_bytes = database.bytes()?;
+        }
+        results.push(figures);
     }
     figures::print_table(&results);
     Ok(())

@@ -24,8 +24,14 @@ pub struct Master {
 }
 
 impl Master {
-    /// Starts `binary` with its database under `data_dir`, logs and address file under `run_dir`.
-    pub async fn start(binary: &Path, run_dir: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+    /// Starts `binary` with its database under `data_dir` (or at `database`, a PostgreSQL URL),
+    /// logs and address file under `run_dir`.
+    pub async fn start(
+        binary: &Path,
+        run_dir: &Path,
+        data_dir: &Path,
+        database: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let address_file = run_dir.join("address");
         let log = run_dir.join("master.log");
         let metrics = free_port()?;
@@ -36,6 +42,12 @@ impl Master {
             .arg("--address-file")
             .arg(&address_file)
             .args(["--metrics-listen", &metrics.to_string()])
+            .args(
+                database
+                    .map(|url| ["--database", url])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)

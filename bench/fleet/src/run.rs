@@ -51,18 +51,26 @@ pub struct StoreDir {
     pub name: String,
     /// Directory under which the run's directory is made.
     pub root: PathBuf,
+    /// A PostgreSQL server to keep the master's state on instead of SQLite (a database per run).
+    pub postgres: Option<String>,
 }
 
 /// Longest wait for registration, placement or a pause.
 const PHASE_LIMIT: Duration = Duration::from_secs(180);
 
-/// Runs `load` against a fresh `binary` master whose run directory is under `store.root`.
-pub async fn run(load: &Load, store: &StoreDir, binary: &Path) -> anyhow::Result<Figures> {
+/// Runs `load` against a fresh `binary` master whose run directory is under `store.root`, its
+/// state in `database` (a PostgreSQL URL) when given.
+pub async fn run(
+    load: &Load,
+    store: &StoreDir,
+    database: Option<&str>,
+    binary: &Path,
+) -> anyhow::Result<Figures> {
     let run_dir = tempfile::Builder::new()
         .prefix("baton-fleet-")
         .tempdir_in(&store.root)?;
     let data_dir = run_dir.path().join("data");
-    let master = Master::start(binary, run_dir.path(), &data_dir).await?;
+    let master = Master::start(binary, run_dir.path(), &data_dir, database).await?;
     let result = measure(load, &master, run_dir.path()).await;
     if result.is_err() {
         eprintln!("master log tail:\n{}", master.log_tail());
