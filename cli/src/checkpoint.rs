@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::args::{CheckpointCmd, ListCheckpointsArgs};
 use crate::client::Run;
-use crate::{download, experiment, output, times};
+use crate::{download, experiment, output, pin, times};
 
 /// Runs one `baton checkpoint` command.
 pub async fn run(cmd: CheckpointCmd, app: &Run) -> anyhow::Result<()> {
@@ -29,6 +29,8 @@ pub async fn run(cmd: CheckpointCmd, app: &Run) -> anyhow::Result<()> {
             Ok(output::print(&describe_text(&ckpt))?)
         }
         CheckpointCmd::Download(args) => download::download(app, &args).await,
+        CheckpointCmd::Pin { uuid, note } => pin::pin(app, uuid, note).await,
+        CheckpointCmd::Unpin { uuid } => pin::unpin(app, uuid).await,
     }
 }
 
@@ -69,7 +71,8 @@ pub async fn list(app: &Run, args: &ListCheckpointsArgs) -> anyhow::Result<()> {
     Ok(output::print(&table(&checkpoints))?)
 }
 
-/// Checkpoints as a table (TRIAL STEP STATE METRIC SIZE UUID), as listings and GC previews show them.
+/// Checkpoints as a table (TRIAL STEP STATE METRIC SIZE PINNED UUID), as listings and GC previews
+/// show them.
 pub fn table(checkpoints: &[Checkpoint]) -> String {
     let rows = checkpoints.iter().map(|c| {
         vec![
@@ -78,10 +81,12 @@ pub fn table(checkpoints: &[Checkpoint]) -> String {
             c.state.clone(),
             output::metric(c.metric),
             output::bytes(c.size_bytes),
+            if c.pinned { "yes" } else { "-" }.to_string(),
             c.uuid.clone(),
         ]
     });
-    output::table(&["TRIAL", "STEP", "STATE", "METRIC", "SIZE", "UUID"], rows)
+    let header = ["TRIAL", "STEP", "STATE", "METRIC", "SIZE", "PINNED", "UUID"];
+    output::table(&header, rows)
 }
 
 /// Sorts best first by metric; checkpoints without a metric go last, ties by trial then step.
@@ -110,6 +115,8 @@ pub fn checkpoint_json(ckpt: &Checkpoint) -> Value {
         "size_bytes": ckpt.size_bytes,
         "created_ms": ckpt.created_ms,
         "created": times::json(ckpt.created_ms),
+        "pinned": ckpt.pinned,
+        "pin_note": output::non_empty(&ckpt.pin_note),
     })
 }
 
@@ -140,6 +147,7 @@ fn describe_text(ckpt: &Checkpoint) -> String {
             ),
         ),
         ("Created", times::local(ckpt.created_ms)),
+        ("Pinned", pin_text(ckpt)),
     ];
     if let Some(framework) = framework_line(&ckpt.metadata_json) {
         pairs.push(("Framework", framework));
@@ -159,6 +167,15 @@ fn describe_text(ckpt: &Checkpoint) -> String {
         text.push_str(&format!("  {line}\n"));
     }
     text
+}
+
+/// `yes (NOTE)`, `yes` or `no`.
+fn pin_text(ckpt: &Checkpoint) -> String {
+    match (ckpt.pinned, ckpt.pin_note.as_str()) {
+        (false, _) => "no".to_string(),
+        (true, "") => "yes".to_string(),
+        (true, note) => format!("yes ({note})"),
+    }
 }
 
 /// "torch (baton.torch/1), torch 2.15.0, python 3.11.7" from the trial's own metadata in a
@@ -252,7 +269,16 @@ mod tests {
         let mut c = ckpt("u1", 2, 50, Some(0.25));
         c.size_bytes = 1024;
         let value = checkpoint_json(&c);
-        for key in ["uuid", "trial_id", "step", "state", "metric", "size_bytes"] {
+        for key in [
+            "uuid",
+            "trial_id",
+            "step",
+            "state",
+            "metric",
+            "size_bytes",
+            "pinned",
+            "pin_note",
+        ] {
             assert!(value.get(key).is_some(), "{key} missing");
         }
         assert_eq!(value["metric"], 0.25);

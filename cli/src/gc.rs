@@ -28,6 +28,7 @@ pub async fn set_policy(app: &Run, args: &GcPolicyArgs) -> anyhow::Result<()> {
         save_experiment_best: parse_count("--save-experiment-best", &args.save_experiment_best)?,
         save_trial_best: parse_count("--save-trial-best", &args.save_trial_best)?,
         save_trial_latest: parse_count("--save-trial-latest", &args.save_trial_latest)?,
+        gc_while_running: args.gc_while_running,
         dry_run: true,
     };
     let mut admin = app.connect().await?;
@@ -202,8 +203,14 @@ mod tests {
         );
         let text = deletion_table(&response.delete);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "TRIAL  STEP  STATE      METRIC  SIZE     UUID");
-        assert_eq!(lines[1], "1      10    COMPLETED  -       1.0 KiB  d1");
+        assert_eq!(
+            lines[0],
+            "TRIAL  STEP  STATE      METRIC  SIZE     PINNED  UUID"
+        );
+        assert_eq!(
+            lines[1],
+            "1      10    COMPLETED  -       1.0 KiB  -       d1"
+        );
         assert_eq!(lines[3], "2 checkpoints to delete, 3.0 KiB in total");
         assert_eq!(deletion_table(&[]), "No checkpoints to delete");
         assert_eq!(

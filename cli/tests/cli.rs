@@ -179,6 +179,88 @@ async fn gc_policy_previews_confirms_and_applies() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn gc_while_running_is_sent_only_when_given() {
+    let (url, master) = start().await;
+    let policy = [
+        "experiment",
+        "set",
+        "gc-policy",
+        "1",
+        "--save-experiment-best",
+        "0",
+        "--save-trial-best",
+        "1",
+        "--save-trial-latest",
+        "1",
+        "--dry-run",
+    ];
+    for tail in [&[][..], &["--gc-while-running", "false"]] {
+        let out = baton(&url, &[&policy[..], tail].concat()).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(
+        *master.calls.lock().unwrap(),
+        [
+            "gc 0 1 1 dry_run=true",
+            "gc 0 1 1 dry_run=true gc_while_running=false"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_show_in_lists_and_describe() {
+    let (url, master) = start().await;
+    let out = baton(&url, &["checkpoint", "pin", "c20", "--note", "ship it"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Checkpoint c20 (trial 5, step 20) is pinned: ship it\n"
+    );
+    let value = json_out(&baton(&url, &["checkpoint", "pin", "c10", "--json"]).await);
+    assert_eq!(
+        (value["pinned"].clone(), value["pin_note"].clone()),
+        (json!(true), json!(null))
+    );
+    let out = baton(&url, &["checkpoint", "pin", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "error: checkpoint nope does not exist\n");
+    let out = baton(&url, &["checkpoint", "unpin", "c20"]).await;
+    assert!(
+        stdout(&out).ends_with("does not keep it: it is DELETING\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        *master.calls.lock().unwrap(),
+        [
+            "pin c20 \"ship it\"",
+            "pin c10 \"\"",
+            "pin nope \"\"",
+            "unpin c20"
+        ]
+    );
+
+    let table = stdout(&baton(&url, &["experiment", "list-checkpoints", "1"]).await);
+    assert!(
+        table.starts_with("TRIAL  STEP  STATE      METRIC  SIZE     PINNED  UUID\n"),
+        "{table}"
+    );
+    let value = json_out(&baton(&url, &["experiment", "list-checkpoints", "1", "--json"]).await);
+    assert_eq!(value[0]["pinned"], false);
+    let described = stdout(&baton(&url, &["checkpoint", "describe", "c10"]).await);
+    assert!(described.contains("\nPinned:     no\n"), "{described}");
+
+    let value = json_out(&baton(&url, &["experiment", "describe", "1", "--json"]).await);
+    assert_eq!(value["storage_bytes"], 3 << 20);
+    assert_eq!(value["storage_peak_bytes"], 5 << 20);
+    let described = stdout(&baton(&url, &["experiment", "describe", "1"]).await);
+    assert!(
+        described.contains("\nStorage:  3.0 MiB held, 5.0 MiB at most\n"),
+        "{described}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn experiment_delete_needs_yes_off_a_terminal() {
     let (url, master) = start().await;
     let out = baton(&url, &["experiment", "delete", "1"]).await;

@@ -59,6 +59,7 @@ fn candidates() -> Vec<GcCandidate> {
                 metric,
                 state,
                 trial_can_run: trial_id.is_multiple_of(10),
+                held: false,
             }
         })
         .collect()

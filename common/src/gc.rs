@@ -12,7 +12,9 @@
 //!   among the best.
 //! - Kept = the best `save_experiment_best` of the whole experiment, the best `save_trial_best` of
 //!   each trial and the latest `save_trial_latest` of each trial (by step, then by `seq`), plus the
-//!   latest checkpoint of each trial that can still run, whatever the policy.
+//!   latest checkpoint of each trial that can still run, and every held checkpoint (pinned by an
+//!   operator, or restored from by a running allocation), whatever the policy.
+//! - A held checkpoint still takes its place in the rankings: holding one changes nothing else.
 //! - Rankings only consider COMPLETED checkpoints: one already being deleted takes no place.
 //! - Both lists are sorted by `seq` (then uuid), so the same snapshot always gives the same answer
 //!   whatever the order of its records.
@@ -118,6 +120,8 @@ pub struct GcCandidate {
     pub state: CheckpointState,
     /// Whether the trial can still run; if any of its checkpoints says so, its latest is kept.
     pub trial_can_run: bool,
+    /// Pinned, or restored from by a running allocation: kept whatever the policy.
+    pub held: bool,
 }
 
 /// Outcome of a selection: uuids to keep and to delete, each sorted by creation order.
@@ -284,7 +288,7 @@ pub fn select(candidates: &[GcCandidate], policy: &GcPolicy) -> GcSelection {
     let mut deleted: Vec<(u64, usize)> = Vec::with_capacity(n);
     for (idx, c) in candidates.iter().enumerate() {
         match c.state {
-            CheckpointState::Completed if keep[idx] => kept.push((c.seq, idx)),
+            CheckpointState::Completed if keep[idx] || c.held => kept.push((c.seq, idx)),
             CheckpointState::Completed | CheckpointState::Deleting | CheckpointState::Error => {
                 deleted.push((c.seq, idx));
             }
@@ -341,6 +345,10 @@ where
         }
     }
 }
+
+mod running;
+
+pub use running::collectable_while_running;
 
 #[cfg(test)]
 mod tests;

@@ -206,7 +206,7 @@ fn checkpoint_tables_and_describe(cluster: &TestCluster, id: u64) {
     assert_eq!(columns(&preview), columns(&listed), "{preview}\n{listed}");
     assert_eq!(
         columns(&listed),
-        ["TRIAL", "STEP", "STATE", "METRIC", "SIZE", "UUID"]
+        ["TRIAL", "STEP", "STATE", "METRIC", "SIZE", "PINNED", "UUID"]
     );
     let uuid = listed
         .lines()

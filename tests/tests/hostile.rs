@@ -9,7 +9,8 @@ use baton_common::proto::agent_service_client::AgentServiceClient;
 use baton_common::proto::{
     AgentMessage, AgentRef, CheckpointRef, Context, ContextFile, CreateExperimentRequest,
     DisableAgentRequest, ExperimentRef, Hello, ListCheckpointsRequest, LogLines, MoveTrialRequest,
-    PROTOCOL_VERSION, SetGcPolicyRequest, TrialLogsRequest, TrialRef, agent_message,
+    PROTOCOL_VERSION, PinCheckpointRequest, SetGcPolicyRequest, TrialLogsRequest, TrialRef,
+    UnpinCheckpointRequest, agent_message,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -269,6 +270,11 @@ fn hostile_grpc_requests_get_their_code_and_change_nothing() {
     );
     cluster.wait_for_experiment(done, "COMPLETED", Duration::from_secs(60));
     let trial = cluster.first_trial(done);
+    let checkpoint =
+        cluster.json(&["experiment", "list-checkpoints", &done.to_string()])[0]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let before = cluster_state(&cluster);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -401,6 +407,36 @@ fn hostile_grpc_requests_get_their_code_and_change_nothing() {
             "uuid",
         ),
         ("download an unknown checkpoint", Code::NotFound, "0e5f7c1e"),
+        (
+            "pin an unknown checkpoint",
+            Code::NotFound,
+            "checkpoint 0e5f7c1e-6a3b-4d7e-9b1a-2f4c8d9e0a11 does not exist",
+        ),
+        (
+            "pin a path as a checkpoint",
+            Code::InvalidArgument,
+            "\"../../etc\" is not a checkpoint uuid",
+        ),
+        (
+            "pin a huge uuid",
+            Code::InvalidArgument,
+            "is not a checkpoint uuid",
+        ),
+        (
+            "pin with a huge note",
+            Code::InvalidArgument,
+            "note: at most 1024 bytes (got 1048576)",
+        ),
+        (
+            "unpin an unknown checkpoint",
+            Code::NotFound,
+            "checkpoint 0e5f7c1e-6a3b-4d7e-9b1a-2f4c8d9e0a11 does not exist",
+        ),
+        (
+            "unpin without a uuid",
+            Code::InvalidArgument,
+            "\"\" is not a checkpoint uuid",
+        ),
         ("disable an unknown agent", Code::NotFound, "nowhere"),
         ("enable an unknown agent", Code::NotFound, "nowhere"),
         (
@@ -564,6 +600,44 @@ fn hostile_grpc_requests_get_their_code_and_change_nothing() {
                     })
                     .await
                     .err(),
+                "pin an unknown checkpoint" => admin
+                    .pin_checkpoint(PinCheckpointRequest {
+                        uuid: "0e5f7c1e-6a3b-4d7e-9b1a-2f4c8d9e0a11".into(),
+                        note: String::new(),
+                    })
+                    .await
+                    .err(),
+                "pin a path as a checkpoint" => admin
+                    .pin_checkpoint(PinCheckpointRequest {
+                        uuid: "../../etc".into(),
+                        note: String::new(),
+                    })
+                    .await
+                    .err(),
+                "pin a huge uuid" => admin
+                    .pin_checkpoint(PinCheckpointRequest {
+                        uuid: "x".repeat(1 << 20),
+                        note: String::new(),
+                    })
+                    .await
+                    .err(),
+                "pin with a huge note" => admin
+                    .pin_checkpoint(PinCheckpointRequest {
+                        uuid: checkpoint.clone(),
+                        note: "n".repeat(1 << 20),
+                    })
+                    .await
+                    .err(),
+                "unpin an unknown checkpoint" => admin
+                    .unpin_checkpoint(UnpinCheckpointRequest {
+                        uuid: "0e5f7c1e-6a3b-4d7e-9b1a-2f4c8d9e0a11".into(),
+                    })
+                    .await
+                    .err(),
+                "unpin without a uuid" => admin
+                    .unpin_checkpoint(UnpinCheckpointRequest::default())
+                    .await
+                    .err(),
                 "disable an unknown agent" => admin
                     .disable_agent(DisableAgentRequest {
                         id: "nowhere".into(),
@@ -621,6 +695,8 @@ fn hostile_grpc_requests_get_their_code_and_change_nothing() {
         before,
         "no request changed anything"
     );
+    let listed = cluster.json(&["experiment", "list-checkpoints", &done.to_string()]);
+    assert_eq!(listed[0]["pinned"], false, "no checkpoint was pinned");
     let agents = cluster.json(&["agent", "list"]);
     assert_eq!(
         agents[0]["connected"], true,

@@ -624,6 +624,10 @@ fn the_admin_api_needs_a_token_and_a_viewer_changes_nothing() {
     );
     cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(60));
     let id_text = id.to_string();
+    let checkpoint = cluster.json(&["experiment", "list-checkpoints", &id_text])[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let refuse = |token: Option<&str>, args: &[&str], expected: &str| {
         let mut caller = TestCluster::cli_as(&cluster, token);
@@ -641,6 +645,8 @@ fn the_admin_api_needs_a_token_and_a_viewer_changes_nothing() {
     for args in [
         vec!["experiment", "kill", &id_text],
         vec!["agent", "disable", "a1"],
+        vec!["checkpoint", "pin", &checkpoint],
+        vec!["checkpoint", "unpin", &checkpoint],
         vec![
             "experiment",
             "set",
@@ -685,6 +691,8 @@ fn the_admin_api_needs_a_token_and_a_viewer_changes_nothing() {
     }
     // Nothing a refused call asked for happened.
     assert_eq!(cluster.json(&["agent", "list"])[0]["state"], "enabled");
+    let described = cluster.json(&["checkpoint", "describe", &checkpoint]);
+    assert_eq!(described["pinned"], false);
     assert!(
         !cluster
             .json(&["experiment", "list-checkpoints", &id_text])

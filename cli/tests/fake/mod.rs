@@ -53,6 +53,9 @@ fn experiment() -> Experiment {
         trial_states: [("RUNNING".to_string(), 1)].into(),
         steps_completed: 10,
         max_length: 100,
+        storage_bytes: 3 << 20,
+        storage_peak_bytes: 5 << 20,
+        ..Default::default()
     }
 }
 
@@ -140,13 +143,41 @@ impl AdminService for FakeMaster {
     }
     async fn set_gc_policy(&self, r: Request<SetGcPolicyRequest>) -> Reply<SetGcPolicyResponse> {
         let r = r.into_inner();
+        let while_running = match r.gc_while_running {
+            Some(value) => format!(" gc_while_running={value}"),
+            None => String::new(),
+        };
         self.record(format!(
-            "gc {} {} {} dry_run={}",
+            "gc {} {} {} dry_run={}{while_running}",
             r.save_experiment_best, r.save_trial_best, r.save_trial_latest, r.dry_run
         ));
         let mut list = checkpoints();
         let delete = list.split_off(1);
         Ok(Response::new(SetGcPolicyResponse { keep: list, delete }))
+    }
+    async fn pin_checkpoint(&self, r: Request<PinCheckpointRequest>) -> Reply<Checkpoint> {
+        let r = r.into_inner();
+        self.record(format!("pin {} {:?}", r.uuid, r.note));
+        match checkpoints().into_iter().find(|c| c.uuid == r.uuid) {
+            Some(c) => Ok(Response::new(Checkpoint {
+                pinned: true,
+                pin_note: r.note,
+                ..c
+            })),
+            None => Err(Status::not_found(format!(
+                "checkpoint {} does not exist",
+                r.uuid
+            ))),
+        }
+    }
+    async fn unpin_checkpoint(&self, r: Request<UnpinCheckpointRequest>) -> Reply<Checkpoint> {
+        let uuid = r.into_inner().uuid;
+        self.record(format!("unpin {uuid}"));
+        let c = checkpoint(&uuid, 20, None);
+        Ok(Response::new(Checkpoint {
+            state: "DELETING".into(),
+            ..c
+        }))
     }
     async fn list_trials(&self, _: Request<ExperimentRef>) -> Reply<ListTrialsResponse> {
         Ok(Response::new(ListTrialsResponse {

@@ -104,6 +104,9 @@ pub struct GcSettings {
     /// Keep this many latest checkpoints of each trial.
     #[serde(default = "default_one")]
     pub save_trial_latest: u64,
+    /// Delete, while the experiment runs, every checkpoint the policy can no longer keep.
+    #[serde(default)]
+    pub gc_while_running: bool,
 }
 
 fn default_one() -> u64 {
@@ -116,6 +119,7 @@ impl Default for GcSettings {
             save_experiment_best: 0,
             save_trial_best: 1,
             save_trial_latest: 1,
+            gc_while_running: false,
         }
     }
 }
@@ -209,6 +213,7 @@ impl<'de> Visitor<'de> for CheckpointStorageVisitor {
                 "save_experiment_best" => gc.save_experiment_best = map.next_value()?,
                 "save_trial_best" => gc.save_trial_best = map.next_value()?,
                 "save_trial_latest" => gc.save_trial_latest = map.next_value()?,
+                "gc_while_running" => gc.gc_while_running = map.next_value()?,
                 _ => {
                     backend.insert(key, map.next_value::<Value>()?);
                 }
@@ -407,7 +412,8 @@ mod tests {
             GcSettings {
                 save_experiment_best: 0,
                 save_trial_best: 2,
-                save_trial_latest: 1
+                save_trial_latest: 1,
+                gc_while_running: false,
             }
         );
         let shown = format!("{:?}", backend.redacted());

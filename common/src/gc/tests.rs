@@ -13,6 +13,7 @@ fn cand(uuid: &str, trial_id: u64, step: u64, seq: u64, metric: Option<f64>) -> 
         metric,
         state: CheckpointState::Completed,
         trial_can_run: false,
+        held: false,
     }
 }
 
@@ -293,6 +294,7 @@ fn reference(candidates: &[GcCandidate], p: &GcPolicy) -> BTreeSet<String> {
             kept.extend(latest(&of_trial, 1));
         }
     }
+    kept.extend(completed.iter().filter(|c| c.held).map(|c| c.uuid.clone()));
     kept
 }
 
@@ -318,13 +320,22 @@ fn arb_metric() -> impl Strategy<Value = Option<f64>> {
 /// Snapshots of up to 40 checkpoints in up to 4 trials; `seq` is the position (unique).
 fn arb_candidates() -> impl Strategy<Value = Vec<GcCandidate>> {
     (
-        prop::collection::vec((0u64..4, 0u64..6, arb_metric(), arb_state()), 0..40),
+        prop::collection::vec(
+            (
+                0u64..4,
+                0u64..6,
+                arb_metric(),
+                arb_state(),
+                prop::bool::weighted(0.1),
+            ),
+            0..40,
+        ),
         prop::collection::vec(any::<bool>(), 4),
     )
         .prop_map(|(rows, can_run)| {
             rows.into_iter()
                 .enumerate()
-                .map(|(i, (trial_id, step, metric, state))| GcCandidate {
+                .map(|(i, (trial_id, step, metric, state, held))| GcCandidate {
                     uuid: format!("ckpt-{i:02}"),
                     trial_id,
                     step,
@@ -332,6 +343,7 @@ fn arb_candidates() -> impl Strategy<Value = Vec<GcCandidate>> {
                     metric,
                     state,
                     trial_can_run: can_run[trial_id as usize],
+                    held: held && state == CheckpointState::Completed,
                 })
                 .collect()
         })
@@ -448,6 +460,21 @@ proptest! {
         let seq_of = |u: &String| cands.iter().find(|c| &c.uuid == u).unwrap().seq;
         prop_assert!(selection.keep.windows(2).all(|w| seq_of(&w[0]) < seq_of(&w[1])));
         prop_assert!(selection.delete.windows(2).all(|w| seq_of(&w[0]) < seq_of(&w[1])));
+    }
+
+    #[test]
+    fn holding_keeps_the_held_and_changes_nothing_else(
+        cands in arb_candidates(),
+        p in arb_policy(),
+    ) {
+        let unheld: Vec<GcCandidate> = cands
+            .iter()
+            .cloned()
+            .map(|c| GcCandidate { held: false, ..c })
+            .collect();
+        let mut expected = kept_set(&unheld, &p);
+        expected.extend(cands.iter().filter(|c| c.held).map(|c| c.uuid.clone()));
+        prop_assert_eq!(kept_set(&cands, &p), expected);
     }
 
     #[test]

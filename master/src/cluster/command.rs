@@ -59,11 +59,24 @@ pub enum Command {
         experiment_id: u64,
         /// The policy.
         policy: GcSettings,
+        /// A new `gc_while_running`; None keeps the experiment's.
+        while_running: Option<bool>,
         /// Only preview.
         dry_run: bool,
         /// What is kept and deleted.
         reply: Reply<SetGcPolicyResponse>,
     },
+    /// Pin a checkpoint with a note.
+    PinCheckpoint {
+        /// The checkpoint.
+        uuid: String,
+        /// Why it is pinned.
+        note: String,
+        /// The checkpoint afterwards.
+        reply: Reply<Checkpoint>,
+    },
+    /// Unpin a checkpoint.
+    UnpinCheckpoint(String, Reply<Checkpoint>),
     /// An experiment's trials.
     ListTrials(u64, Reply<ListTrialsResponse>),
     /// One trial with its allocations and validations.
@@ -160,6 +173,8 @@ impl Command {
             Command::ActivateExperiment(..) => "activate_experiment",
             Command::ListCheckpoints { .. } => "list_checkpoints",
             Command::SetGcPolicy { .. } => "set_gc_policy",
+            Command::PinCheckpoint { .. } => "pin_checkpoint",
+            Command::UnpinCheckpoint(..) => "unpin_checkpoint",
             Command::ListTrials(..) => "list_trials",
             Command::DescribeTrial(..) => "describe_trial",
             Command::FollowLogs(..) => "follow_logs",
@@ -253,10 +268,18 @@ impl Cluster {
             Command::SetGcPolicy {
                 experiment_id,
                 policy,
+                while_running,
                 dry_run,
                 reply,
             } => {
-                let _ = reply.send(self.gc_policy_reply(experiment_id, policy, dry_run));
+                let answer = self.gc_policy_reply(experiment_id, policy, while_running, dry_run);
+                let _ = reply.send(answer);
+            }
+            Command::PinCheckpoint { uuid, note, reply } => {
+                let _ = reply.send(self.pin_checkpoint(&uuid, &note));
+            }
+            Command::UnpinCheckpoint(uuid, reply) => {
+                let _ = reply.send(self.unpin_checkpoint(&uuid));
             }
             Command::ListTrials(id, reply) => {
                 let listed = self.experiment_view(id, false).map(|_| ListTrialsResponse {

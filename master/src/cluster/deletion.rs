@@ -1,5 +1,6 @@
 //! Deleting a terminal experiment: mark it DELETING, delete its checkpoints from storage, then
 //! remove its records. A master that stops at any point goes on where it was when it starts again.
+//! An experiment with pinned checkpoints loses only its unpinned ones and keeps its records.
 
 use baton_common::gc::CheckpointState;
 use baton_common::proto::Experiment;
@@ -30,9 +31,12 @@ impl Cluster {
         let checkpoints = self.store.checkpoints_of_experiment(id)?;
         let to_delete: Vec<String> = checkpoints
             .iter()
-            .filter(|c| c.state != CheckpointState::Deleted)
+            .filter(|c| c.state != CheckpointState::Deleted && !c.pinned)
             .map(|c| c.uuid.clone())
             .collect();
+        if checkpoints.iter().any(|c| c.pinned) {
+            return self.delete_unpinned(id, to_delete);
+        }
         self.store.transaction(|store| {
             store.set_experiment_state(id, ExperimentState::Deleting)?;
             for uuid in &to_delete {
@@ -50,6 +54,24 @@ impl Cluster {
         self.spawn_deletion(id, to_delete);
         self.remove_if_deleted(id);
         Ok(view)
+    }
+
+    /// Deletes the unpinned checkpoints of an experiment with pinned ones; the experiment keeps
+    /// its state and records, so that the pinned checkpoints stay described and downloadable.
+    fn delete_unpinned(&mut self, id: u64, to_delete: Vec<String>) -> MasterResult<Experiment> {
+        self.store.transaction(|store| {
+            for uuid in &to_delete {
+                store.set_checkpoint_state(uuid, CheckpointState::Deleting, "")?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(
+            experiment = id,
+            checkpoints = to_delete.len(),
+            "deleting the unpinned checkpoints of an experiment with pinned ones"
+        );
+        self.spawn_deletion(id, to_delete);
+        self.experiment_view(id, true)
     }
 
     /// Removes a DELETING experiment's records once none of its checkpoints is left in storage.

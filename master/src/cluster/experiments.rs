@@ -1,11 +1,16 @@
-//! Experiment lifecycle: create, pause, activate, kill.
+//! Experiment lifecycle: load, create, pause, activate, kill.
+
+use std::collections::BTreeMap;
+
+use baton_common::config::parse_experiment_config;
 
 use super::desired::{Desired, KillReason};
 use super::state::{Cluster, ExperimentEntry, StopReason, TrialEntry};
+use super::storage_use::StorageUse;
 use crate::error::{MasterError, MasterResult};
 use crate::prepare::PreparedExperiment;
 use crate::states::{ExperimentState, TrialState, with_article};
-use crate::store::{ExperimentRow, TrialRow, now_ms};
+use crate::store::{ExperimentRow, Store, TrialRow, now_ms};
 
 impl Cluster {
     /// Records a prepared experiment and its trials atomically.
@@ -63,10 +68,16 @@ impl Cluster {
             config_yaml,
             gc_policy_json: None,
             created_ms,
+            storage_peak_bytes: 0,
         };
         tracing::info!(experiment = experiment_id, name = %config.name, trials = hparams.len(), "experiment created");
-        self.experiments
-            .insert(experiment_id, ExperimentEntry { row, config, gc });
+        let entry = ExperimentEntry {
+            row,
+            config,
+            gc,
+            storage: Default::default(),
+        };
+        self.experiments.insert(experiment_id, entry);
         self.needs_schedule = true;
         Ok(experiment_id)
     }
@@ -141,6 +152,35 @@ impl Cluster {
             .filter(|t| t.row.experiment_id == id)
             .filter_map(|t| t.allocation.clone())
             .collect()
+    }
+
+    /// Every experiment in the store whose config still parses, with its policy and storage use.
+    pub(super) fn load_experiments(store: &Store) -> MasterResult<BTreeMap<u64, ExperimentEntry>> {
+        let totals = Self::load_storage_use(store)?;
+        let mut experiments = BTreeMap::new();
+        for row in store.list_experiments()? {
+            let config = match parse_experiment_config(&row.config_yaml) {
+                Ok(config) => config,
+                Err(e) => {
+                    tracing::error!(experiment = row.id, error = %e, "stored config no longer parses; experiment left out");
+                    continue;
+                }
+            };
+            let gc = match &row.gc_policy_json {
+                Some(json) => serde_json::from_str(json).unwrap_or(config.checkpoint_storage.gc),
+                None => config.checkpoint_storage.gc,
+            };
+            let (held, pinned) = totals.get(&row.id).copied().unwrap_or_default();
+            let storage = StorageUse::loaded(held, row.storage_peak_bytes, pinned);
+            let entry = ExperimentEntry {
+                row,
+                config,
+                gc,
+                storage,
+            };
+            experiments.insert(entry.row.id, entry);
+        }
+        Ok(experiments)
     }
 
     pub(super) fn experiment_mut(&mut self, id: u64) -> MasterResult<&mut ExperimentEntry> {

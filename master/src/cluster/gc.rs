@@ -1,5 +1,7 @@
 //! Checkpoint garbage collection: select by policy, mark DELETING, delete storage, then record.
 
+use std::collections::HashSet;
+
 use baton_common::config::GcSettings;
 use baton_common::gc::{CheckpointState, GcCandidate, GcPolicy, GcSelection, select};
 use baton_common::proto::{Checkpoint, CheckpointCompleted, SetGcPolicyResponse};
@@ -18,17 +20,42 @@ impl Cluster {
         experiment_id: u64,
         policy: &GcSettings,
     ) -> MasterResult<(GcSelection, Vec<ScoredCheckpoint>)> {
+        let policy = self.gc_policy(experiment_id, policy)?;
+        let (candidates, checkpoints) = self.gc_candidates(experiment_id)?;
+        Ok((select(&candidates, &policy), checkpoints))
+    }
+
+    /// `settings` ranked in the direction of the experiment's searcher metric.
+    pub(super) fn gc_policy(
+        &self,
+        experiment_id: u64,
+        settings: &GcSettings,
+    ) -> MasterResult<GcPolicy> {
         let experiment = self.experiments.get(&experiment_id).ok_or_else(|| {
             MasterError::NotFound(format!("experiment {experiment_id} does not exist"))
         })?;
-        let policy = GcPolicy {
-            save_experiment_best: policy.save_experiment_best,
-            save_trial_best: policy.save_trial_best,
-            save_trial_latest: policy.save_trial_latest,
+        Ok(GcPolicy {
+            save_experiment_best: settings.save_experiment_best,
+            save_trial_best: settings.save_trial_best,
+            save_trial_latest: settings.save_trial_latest,
             smaller_is_better: experiment.config.searcher.smaller_is_better,
-        };
+        })
+    }
+
+    /// An experiment's checkpoints as GC sees them, with their records. A checkpoint is held when
+    /// it is pinned or a running allocation restores from it (its trial's checkpoint of the step
+    /// the allocation started at).
+    pub(super) fn gc_candidates(
+        &self,
+        experiment_id: u64,
+    ) -> MasterResult<(Vec<GcCandidate>, Vec<ScoredCheckpoint>)> {
         let checkpoints = self.experiment_checkpoints(experiment_id, true)?;
-        let candidates: Vec<GcCandidate> = checkpoints
+        let restored: HashSet<(u64, u64)> = self
+            .allocations
+            .values()
+            .map(|live| (live.row.trial_id, live.row.start_step))
+            .collect();
+        let candidates = checkpoints
             .iter()
             .map(|(row, metric)| GcCandidate {
                 uuid: row.uuid.clone(),
@@ -41,9 +68,10 @@ impl Cluster {
                     .trials
                     .get(&row.trial_id)
                     .is_some_and(|t| !t.row.state.is_terminal()),
+                held: row.pinned || restored.contains(&(row.trial_id, row.step)),
             })
             .collect();
-        Ok((select(&candidates, &policy), checkpoints))
+        Ok((candidates, checkpoints))
     }
 
     /// Stores a new policy for an experiment and deletes what it does not keep.
@@ -61,6 +89,7 @@ impl Cluster {
         experiment.gc = policy;
         let json = serde_json::to_string(&policy).expect("policy serializes");
         self.store.set_gc_policy(experiment_id, &json)?;
+        self.mark_gc_due(experiment_id);
         self.collect_garbage(experiment_id, &policy)
     }
 
@@ -152,14 +181,19 @@ impl Cluster {
                 (CheckpointState::Error, error)
             }
         };
+        let before = self.store.checkpoint_by_uuid(uuid);
         if let Err(e) = self.store.set_checkpoint_state(uuid, state, &error) {
             tracing::error!(error = %e, "cannot record checkpoint deletion");
+            return;
         }
-        if let Ok(Some(row)) = self.store.checkpoint_by_uuid(uuid) {
+        if let Ok(Some(row)) = before {
             let metrics = &self.settings.metrics;
             if state == CheckpointState::Deleted {
                 metrics.checkpoints_deleted.inc();
                 metrics.deleted_bytes.inc_by(row.size_bytes);
+                if row.state != CheckpointState::Deleted {
+                    self.checkpoint_removed(row.experiment_id, row.size_bytes);
+                }
             } else {
                 metrics.deletion_failures.inc();
             }
@@ -168,12 +202,19 @@ impl Cluster {
     }
 
     /// The answer to `set gc-policy`: what the policy keeps and deletes, applied unless `dry_run`.
+    /// `while_running` sets `gc_while_running`; None keeps the experiment's.
     pub(super) fn gc_policy_reply(
         &mut self,
         experiment_id: u64,
         policy: GcSettings,
+        while_running: Option<bool>,
         dry_run: bool,
     ) -> MasterResult<SetGcPolicyResponse> {
+        let current = self.experiment_mut(experiment_id)?.gc.gc_while_running;
+        let policy = GcSettings {
+            gc_while_running: while_running.unwrap_or(current),
+            ..policy
+        };
         let (selection, rows) = if dry_run {
             self.gc_preview(experiment_id, &policy)?
         } else {
@@ -231,8 +272,11 @@ impl Cluster {
             metadata_json: report.metadata_json,
             error: String::new(),
             created_ms: now_ms(),
+            pinned: false,
+            pin_note: String::new(),
         };
         if self.store.insert_checkpoint(&row)? {
+            self.checkpoint_stored(experiment_id, row.size_bytes);
             tracing::warn!(checkpoint = %row.uuid, agent = %agent_id, step = row.step, "deleting a checkpoint written by a fenced allocation");
             self.spawn_deletion(experiment_id, vec![row.uuid]);
         }

@@ -104,20 +104,34 @@ impl ClusterHandle {
         .await
     }
 
-    /// Previews or applies a GC policy.
+    /// Previews or applies a GC policy; `while_running` None keeps `gc_while_running` as it is.
     pub async fn set_gc_policy(
         &self,
         experiment_id: u64,
         policy: GcSettings,
+        while_running: Option<bool>,
         dry_run: bool,
     ) -> MasterResult<SetGcPolicyResponse> {
         self.ask(|reply| Command::SetGcPolicy {
             experiment_id,
             policy,
+            while_running,
             dry_run,
             reply,
         })
         .await
+    }
+
+    /// Pins a checkpoint.
+    pub async fn pin_checkpoint(&self, uuid: String, note: String) -> MasterResult<Checkpoint> {
+        self.ask(|reply| Command::PinCheckpoint { uuid, note, reply })
+            .await
+    }
+
+    /// Unpins a checkpoint.
+    pub async fn unpin_checkpoint(&self, uuid: String) -> MasterResult<Checkpoint> {
+        self.ask(|reply| Command::UnpinCheckpoint(uuid, reply))
+            .await
     }
 
     /// An experiment's trials.

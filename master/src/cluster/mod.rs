@@ -13,14 +13,17 @@ mod gauges;
 mod gc;
 mod handle;
 mod lifecycle;
+mod pins;
 mod reconcile;
 mod replay;
 mod reports;
+mod running_gc;
 mod scheduling;
 #[cfg(test)]
 mod simulation;
 mod starting;
 mod state;
+mod storage_use;
 mod sweep;
 mod trials;
 mod views;

@@ -186,6 +186,8 @@ impl Cluster {
             metadata_json: report.metadata_json,
             error: String::new(),
             created_ms: now_ms(),
+            pinned: false,
+            pin_note: String::new(),
         };
         let inserted = self.store.insert_checkpoint(&row)?;
         if let Some(experiment) = self.experiments.get(&row.experiment_id)
@@ -208,6 +210,10 @@ impl Cluster {
             trial.row.latest_checkpoint_uuid = Some(report.uuid);
             trial.row.latest_checkpoint_step = report.step;
             self.store.update_trial(&trial.row)?;
+        }
+        if inserted {
+            self.checkpoint_stored(row.experiment_id, row.size_bytes);
+            self.mark_gc_due(row.experiment_id);
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_common::config::{ExperimentConfig, GcSettings, parse_experiment_config};
+use baton_common::config::{ExperimentConfig, GcSettings};
 use baton_common::proto::{MasterMessage, Slot};
 use tokio::sync::{broadcast, mpsc};
 
@@ -12,6 +12,7 @@ use super::ClusterHandle;
 use super::clock::{Clock, SystemClock};
 use super::desired::{Deadlines, Desired, SentAt};
 use super::gangs::Gang;
+use super::storage_use::StorageUse;
 use super::sweep::SweepState;
 use crate::auth::AgentTokens;
 use crate::error::{MasterError, MasterResult};
@@ -144,6 +145,8 @@ pub struct ExperimentEntry {
     pub config: ExperimentConfig,
     /// The GC policy in force.
     pub gc: GcSettings,
+    /// What its checkpoints take in storage.
+    pub storage: StorageUse,
 }
 
 /// A trial with its scheduling hints.
@@ -278,6 +281,8 @@ pub struct Cluster {
     pub(super) deletions_in_flight: std::collections::HashSet<String>,
     /// Allocations spanning several agents, by allocation id.
     pub(super) gangs: HashMap<String, Gang>,
+    /// Experiments whose checkpoints collection while running looks at on the next tick.
+    pub(super) gc_due: BTreeSet<u64>,
 }
 
 impl Cluster {
@@ -298,21 +303,7 @@ impl Cluster {
         clock: Arc<dyn Clock>,
     ) -> MasterResult<Self> {
         let now = clock.now();
-        let mut experiments = BTreeMap::new();
-        for row in store.list_experiments()? {
-            let config = match parse_experiment_config(&row.config_yaml) {
-                Ok(config) => config,
-                Err(e) => {
-                    tracing::error!(experiment = row.id, error = %e, "stored config no longer parses; experiment left out");
-                    continue;
-                }
-            };
-            let gc = match &row.gc_policy_json {
-                Some(json) => serde_json::from_str(json).unwrap_or(config.checkpoint_storage.gc),
-                None => config.checkpoint_storage.gc,
-            };
-            experiments.insert(row.id, ExperimentEntry { row, config, gc });
-        }
+        let experiments = Self::load_experiments(&store)?;
         let mut trials: BTreeMap<u64, TrialEntry> = store
             .list_trials()?
             .into_iter()
@@ -382,9 +373,13 @@ impl Cluster {
             deletions_in_flight: Default::default(),
             gangs,
             sweep,
+            gc_due: BTreeSet::new(),
         };
         cluster.resume_deletions();
         cluster.resume_experiment_deletions();
+        // Commits recorded before the restart may not have been collected yet.
+        let ids: Vec<u64> = cluster.experiments.keys().copied().collect();
+        ids.into_iter().for_each(|id| cluster.mark_gc_due(id));
         Ok(cluster)
     }
 
@@ -395,6 +390,7 @@ impl Cluster {
         let now = self.now();
         self.reconcile_allocations(now);
         self.sweep_if_due(now);
+        self.collect_due_garbage();
         self.needs_schedule = true;
     }
 

@@ -123,6 +123,8 @@ impl Cluster {
             tracing::error!(error = %e, "cannot record trial state");
         }
         let (trial_id, experiment_id) = (trial.row.id, trial.row.experiment_id);
+        // What the allocation restored from, or the trial's latest, may no longer be needed.
+        self.mark_gc_due(experiment_id);
         if next.is_terminal() {
             let _ = self.events.send(ClusterEvent::TrialEnded(trial_id));
             self.check_experiment_done(experiment_id);

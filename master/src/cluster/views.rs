@@ -51,6 +51,10 @@ impl Cluster {
             trial_states,
             steps_completed,
             max_length: experiment.config.searcher.max_length,
+            storage_bytes: experiment.storage.held_bytes,
+            storage_peak_bytes: experiment.storage.peak_bytes,
+            pinned_checkpoints: experiment.storage.pinned,
+            gc_while_running: experiment.gc.gc_while_running,
         })
     }
 
@@ -170,6 +174,8 @@ impl Cluster {
             metadata_json: row.metadata_json,
             error: row.error,
             created_ms: row.created_ms,
+            pinned: row.pinned,
+            pin_note: row.pin_note,
         }
     }
 }

@@ -183,10 +183,41 @@ impl AdminService for AdminApi {
             )?,
             save_trial_best: non_negative("save_trial_best", request.save_trial_best)?,
             save_trial_latest: non_negative("save_trial_latest", request.save_trial_latest)?,
+            gc_while_running: false,
         };
+        let (id, while_running) = (request.experiment_id, request.gc_while_running);
         respond(
             self.cluster
-                .set_gc_policy(request.experiment_id, policy, request.dry_run)
+                .set_gc_policy(id, policy, while_running, request.dry_run)
+                .await,
+        )
+    }
+
+    async fn pin_checkpoint(
+        &self,
+        request: Request<PinCheckpointRequest>,
+    ) -> Result<Response<Checkpoint>, Status> {
+        let caller = self.auth.check(&request, Access::Mutate, "PinCheckpoint")?;
+        log_mutation(&caller, "PinCheckpoint");
+        let request = request.into_inner();
+        respond(
+            self.cluster
+                .pin_checkpoint(request.uuid, request.note)
+                .await,
+        )
+    }
+
+    async fn unpin_checkpoint(
+        &self,
+        request: Request<UnpinCheckpointRequest>,
+    ) -> Result<Response<Checkpoint>, Status> {
+        let caller = self
+            .auth
+            .check(&request, Access::Mutate, "UnpinCheckpoint")?;
+        log_mutation(&caller, "UnpinCheckpoint");
+        respond(
+            self.cluster
+                .unpin_checkpoint(request.into_inner().uuid)
                 .await,
         )
     }

@@ -30,9 +30,13 @@ pub struct CheckpointRow {
     pub error: String,
     /// Creation time, Unix milliseconds.
     pub created_ms: i64,
+    /// Pinned by an operator: no GC policy and no experiment deletion deletes it.
+    pub pinned: bool,
+    /// Why it was pinned.
+    pub pin_note: String,
 }
 
-const COLUMNS: &str = "seq, uuid, experiment_id, trial_id, allocation_id, step, state, size_bytes, metadata_json, error, created_ms";
+const COLUMNS: &str = "seq, uuid, experiment_id, trial_id, allocation_id, step, state, size_bytes, metadata_json, error, created_ms, pinned, pin_note";
 
 impl Store {
     /// Inserts a checkpoint; returns false when its uuid was already recorded.
@@ -96,6 +100,28 @@ impl Store {
         Ok(())
     }
 
+    /// Pins a checkpoint with a note, or unpins it (and clears its note).
+    pub fn set_checkpoint_pin(&self, uuid: &str, pinned: bool, note: &str) -> StoreResult<()> {
+        self.execute(
+            "UPDATE checkpoints SET pinned = ?2, pin_note = ?3 WHERE uuid = ?1",
+            params![uuid, i64::from(pinned), note],
+        )?;
+        Ok(())
+    }
+
+    /// Per experiment with checkpoints: the bytes of those still in storage (not DELETED) and how
+    /// many are pinned.
+    pub fn checkpoint_totals(&self) -> StoreResult<Vec<(u64, u64, u32)>> {
+        self.query(
+            "SELECT experiment_id, \
+                    CAST(SUM(CASE WHEN state != 'DELETED' THEN size_bytes ELSE 0 END) AS BIGINT), \
+                    CAST(SUM(pinned) AS BIGINT) \
+             FROM checkpoints GROUP BY experiment_id ORDER BY experiment_id",
+            params![],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+    }
+
     fn query_checkpoints(
         &self,
         condition: &str,
@@ -119,6 +145,8 @@ fn checkpoint_from_row(row: &Row<'_>) -> StoreResult<CheckpointRow> {
         metadata_json: row.get(8)?,
         error: row.get(9)?,
         created_ms: row.get(10)?,
+        pinned: row.get::<i64>(11)? != 0,
+        pin_note: row.get(12)?,
     })
 }
 

@@ -19,6 +19,8 @@ pub struct ExperimentRow {
     pub gc_policy_json: Option<String>,
     /// Creation time, Unix milliseconds.
     pub created_ms: i64,
+    /// The most bytes of checkpoints it has held in storage at once, as last recorded.
+    pub storage_peak_bytes: u64,
 }
 
 impl Store {
@@ -39,7 +41,7 @@ impl Store {
     /// Every experiment, by id.
     pub fn list_experiments(&self) -> StoreResult<Vec<ExperimentRow>> {
         self.query(
-            "SELECT id, name, state, config_yaml, gc_policy_json, created_ms FROM experiments ORDER BY id",
+            "SELECT id, name, state, config_yaml, gc_policy_json, created_ms, storage_peak_bytes FROM experiments ORDER BY id",
             params![],
             |row| {
                 Ok(ExperimentRow {
@@ -49,6 +51,7 @@ impl Store {
                     config_yaml: row.get(3)?,
                     gc_policy_json: row.get(4)?,
                     created_ms: row.get(5)?,
+                    storage_peak_bytes: row.get(6)?,
                 })
             },
         )
@@ -99,6 +102,15 @@ impl Store {
         self.execute(
             "UPDATE experiments SET gc_policy_json = ?2 WHERE id = ?1",
             params![id, policy_json],
+        )?;
+        Ok(())
+    }
+
+    /// Raises an experiment's recorded storage peak to `bytes` (never lowers it).
+    pub fn raise_storage_peak(&self, id: u64, bytes: u64) -> StoreResult<()> {
+        self.execute(
+            "UPDATE experiments SET storage_peak_bytes = ?2 WHERE id = ?1 AND storage_peak_bytes < ?2",
+            params![id, bytes],
         )?;
         Ok(())
     }

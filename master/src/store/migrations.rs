@@ -152,6 +152,16 @@ CREATE TRIGGER fence BEFORE INSERT OR UPDATE OR DELETE ON logs FOR EACH STATEMEN
 CREATE TRIGGER fence BEFORE INSERT OR UPDATE OR DELETE ON agents FOR EACH STATEMENT EXECUTE FUNCTION baton_fence();
 "#,
     },
+    Migration {
+        sql: r#"
+-- Pins keep a checkpoint from every GC policy and from experiment deletion.
+ALTER TABLE checkpoints ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE checkpoints ADD COLUMN pin_note TEXT NOT NULL DEFAULT '';
+-- The most bytes of checkpoints an experiment has held at once (0 until its next commit).
+ALTER TABLE experiments ADD COLUMN storage_peak_bytes INTEGER NOT NULL DEFAULT 0;
+"#,
+        postgres_only: "",
+    },
 ];
 
 /// Key of the advisory lock held while migrating a PostgreSQL database ("baton").

@@ -39,6 +39,8 @@ fn checkpoint(uuid: &str, experiment_id: u64, trial_id: u64, step: u64) -> Check
         metadata_json: "{}".into(),
         error: String::new(),
         created_ms: 5,
+        pinned: false,
+        pin_note: String::new(),
     }
 }
 
@@ -107,6 +109,8 @@ on_both_backends! {
         assert!(second > first);
         store.set_experiment_state(second, ExperimentState::Paused).unwrap();
         store.set_gc_policy(second, r#"{"save_experiment_best":1}"#).unwrap();
+        store.raise_storage_peak(second, 500).unwrap();
+        store.raise_storage_peak(second, 300).unwrap();
         assert_eq!(
             store.list_experiments().unwrap(),
             [
@@ -117,6 +121,7 @@ on_both_backends! {
                     config_yaml: "name: first".into(),
                     gc_policy_json: None,
                     created_ms: 17,
+                    storage_peak_bytes: 0,
                 },
                 ExperimentRow {
                     id: second,
@@ -125,6 +130,7 @@ on_both_backends! {
                     config_yaml: "name: second".into(),
                     gc_policy_json: Some(r#"{"save_experiment_best":1}"#.into()),
                     created_ms: 18,
+                    storage_peak_bytes: 500,
                 },
             ]
         );
@@ -238,6 +244,17 @@ on_both_backends! {
             kept_bytes_by_experiment(database).unwrap(),
             [(experiment, 1020 + 1010)]
         );
+        assert_eq!(store.checkpoint_totals().unwrap(), [(experiment, 1020 + 1010, 0)]);
+
+        store.set_checkpoint_pin("c3", true, "the model we ship").unwrap();
+        let pinned = store.checkpoint_by_uuid("c3").unwrap().unwrap();
+        assert!(pinned.pinned);
+        assert_eq!(pinned.pin_note, "the model we ship");
+        store.set_checkpoint_pin("c2", true, "").unwrap();
+        assert_eq!(store.checkpoint_totals().unwrap(), [(experiment, 1020 + 1010, 2)]);
+        store.set_checkpoint_pin("c3", false, "").unwrap();
+        let unpinned = store.checkpoint_by_uuid("c3").unwrap().unwrap();
+        assert_eq!((unpinned.pinned, unpinned.pin_note.as_str()), (false, ""));
     }
 }
 

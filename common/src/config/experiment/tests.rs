@@ -59,6 +59,8 @@ fn bad_configs_name_the_field() {
         (storage("{type: shared_fs, host_path: /m, save_trial_best: -1}"), "checkpoint_storage.save_trial_best", "-1"),
         (storage("{type: shared_fs, host_path: /m, save_experiment_best: 1.5}"), "checkpoint_storage.save_experiment_best", "1.5"),
         (storage("{type: shared_fs, host_path: /m, save_trial_latest: two}"), "checkpoint_storage.save_trial_latest", "invalid type"),
+        (storage("{type: shared_fs, host_path: /m, gc_while_running: 1}"), "checkpoint_storage.gc_while_running", "expected a boolean"),
+        (storage("{type: shared_fs, host_path: /m, gc_while_running: 'true'}"), "checkpoint_storage.gc_while_running", "expected a boolean"),
         (storage("{type: shared_fs, host_path: rel/dir}"), "checkpoint_storage.host_path", "must be an absolute path (got \"rel/dir\")"),
         (storage("{type: shared_fs, host_path: /m, storage_path: a/../../b}"), "checkpoint_storage.storage_path", "without \"..\""),
         (storage("{type: shared_fs, host_path: /m, storage_path: /abs}"), "checkpoint_storage.storage_path", "relative"),
@@ -162,7 +164,8 @@ fn minimal_config_gets_defaults() {
         GcSettings {
             save_experiment_best: 0,
             save_trial_best: 1,
-            save_trial_latest: 1
+            save_trial_latest: 1,
+            gc_while_running: false,
         }
     );
 }
@@ -199,6 +202,7 @@ checkpoint_storage:
   save_experiment_best: 2
   save_trial_best: 0
   save_trial_latest: 3
+  gc_while_running: true
 "#;
 
 #[test]
@@ -286,7 +290,8 @@ fn full_shared_fs_config_parses() {
             gc: GcSettings {
                 save_experiment_best: 2,
                 save_trial_best: 0,
-                save_trial_latest: 3
+                save_trial_latest: 3,
+                gc_while_running: true,
             },
         }
     );
