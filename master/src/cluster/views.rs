@@ -46,7 +46,7 @@ impl Cluster {
             config_yaml: baton_common::config::redact_config_yaml(&experiment.row.config_yaml),
             trials,
             created_ms: experiment.row.created_ms,
-            searcher: format!("{:?}", experiment.config.searcher.name).to_lowercase(),
+            searcher: experiment.config.searcher.name.as_str().to_string(),
             trial_count,
             trial_states,
             steps_completed,
