@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit, property and cluster tests (shared_fs, S3, Azure and GCS), and the
-# Python harness tests. scripts/storage-servers.sh installs the storage emulators on first use
+# Python harness tests, then the cluster tests that exercise the master's store once more with the
+# master on PostgreSQL. scripts/storage-servers.sh installs the storage emulators on first use
 # (moto for S3, Azurite for Azure, fake-gcs-server for GCS), starts the shared ones on loopback and
-# stops them afterwards. The framework tests (PyTorch, TensorFlow, Keras) use a virtual
-# environment that scripts/ml-venv.sh makes once and caches.
+# stops them afterwards; scripts/postgres-server.sh does the same for a private PostgreSQL server.
+# The framework tests (PyTorch, TensorFlow, Keras) use a virtual environment that
+# scripts/ml-venv.sh makes once and caches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/storage-servers.sh
 source scripts/storage-servers.sh
+# shellcheck source=scripts/postgres-server.sh
+source scripts/postgres-server.sh
 
 ml_venv=$(scripts/ml-venv.sh)
 export BATON_ML_PYTHON=$ml_venv/bin/python
@@ -21,3 +25,16 @@ else
 fi
 python3 -m unittest discover -s harness/python/tests
 "$BATON_ML_PYTHON" -m unittest discover -s harness/python/tests_ml
+
+# The master on PostgreSQL (a fresh database per cluster): lifecycle, moves, GC, restarts,
+# deletion, gangs, security and hostile input; about 2 minutes more on 2 cores.
+postgres_binaries=(walking_skeleton moves gc restarts delete distributed security hostile)
+export BATON_TEST_DATABASE=postgres
+if cargo nextest --version >/dev/null 2>&1; then
+  filter=$(printf 'binary(%s) | ' "${postgres_binaries[@]}")
+  cargo nextest run -p baton-cluster-tests --no-fail-fast -E "${filter% | }"
+else
+  targets=()
+  for binary in "${postgres_binaries[@]}"; do targets+=(--test "$binary"); done
+  cargo test -p baton-cluster-tests --no-fail-fast "${targets[@]}"
+fi

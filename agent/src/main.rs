@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use baton_agent::rotation::parse_masters;
 use baton_agent::slots::offered_slots;
 use baton_agent::supervisor;
 use baton_agent::{AgentOptions, run_agent};
 use baton_common::daemon::LogFormat;
+use baton_common::master_list::MasterList;
 use clap::Parser;
 
 /// The Baton agent: offers this host's slots to a master and runs its trials.
@@ -16,9 +18,11 @@ struct Args {
     /// YAML file of settings (flag names as keys); flags and BATON_* variables take precedence.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// URL of the master, e.g. http://master:8090.
-    #[arg(long, env = "BATON_MASTER", default_value = "http://127.0.0.1:8090")]
-    master: String,
+    /// URL of the master, e.g. http://master:8090; several, separated by commas, for a leader and
+    /// standbys (the agent follows the leader).
+    #[arg(long, env = "BATON_MASTER", default_value = "http://127.0.0.1:8090",
+          value_parser = parse_masters)]
+    master: MasterList,
     /// Agent id (defaults to the host name).
     #[arg(long, env = "BATON_AGENT_ID")]
     id: Option<String>,
@@ -97,7 +101,7 @@ async fn run_daemon() -> anyhow::Result<()> {
         None => hostname(),
     };
     let options = AgentOptions {
-        master: args.master,
+        masters: args.master,
         id,
         slots: offered_slots(args.slots, &args.gpus).map_err(anyhow::Error::msg)?,
         work_dir: args.work_dir,

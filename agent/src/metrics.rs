@@ -156,3 +156,20 @@ impl fmt::Debug for AgentMetrics {
         f.write_str("AgentMetrics")
     }
 }
+
+/// Holds the connected gauge at 1 for as long as a session lives.
+pub struct ConnectedGauge(prometheus::IntGauge);
+
+impl ConnectedGauge {
+    /// Sets the gauge to 1 until the returned guard is dropped.
+    pub fn set(metrics: &AgentMetrics) -> Self {
+        metrics.connected.set(1);
+        Self(metrics.connected.clone())
+    }
+}
+
+impl Drop for ConnectedGauge {
+    fn drop(&mut self) {
+        self.0.set(0);
+    }
+}

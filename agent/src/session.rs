@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use baton_common::master_list::MasterList;
 use baton_common::proto::agent_service_client::AgentServiceClient;
 use baton_common::proto::{
     AgentMessage, AllocationPhase, AllocationStatus, Heartbeat, Hello, MasterMessage,
@@ -14,6 +15,7 @@ use baton_common::proto::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
 
 use crate::allocation::record::{AllocationDir, recorded_allocations, write_atomic};
 use crate::allocation::{
@@ -21,7 +23,8 @@ use crate::allocation::{
 };
 use crate::fence::{Fence, FenceLevel};
 use crate::harness_files::install_harness;
-use crate::metrics::AgentMetrics;
+use crate::metrics::{AgentMetrics, ConnectedGauge};
+use crate::rotation::{Outcome, Rotation};
 
 /// How long sent reports are kept for replay after a reconnect.
 const REPLAY_WINDOW: Duration = Duration::from_secs(30);
@@ -65,8 +68,8 @@ const ENDED_MEMORY: usize = 4096;
 /// What an agent needs to run.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
-    /// The master's URL.
-    pub master: String,
+    /// The masters' URLs, tried in turn to find the leader.
+    pub masters: MasterList,
     /// This agent's id.
     pub id: String,
     /// The slots it offers.
@@ -94,7 +97,8 @@ pub struct AgentOptions {
     pub advertise_address: Option<String>,
 }
 
-/// Runs the agent until `shutdown` resolves, reconnecting to the master whenever the stream breaks.
+/// Runs the agent until `shutdown` resolves, reconnecting to the leading master whenever the
+/// stream breaks.
 pub async fn run_agent(
     options: AgentOptions,
     shutdown: impl Future<Output = ()>,
@@ -145,20 +149,21 @@ pub async fn run_agent(
     // reconnects by itself, so a master that is down must not fail `systemctl start`.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(200);
+    let mut rotation = Rotation::new(&agent.options.masters);
     loop {
-        tokio::select! {
-            result = agent.session(&mut reports) => match result {
-                Ok(()) => backoff = Duration::from_millis(200),
-                Err(e) => tracing::warn!(error = %e, "session with the master ended"),
-            },
+        let url = rotation.current().to_string();
+        let outcome = tokio::select! {
+            outcome = agent.attempt(&url, &rotation, &mut reports) => outcome,
             _ = &mut shutdown => return Ok(()),
+        };
+        let pause = rotation.record(outcome);
+        if pause.is_zero() {
+            continue;
         }
         tokio::select! {
-            _ = agent.with_fence(tokio::time::sleep(backoff)) => {}
+            _ = agent.with_fence(tokio::time::sleep(pause)) => {}
             _ = &mut shutdown => return Ok(()),
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -194,20 +199,60 @@ struct Running {
 }
 
 impl Agent {
-    /// One connection: returns when the stream ends.
-    async fn session(
+    /// One attempt on the master at `url`: a session until its stream ends, or why none opened.
+    async fn attempt(
         &mut self,
+        url: &str,
+        rotation: &Rotation,
         reports: &mut mpsc::UnboundedReceiver<AgentMessage>,
-    ) -> anyhow::Result<()> {
-        let url = &self.options.master;
+    ) -> Outcome {
+        let (stream, inbound) = match self.open(url).await {
+            Ok(opened) => opened,
+            Err(Refused::Status(status)) => {
+                let outcome = Outcome::refused(&status);
+                match &outcome {
+                    Outcome::Standby {
+                        leader: Some(leader),
+                    } if rotation.is_listed(leader) => {
+                        tracing::info!(master = %url, leader = %leader, "standby master; trying the leader it names");
+                    }
+                    Outcome::Standby {
+                        leader: Some(leader),
+                    } => {
+                        tracing::info!(master = %url, leader = %leader, "standby master; trying the leader it names, which --master does not list");
+                    }
+                    Outcome::Standby { leader: None } => {
+                        tracing::info!(master = %url, "standby master without a leader yet");
+                    }
+                    _ => {
+                        let error = baton_common::tls::explain(url, status.message());
+                        tracing::warn!(master = %url, error = %error, "the master refused the session");
+                    }
+                }
+                return outcome;
+            }
+            Err(Refused::Other(e)) => {
+                tracing::warn!(master = %url, error = %e, "cannot open a session with the master");
+                return Outcome::Failed;
+            }
+        };
+        let ended = self.converse(url, stream, inbound, reports).await;
+        if let Err(e) = &ended {
+            tracing::warn!(master = %url, error = %e, "session with the master ended");
+        }
+        Outcome::ended(ended.as_ref().err().and_then(|e| e.downcast_ref()))
+    }
+
+    /// Connects to the master at `url` and opens the session stream with a hello.
+    async fn open(&mut self, url: &str) -> Result<Opened, Refused> {
         let endpoint = baton_common::tls::endpoint(url, &self.options.tls)
-            .map_err(anyhow::Error::msg)?
+            .map_err(|e| Refused::Other(anyhow::Error::msg(e)))?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(10));
         let channel = self.with_fence(endpoint.connect()).await.map_err(|e| {
             let failure = baton_common::error_chain(&e);
-            anyhow::anyhow!(baton_common::tls::explain(&self.options.master, &failure))
+            Refused::Other(anyhow::anyhow!(baton_common::tls::explain(url, &failure)))
         })?;
         let mut client = AgentServiceClient::new(channel)
             .max_decoding_message_size(64 * 1024 * 1024)
@@ -228,14 +273,29 @@ impl Agent {
             version: env!("CARGO_PKG_VERSION").into(),
             advertise_address: self.options.advertise_address.clone().unwrap_or_default(),
         };
-        stream.send(wrap(agent_message::Body::Hello(hello))).await?;
-        let mut inbound = self
+        stream
+            .send(wrap(agent_message::Body::Hello(hello)))
+            .await
+            .map_err(|e| Refused::Other(e.into()))?;
+        let inbound = self
             .with_fence(client.session(ReceiverStream::new(outbound)))
-            .await?
+            .await
+            .map_err(Refused::Status)?
             .into_inner();
+        Ok((stream, inbound))
+    }
+
+    /// Runs an open session: returns when the stream ends.
+    async fn converse(
+        &mut self,
+        url: &str,
+        stream: mpsc::Sender<AgentMessage>,
+        mut inbound: Streaming<MasterMessage>,
+        reports: &mut mpsc::UnboundedReceiver<AgentMessage>,
+    ) -> anyhow::Result<()> {
         // The master accepted the stream: that is contact.
         self.note_contact();
-        tracing::info!(master = %self.options.master, agent = %self.options.id, "connected to master");
+        tracing::info!(master = %url, agent = %self.options.id, "connected to master");
         let _connected = ConnectedGauge::set(&self.env.metrics);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
         let mut fence_check = tokio::time::interval(FENCE_CHECK);
@@ -508,6 +568,17 @@ impl Agent {
     }
 }
 
+/// The session stream: reports go into the sender, master messages come out of the stream.
+type Opened = (mpsc::Sender<AgentMessage>, Streaming<MasterMessage>);
+
+/// Why no session opened.
+enum Refused {
+    /// The master answered the session call with this status.
+    Status(tonic::Status),
+    /// The master could not be reached.
+    Other(anyhow::Error),
+}
+
 fn wrap(body: agent_message::Body) -> AgentMessage {
     AgentMessage { body: Some(body) }
 }
@@ -518,21 +589,5 @@ struct AbortOnDrop(tokio::task::JoinHandle<std::io::Result<()>>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Holds the connected gauge at 1 for as long as a session lives.
-struct ConnectedGauge(prometheus::IntGauge);
-
-impl ConnectedGauge {
-    fn set(metrics: &AgentMetrics) -> Self {
-        metrics.connected.set(1);
-        Self(metrics.connected.clone())
-    }
-}
-
-impl Drop for ConnectedGauge {
-    fn drop(&mut self) {
-        self.0.set(0);
     }
 }

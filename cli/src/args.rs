@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use baton_common::master_list::MasterList;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 
@@ -18,15 +19,17 @@ pub const DEFAULT_MASTER: &str = "http://127.0.0.1:8090";
     about = "Run and inspect training on a Baton cluster"
 )]
 pub struct Cli {
-    /// Address of the Baton master.
+    /// Address of the Baton master; several, separated by commas, for a leader and its standbys
+    /// (the first that leads is used).
     #[arg(
         long,
         global = true,
         env = "BATON_MASTER",
         default_value = DEFAULT_MASTER,
-        value_name = "URL"
+        value_name = "URL",
+        value_parser = MasterList::parse
     )]
-    pub master: String,
+    pub master: MasterList,
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

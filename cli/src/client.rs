@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use baton_common::error_chain;
+use baton_common::master_list::MasterList;
 use baton_common::proto::admin_service_client::AdminServiceClient;
+use baton_common::tls::ClientTls;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -13,8 +15,21 @@ use tonic::transport::Channel;
 pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Adds `authorization: Bearer TOKEN` to every call when a token is given.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    /// Presents `token`, when given.
+    pub fn new(token: Option<&str>) -> Result<Self, UsageError> {
+        let value = match token {
+            Some(token) => Some(format!("Bearer {token}").parse().map_err(|_| {
+                UsageError("--token / BATON_TOKEN must be printable ASCII without spaces".into())
+            })?),
+            None => None,
+        };
+        Ok(Self(value))
+    }
+}
 
 impl Interceptor for Bearer {
     fn call(
@@ -55,57 +70,57 @@ pub struct UsageError(pub String);
 /// What every command is given: where the master is and whether to print JSON.
 #[derive(Debug, Clone)]
 pub struct Run {
-    /// The master's URL.
-    pub master: String,
+    /// The masters' URLs (several: the leader is looked for among them).
+    pub masters: MasterList,
     /// Print JSON instead of tables.
     pub json: bool,
     /// The admin API token, if any.
     pub token: Option<String>,
     /// TLS towards an `https://` master.
-    pub tls: baton_common::tls::ClientTls,
+    pub tls: ClientTls,
 }
 
 impl Run {
-    /// Connects to the master.
+    /// Connects to the master, or with several URLs to the first that leads.
     pub async fn connect(&self) -> anyhow::Result<Admin> {
-        connect(&self.master, self.token.as_deref(), &self.tls).await
+        let bearer = Bearer::new(self.token.as_deref())?;
+        match self.masters.urls() {
+            [url] => connect(url, bearer, &self.tls).await,
+            urls => crate::leader::connect_leader(urls, &bearer, &self.tls).await,
+        }
     }
 }
 
-/// Connects to the master at `url` (`http://` is assumed when the URL has no scheme), presenting
-/// `token` on every call.
-pub async fn connect(
-    url: &str,
-    token: Option<&str>,
-    tls: &baton_common::tls::ClientTls,
-) -> anyhow::Result<Admin> {
-    let bearer = match token {
-        Some(token) => Some(format!("Bearer {token}").parse().map_err(|_| {
-            UsageError("--token / BATON_TOKEN must be printable ASCII without spaces".into())
-        })?),
-        None => None,
-    };
+/// Connects to the master at `url`, presenting `bearer` on every call.
+pub async fn connect(url: &str, bearer: Bearer, tls: &ClientTls) -> anyhow::Result<Admin> {
+    let channel = channel(url, tls).await.map_err(|cause| {
+        anyhow::anyhow!(
+            "cannot reach the Baton master at {url}: {cause} (set --master or BATON_MASTER)"
+        )
+    })?;
+    Ok(admin(channel, bearer))
+}
+
+/// A connection to the master at `url` (`http://` is assumed when the URL has no scheme), or why
+/// there is none.
+pub async fn channel(url: &str, tls: &ClientTls) -> Result<Channel, String> {
     let full = if url.contains("://") {
         url.to_string()
     } else {
         format!("http://{url}")
     };
-    let unreachable = |cause: String| {
-        anyhow::anyhow!(
-            "cannot reach the Baton master at {url}: {cause} (set --master or BATON_MASTER)"
-        )
-    };
-    let endpoint = baton_common::tls::endpoint(&full, tls).map_err(unreachable)?;
-    let channel = endpoint
+    baton_common::tls::endpoint(&full, tls)?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await
-        .map_err(|e| unreachable(baton_common::tls::explain(&full, &error_chain(&e))))?;
-    Ok(
-        AdminServiceClient::with_interceptor(channel, Bearer(bearer))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-    )
+        .map_err(|e| baton_common::tls::explain(&full, &error_chain(&e)))
+}
+
+/// The admin API client over `channel`, presenting `bearer` on every call.
+pub fn admin(channel: Channel, bearer: Bearer) -> Admin {
+    AdminServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// The message to print and the exit status for an error that ended a command.
@@ -140,7 +155,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = connect(&url, None, &Default::default())
+        let err = connect(&url, Bearer::default(), &Default::default())
             .await
             .unwrap_err()
             .to_string();

@@ -10,6 +10,7 @@ mod context;
 mod download;
 mod experiment;
 mod gc;
+mod leader;
 mod output;
 mod states;
 mod times;
@@ -26,7 +27,7 @@ use crate::client::Run;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let app = Run {
-        master: cli.master,
+        masters: cli.master,
         json: cli.json,
         token: cli.token.or_else(client::token_from_config),
         tls: baton_common::tls::ClientTls {
@@ -46,7 +47,10 @@ async fn main() -> ExitCode {
         Err(err) if client::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let (message, status) = client::describe_failure(&err);
-            let message = baton_common::tls::explain(&app.master, &message);
+            let message = match app.masters.urls() {
+                [url] => baton_common::tls::explain(url, &message),
+                _ => message,
+            };
             eprintln!("error: {message}");
             ExitCode::from(status)
         }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod daemon;
 pub mod gc;
 pub mod layered_args;
+pub mod master_list;
 pub mod metrics;
 pub mod proto;
 pub mod storage;

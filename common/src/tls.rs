@@ -15,14 +15,23 @@ pub struct ClientTls {
     pub identity: Option<(PathBuf, PathBuf)>,
 }
 
-/// An endpoint for `url`, with TLS when it is `https://`.
-pub fn endpoint(url: &str, tls: &ClientTls) -> Result<Endpoint, String> {
+/// Checks that `url` is an `http://` or `https://` URL a client can connect to.
+pub fn check_url(url: &str) -> Result<(), String> {
+    plain_endpoint(url).map(|_| ())
+}
+
+fn plain_endpoint(url: &str) -> Result<Endpoint, String> {
     if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(format!(
             "the master URL {url:?} must start with http:// or https:// (e.g. http://127.0.0.1:8090)"
         ));
     }
-    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| format!("{url}: {e}"))?;
+    Endpoint::from_shared(url.to_string()).map_err(|e| format!("{url}: {e}"))
+}
+
+/// An endpoint for `url`, with TLS when it is `https://`.
+pub fn endpoint(url: &str, tls: &ClientTls) -> Result<Endpoint, String> {
+    let endpoint = plain_endpoint(url)?;
     if !url.starts_with("https://") {
         if tls.ca.is_some() || tls.identity.is_some() {
             return Err(format!(

@@ -1,5 +1,7 @@
 //! The master's error type and its mapping to gRPC status codes.
 
+use crate::store::StoreError;
+
 /// Anything a master operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
@@ -17,7 +19,7 @@ pub enum MasterError {
     Unauthenticated(String),
     /// The database failed.
     #[error("database error: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(#[from] StoreError),
     /// The master's own records are inconsistent (a stored value it does not know).
     #[error("{0}")]
     Internal(String),
@@ -34,6 +36,8 @@ impl From<MasterError> for tonic::Status {
             MasterError::InvalidArgument(_) => tonic::Status::invalid_argument(message),
             MasterError::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
             MasterError::Unauthenticated(_) => tonic::Status::unauthenticated(message),
+            // A master whose lease another master took: the caller should go to that one.
+            MasterError::Store(StoreError::Fenced(_)) => tonic::Status::unavailable(message),
             MasterError::Store(_) | MasterError::Internal(_) => tonic::Status::internal(message),
             MasterError::ShuttingDown => tonic::Status::unavailable(message),
         }

@@ -3,12 +3,14 @@
 pub mod auth;
 pub mod cluster;
 pub mod error;
+pub mod leadership;
 pub mod metrics;
 pub mod prepare;
 pub mod scheduler;
 pub mod searcher;
 pub mod server;
 pub mod services;
+pub mod standby;
 pub mod states;
 pub mod status_codes;
 pub mod store;

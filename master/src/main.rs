@@ -8,6 +8,7 @@ use baton_common::daemon::LogFormat;
 use baton_master::auth::{AgentTokens, Authority};
 use baton_master::cluster::{ClusterSettings, Deadlines};
 use baton_master::server::ServerTls;
+use baton_master::store::Database;
 use baton_master::{MasterOptions, serve};
 use clap::Parser;
 
@@ -24,6 +25,19 @@ struct Args {
     /// Directory for the database.
     #[arg(long, env = "BATON_DATA_DIR", default_value = "/var/lib/baton")]
     data_dir: PathBuf,
+    /// The database instead: postgres://USER:PASSWORD@HOST:PORT/NAME (masters sharing it take
+    /// turns through its lease) or sqlite://PATH [default: SQLite file baton.db under --data-dir].
+    #[arg(long, env = "BATON_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    /// Seconds a master holds the PostgreSQL lease without renewing it: a standby takes over this
+    /// long after the leader stops (keep it well below the agents' --fence-window).
+    #[arg(long, env = "BATON_LEASE_SECONDS", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    lease_seconds: u64,
+    /// URL agents and the CLI reach this master at, which standbys name to them (default: the
+    /// listening address; this host's name when listening on every interface).
+    #[arg(long, env = "BATON_ADVERTISE_URL", value_name = "URL")]
+    advertise_url: Option<String>,
     /// Seconds without a heartbeat after which an agent is lost.
     #[arg(long, env = "BATON_AGENT_TIMEOUT", default_value_t = 15)]
     agent_timeout: u64,
@@ -113,11 +127,17 @@ async fn main() -> anyhow::Result<()> {
             key,
             client_ca: args.tls_client_ca,
         });
+    let database = match &args.database {
+        Some(url) => url.parse().map_err(anyhow::Error::msg)?,
+        None => Database::Sqlite(args.data_dir.join("baton.db")),
+    };
     let options = MasterOptions {
-        data_dir: args.data_dir,
+        database,
         auth,
         tls,
         metrics_listen: args.metrics_listen,
+        advertise_url: args.advertise_url,
+        lease_ttl: Duration::from_secs(args.lease_seconds),
         cluster: ClusterSettings {
             agent_timeout: Duration::from_secs(args.agent_timeout),
             agent_tokens,

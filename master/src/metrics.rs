@@ -2,7 +2,6 @@
 //! agent ids and experiment ids, never trial or checkpoint ids.
 
 use std::fmt;
-use std::path::Path;
 
 use baton_common::metrics::{
     DURATION_BUCKETS, FAST_BUCKETS, counter, counter_vec, float_gauge_vec, gauge, gauge_vec,
@@ -11,6 +10,8 @@ use baton_common::metrics::{
 use prometheus::{
     GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
+
+use crate::store::{Database, StoreResult};
 
 /// Histogram buckets for a scheduling pass, in seconds: 100 µs to 2.5 s.
 const SCHEDULE_BUCKETS: [f64; 14] = [
@@ -156,10 +157,10 @@ impl MasterMetrics {
         }
     }
 
-    /// Sets the kept-bytes gauge from the database under `data_dir`, through a read-only
-    /// connection of its own (never the cluster task's).
-    pub fn refresh_storage(&self, data_dir: &Path) -> rusqlite::Result<()> {
-        let kept = crate::store::kept_bytes_by_experiment(data_dir)?;
+    /// Sets the kept-bytes gauge from `database`, through a short-lived connection of its own
+    /// (never the cluster task's).
+    pub fn refresh_storage(&self, database: &Database) -> StoreResult<()> {
+        let kept = crate::store::kept_bytes_by_experiment(database)?;
         self.storage_kept_bytes.reset();
         for (experiment, bytes) in kept {
             self.storage_kept_bytes

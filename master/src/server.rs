@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use baton_common::proto::admin_service_server::AdminServiceServer;
 use baton_common::proto::agent_service_server::AgentServiceServer;
@@ -13,9 +14,10 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::auth::Authority;
 use crate::cluster::{ClusterHandle, ClusterSettings, run_cluster};
+use crate::leadership::{Leadership, LeaseSettings, lead, stop_leading};
 use crate::metrics::MasterMetrics;
 use crate::services::{AdminApi, AgentApi};
-use crate::store::Store;
+use crate::store::{Database, LeaseClient, Store};
 
 /// Largest gRPC message accepted (experiment contexts travel in one message).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -23,8 +25,8 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// What a master needs to run.
 #[derive(Debug, Clone)]
 pub struct MasterOptions {
-    /// Directory of the database.
-    pub data_dir: PathBuf,
+    /// The database: an SQLite file, or PostgreSQL shared through its lease.
+    pub database: Database,
     /// Timing knobs.
     pub cluster: ClusterSettings,
     /// Who may call the admin API.
@@ -33,6 +35,11 @@ pub struct MasterOptions {
     pub tls: Option<ServerTls>,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The URL agents and the CLI reach this master at, which standbys name (default: the
+    /// listening address, or this host's name when listening on every interface).
+    pub advertise_url: Option<String>,
+    /// Length of the PostgreSQL lease: a standby takes over this long after the leader stops.
+    pub lease_ttl: Duration,
 }
 
 /// The master's certificate and key, and the CA its agents' certificates must chain to.
@@ -47,7 +54,7 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
-    fn config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    pub(crate) fn config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
         let read = |path: &PathBuf, what: &str| {
             std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read the TLS {what} {}: {e}", path.display()))
@@ -75,8 +82,24 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&options.data_dir)?;
-    let store = Store::open(&options.data_dir)?;
+    tracing::info!(database = %options.database, "opening the database");
+    let mut shutdown = Box::pin(shutdown);
+    let leadership = match &options.database {
+        Database::Postgres(url) => match stand_by(url, &options, &listener, &mut shutdown).await? {
+            Some(leadership) => Some(leadership),
+            None => return Ok(()),
+        },
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            None
+        }
+    };
+    let store = Store::open(
+        &options.database,
+        leadership.as_ref().map(Leadership::epoch),
+    )?;
     let metrics = options.cluster.metrics.clone();
     let (stop_cluster, cluster_stopped) = tokio::sync::oneshot::channel::<()>();
     let (cluster, cluster_task) = run_cluster(store, options.cluster, async {
@@ -85,7 +108,7 @@ pub async fn serve(
     let metrics_task = match options.metrics_listen {
         Some(address) => {
             let listener = baton_common::metrics::bind(address).await?;
-            let refresh = metrics_refresh(cluster.clone(), metrics.clone(), options.data_dir);
+            let refresh = metrics_refresh(cluster.clone(), metrics.clone(), options.database);
             let registry = metrics.registry.clone();
             let serve = baton_common::metrics::serve(listener, registry, refresh, pending());
             Some(tokio::spawn(serve))
@@ -129,20 +152,61 @@ pub async fn serve(
     }
     let _ = stop_cluster.send(());
     let _ = cluster_task.await;
+    if let Some(leadership) = leadership {
+        tokio::task::spawn_blocking(move || leadership.release()).await?;
+    }
     Ok(())
+}
+
+/// Waits as a standby on the PostgreSQL database at `url` until this master holds its lease;
+/// None when `shutdown` came first. From then on, a fenced write ends the process.
+async fn stand_by(
+    url: &str,
+    options: &MasterOptions,
+    listener: &TcpListener,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> anyhow::Result<Option<Leadership>> {
+    let connect_to = url.to_string();
+    let lease = tokio::task::spawn_blocking(move || LeaseClient::connect(&connect_to)).await??;
+    let own_url = match &options.advertise_url {
+        Some(url) => url.clone(),
+        None => default_url(listener.local_addr()?, options.tls.is_some()),
+    };
+    let settings = LeaseSettings {
+        ttl: options.lease_ttl,
+        holder: own_url.clone(),
+        url: own_url,
+    };
+    tracing::info!(url = %settings.url, "standing by for the database lease");
+    let leadership = lead(lease, settings, listener, options.tls.as_ref(), shutdown).await?;
+    crate::store::on_fatal(|reason| stop_leading(reason));
+    Ok(leadership)
+}
+
+/// The URL of a master listening on `address`: its host name in place of an unspecified address.
+fn default_url(address: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    if address.ip().is_unspecified() {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        return format!("{scheme}://{host}:{}", address.port());
+    }
+    format!("{scheme}://{address}")
 }
 
 /// Before each scrape: the state gauges from the cluster task, storage sizes from the database.
 fn metrics_refresh(
     cluster: ClusterHandle,
     metrics: Arc<MasterMetrics>,
-    data_dir: PathBuf,
+    database: Database,
 ) -> baton_common::metrics::Refresh {
     Arc::new(move || {
-        let (cluster, metrics, data_dir) = (cluster.clone(), metrics.clone(), data_dir.clone());
+        let (cluster, metrics, database) = (cluster.clone(), metrics.clone(), database.clone());
         Box::pin(async move {
             let _ = cluster.refresh_metrics().await;
-            let read = tokio::task::spawn_blocking(move || metrics.refresh_storage(&data_dir));
+            let read = tokio::task::spawn_blocking(move || metrics.refresh_storage(&database));
             if let Ok(Err(e)) = read.await {
                 tracing::warn!(error = %e, "cannot read checkpoint sizes for metrics");
             }

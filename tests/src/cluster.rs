@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::test_database::TestDatabase;
 use crate::{bin_dir, repo_root};
 
 /// A master and agents running as child processes.
@@ -21,6 +22,12 @@ pub struct TestCluster {
     listen: String,
     agents: BTreeMap<String, Child>,
     master_args: Vec<String>,
+    /// The master's PostgreSQL database (BATON_TEST_DATABASE=postgres); None: SQLite in `dir`.
+    database: Option<TestDatabase>,
+    /// Masters standing by on the same PostgreSQL database, and their URLs (after the first
+    /// master's in `url`).
+    standbys: Vec<Child>,
+    standby_urls: Vec<String>,
     /// Admin API token the CLI presents (BATON_TOKEN), if any.
     pub token: Option<String>,
     /// CA the CLI verifies an https:// master with (BATON_TLS_CA), if any.
@@ -35,6 +42,27 @@ impl TestCluster {
 
     /// Like `start`, with the master listening on `listen`.
     pub fn start_on(listen: &str, agent_ids: &[&str], master_args: &[&str]) -> Self {
+        let database = TestDatabase::for_cluster();
+        Self::start_with(listen, agent_ids, master_args, database)
+    }
+
+    /// Starts a master on a fresh PostgreSQL database of its own, whatever BATON_TEST_DATABASE
+    /// says (standby masters may join it), and no agent.
+    pub fn start_on_postgres(master_args: &[&str]) -> Self {
+        Self::start_with(
+            "127.0.0.1:0",
+            &[],
+            master_args,
+            Some(TestDatabase::create()),
+        )
+    }
+
+    fn start_with(
+        listen: &str,
+        agent_ids: &[&str],
+        master_args: &[&str],
+        database: Option<TestDatabase>,
+    ) -> Self {
         let mut cluster = Self {
             dir: tempfile::tempdir().expect("temporary directory"),
             bins: bin_dir(),
@@ -44,6 +72,9 @@ impl TestCluster {
             listen: listen.to_string(),
             agents: BTreeMap::new(),
             master_args: master_args.iter().map(|s| s.to_string()).collect(),
+            database,
+            standbys: Vec::new(),
+            standby_urls: Vec::new(),
             token: None,
             tls_ca: None,
         };
@@ -57,13 +88,17 @@ impl TestCluster {
         cluster
     }
 
-    /// Starts (or restarts, on the same address) the master.
+    /// Starts (or restarts, on the same address and database) the master.
     pub fn start_master(&mut self) {
         let address_file = self.dir.path().join("master.addr");
         let _ = std::fs::remove_file(&address_file);
         let listen = self.address.clone().unwrap_or_else(|| self.listen.clone());
         let log = self.log_file("master");
-        let child = Command::new(self.bins.join("baton-master"))
+        let mut command = Command::new(self.bins.join("baton-master"));
+        if let Some(database) = &self.database {
+            command.args(["--database", &database.url]);
+        }
+        let child = command
             .args(["--listen", &listen, "--data-dir"])
             .arg(self.dir.path().join("master"))
             .arg("--address-file")
@@ -81,8 +116,77 @@ impl TestCluster {
             address_file.is_file()
         });
         let address = std::fs::read_to_string(&address_file).expect("address file");
-        self.url = format!("http://{address}");
+        self.url = std::iter::once(format!("http://{address}"))
+            .chain(self.standby_urls.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(",");
         self.address = Some(address);
+    }
+
+    /// Starts another master on this cluster's PostgreSQL database once the first leads; it stands
+    /// by, and its URL joins `url` (after the first master's) for the CLI and agents started
+    /// later. Returns its URL.
+    pub fn start_standby(&mut self) -> String {
+        let database = self
+            .database
+            .as_ref()
+            .expect("standbys share a PostgreSQL database");
+        let leader = self.url.split(',').next().unwrap_or_default().to_string();
+        wait_until("the first master to lead", Duration::from_secs(20), || {
+            self.cli_via(&leader, &["agent", "list"]).status.success()
+        });
+        let index = self.standbys.len() + 1;
+        let address_file = self.dir.path().join(format!("standby-{index}.addr"));
+        let child = Command::new(self.bins.join("baton-master"))
+            .args([
+                "--database",
+                &database.url,
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(self.dir.path().join(format!("standby-{index}")))
+            .arg("--address-file")
+            .arg(&address_file)
+            .args(&self.master_args)
+            .stdout(Stdio::null())
+            .stderr(self.log_file(&format!("standby-{index}")))
+            .spawn()
+            .expect("baton-master starts");
+        self.standbys.push(child);
+        wait_until("the standby to listen", Duration::from_secs(20), || {
+            address_file.is_file()
+        });
+        let url = format!(
+            "http://{}",
+            std::fs::read_to_string(&address_file).expect("address file")
+        );
+        self.standby_urls.push(url.clone());
+        self.url = format!("{},{url}", self.url);
+        url
+    }
+
+    /// The pid of the first master (`index` 0) or of the standby started `index`-th.
+    pub fn master_pid(&mut self, index: usize) -> i32 {
+        self.master_child(index).id() as i32
+    }
+
+    /// Waits for the first master (`index` 0) or the `index`-th standby to exit; its status.
+    pub fn wait_for_master_exit(&mut self, index: usize, timeout: Duration) -> ExitStatus {
+        let child = self.master_child(index);
+        let mut status = None;
+        wait_until("the master to exit", timeout, || {
+            status = child.try_wait().expect("wait for the master");
+            status.is_some()
+        });
+        status.expect("exited")
+    }
+
+    fn master_child(&mut self, index: usize) -> &mut Child {
+        match index {
+            0 => self.master.as_mut().expect("the master runs"),
+            n => &mut self.standbys[n - 1],
+        }
     }
 
     /// Stops the master with SIGKILL.
@@ -205,7 +309,7 @@ impl TestCluster {
     /// Runs the CLI against this cluster, presenting the cluster's token if it has one, with the
     /// credentials of the test S3 server and Azure emulator in its environment.
     pub fn cli(&self, args: &[&str]) -> Output {
-        self.cli_command(self.token.as_deref())
+        self.cli_command(self.token.as_deref(), &self.url)
             .args(args)
             .current_dir(repo_root())
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -221,23 +325,31 @@ impl TestCluster {
     /// A CLI runner for this cluster that presents `token` (or none) instead of the cluster's.
     pub fn cli_as<'a>(&'a self, token: Option<&'a str>) -> impl FnMut(&[&str]) -> Output + 'a {
         move |args| {
-            self.cli_command(token)
+            self.cli_command(token, &self.url)
                 .args(args)
                 .output()
                 .expect("baton runs")
         }
     }
 
-    /// `baton --master URL`, with `token` as BATON_TOKEN and the token file read from this
+    /// Runs the CLI with `--master masters` (URLs separated by commas) instead of this master's URL.
+    pub fn cli_via(&self, masters: &str, args: &[&str]) -> Output {
+        self.cli_command(self.token.as_deref(), masters)
+            .args(args)
+            .output()
+            .expect("baton runs")
+    }
+
+    /// `baton --master MASTERS`, with `token` as BATON_TOKEN and the token file read from this
     /// cluster's own config directory.
-    fn cli_command(&self, token: Option<&str>) -> Command {
+    fn cli_command(&self, token: Option<&str>, masters: &str) -> Command {
         let mut command = Command::new(self.bins.join("baton"));
         command
             .env_remove("BATON_TOKEN")
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .stdin(Stdio::null())
             .arg("--master")
-            .arg(&self.url);
+            .arg(masters);
         if let Some(token) = token {
             command.env("BATON_TOKEN", token);
         }
@@ -448,6 +560,10 @@ impl Drop for TestCluster {
             self.kill_agent(&id);
         }
         self.kill_master();
+        for mut standby in std::mem::take(&mut self.standbys) {
+            let _ = standby.kill();
+            let _ = standby.wait();
+        }
         // Trials outlive their agent daemons; none may outlive the cluster.
         for pid in self.processes_mentioning_dir() {
             let _ = nix::sys::signal::kill(

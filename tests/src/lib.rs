@@ -8,13 +8,16 @@ mod netns;
 mod proxy;
 mod raw_grpc;
 pub mod scrape;
+mod standby;
 mod storage;
+mod test_database;
 mod test_storage;
 
 pub use cluster::{TestCluster, wait_until};
 pub use netns::Netns;
 pub use proxy::LinkProxy;
 pub use raw_grpc::raw_unary;
+pub use standby::{FakeStandby, dead_master_url};
 pub use storage::{read_weights, verify_stored_checkpoint};
 pub use test_storage::TestStorage;
 

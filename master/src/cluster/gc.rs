@@ -9,7 +9,7 @@ use super::checkpoints::ScoredCheckpoint;
 use super::state::Cluster;
 use crate::error::{MasterError, MasterResult};
 use crate::states::ExperimentState;
-use crate::store::{CheckpointRow, now_ms};
+use crate::store::{CheckpointRow, StoreResult, now_ms};
 
 impl Cluster {
     /// What `policy` would keep and delete among an experiment's checkpoints.
@@ -205,7 +205,7 @@ impl Cluster {
         &mut self,
         agent_id: &str,
         report: CheckpointCompleted,
-    ) -> rusqlite::Result<()> {
+    ) -> StoreResult<()> {
         let Ok(uuid) = uuid::Uuid::parse_str(&report.uuid) else {
             return Ok(());
         };

@@ -9,7 +9,7 @@ use super::agents::kill_message;
 use super::lifecycle::classify_exit;
 use super::state::{Cluster, ClusterEvent};
 use crate::states::TrialState;
-use crate::store::{CheckpointRow, now_ms};
+use crate::store::{CheckpointRow, StoreResult, now_ms};
 
 impl Cluster {
     /// Handles one message from an agent's current session.
@@ -142,7 +142,7 @@ impl Cluster {
         allocation_id: &str,
         step: u64,
         metrics_json: &str,
-    ) -> rusqlite::Result<()> {
+    ) -> StoreResult<()> {
         self.store
             .upsert_training_metrics(trial_id, step, metrics_json)?;
         if let Some(live) = self.allocations.get_mut(allocation_id) {
@@ -169,7 +169,7 @@ impl Cluster {
         &mut self,
         trial_id: u64,
         report: CheckpointCompleted,
-    ) -> rusqlite::Result<()> {
+    ) -> StoreResult<()> {
         let trial = self
             .trials
             .get_mut(&trial_id)

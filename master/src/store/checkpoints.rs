@@ -1,10 +1,9 @@
 //! Checkpoint records.
 
-use rusqlite::{OptionalExtension, Row, params};
-
 use baton_common::gc::CheckpointState;
 
-use super::{Store, StoreResult, parsed};
+use super::value::{Row, Value, params};
+use super::{Database, Store, StoreResult};
 
 /// One checkpoint as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,17 +37,17 @@ const COLUMNS: &str = "seq, uuid, experiment_id, trial_id, allocation_id, step, 
 impl Store {
     /// Inserts a checkpoint; returns false when its uuid was already recorded.
     pub fn insert_checkpoint(&self, row: &CheckpointRow) -> StoreResult<bool> {
-        let changed = self.execute_cached(
-            "INSERT OR IGNORE INTO checkpoints (uuid, experiment_id, trial_id, allocation_id, step, state, size_bytes, metadata_json, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        let changed = self.execute(
+            "INSERT INTO checkpoints (uuid, experiment_id, trial_id, allocation_id, step, state, size_bytes, metadata_json, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
             params![
-                row.uuid,
+                &row.uuid,
                 row.experiment_id,
                 row.trial_id,
-                row.allocation_id,
+                &row.allocation_id,
                 row.step,
                 row.state.as_str(),
                 row.size_bytes,
-                row.metadata_json,
+                &row.metadata_json,
                 row.created_ms
             ],
         )?;
@@ -68,10 +67,7 @@ impl Store {
     /// One checkpoint by uuid.
     pub fn checkpoint_by_uuid(&self, uuid: &str) -> StoreResult<Option<CheckpointRow>> {
         let sql = format!("SELECT {COLUMNS} FROM checkpoints WHERE uuid = ?1");
-        self.conn
-            .prepare_cached(&sql)?
-            .query_row([uuid], checkpoint_from_row)
-            .optional()
+        self.query_first(&sql, params![uuid], checkpoint_from_row)
     }
 
     /// The live checkpoint a trial took at a step.
@@ -83,9 +79,7 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM checkpoints WHERE trial_id = ?1 AND step = ?2 ORDER BY state = 'DELETED', seq DESC LIMIT 1"
         );
-        self.conn
-            .query_row(&sql, params![trial_id, step], checkpoint_from_row)
-            .optional()
+        self.query_first(&sql, params![trial_id, step], checkpoint_from_row)
     }
 
     /// Records a checkpoint's state and last error.
@@ -95,7 +89,7 @@ impl Store {
         state: CheckpointState,
         error: &str,
     ) -> StoreResult<()> {
-        self.execute_cached(
+        self.execute(
             "UPDATE checkpoints SET state = ?2, error = ?3 WHERE uuid = ?1",
             params![uuid, state.as_str(), error],
         )?;
@@ -105,16 +99,14 @@ impl Store {
     fn query_checkpoints(
         &self,
         condition: &str,
-        params: impl rusqlite::Params,
+        params: &[Value<'_>],
     ) -> StoreResult<Vec<CheckpointRow>> {
         let sql = format!("SELECT {COLUMNS} FROM checkpoints WHERE {condition}");
-        let mut statement = self.conn.prepare(&sql)?;
-        let rows = statement.query_map(params, checkpoint_from_row)?;
-        rows.collect()
+        self.query(&sql, params, checkpoint_from_row)
     }
 }
 
-fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<CheckpointRow> {
+fn checkpoint_from_row(row: &Row<'_>) -> StoreResult<CheckpointRow> {
     Ok(CheckpointRow {
         seq: row.get(0)?,
         uuid: row.get(1)?,
@@ -122,7 +114,7 @@ fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<CheckpointRow> {
         trial_id: row.get(3)?,
         allocation_id: row.get(4)?,
         step: row.get(5)?,
-        state: parsed(row, 6)?,
+        state: row.parsed(6)?,
         size_bytes: row.get(7)?,
         metadata_json: row.get(8)?,
         error: row.get(9)?,
@@ -130,18 +122,33 @@ fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<CheckpointRow> {
     })
 }
 
-/// Bytes of checkpoints still in storage (not DELETED) per experiment, read through a read-only
-/// connection of its own to the database under `data_dir`.
-pub fn kept_bytes_by_experiment(data_dir: &std::path::Path) -> rusqlite::Result<Vec<(u64, i64)>> {
-    let conn = rusqlite::Connection::open_with_flags(
-        data_dir.join(super::DATABASE_FILE),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let mut statement = conn.prepare(
-        "SELECT experiment_id, SUM(size_bytes) FROM checkpoints WHERE state != 'DELETED' \
-         GROUP BY experiment_id",
-    )?;
-    statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect()
+/// Bytes of checkpoints still in storage (not DELETED) per experiment, read through a
+/// short-lived read-only connection of its own (never the cluster task's); on PostgreSQL a read
+/// needs no lease.
+pub fn kept_bytes_by_experiment(database: &Database) -> StoreResult<Vec<(u64, i64)>> {
+    const SQL: &str = "SELECT experiment_id, CAST(SUM(size_bytes) AS BIGINT) FROM checkpoints \
+                       WHERE state != 'DELETED' GROUP BY experiment_id";
+    let convert = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
+    match database {
+        Database::Sqlite(path) => {
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            let mut statement = conn.prepare(SQL)?;
+            let mut rows = statement.query([])?;
+            let mut kept = Vec::new();
+            while let Some(row) = rows.next()? {
+                kept.push(convert(&Row::Sqlite(row))?);
+            }
+            Ok(kept)
+        }
+        Database::Postgres(url) => {
+            let rows = super::pg::PgClient::connect(url)?.query(SQL, &[])?;
+            rows.iter()
+                .map(|row| convert(&Row::Postgres(row)))
+                .collect()
+        }
+    }
 }

@@ -1,8 +1,7 @@
 //! Experiment and agent records.
 
-use rusqlite::{OptionalExtension, params};
-
-use super::{Store, StoreResult, parsed};
+use super::value::params;
+use super::{Store, StoreError, StoreResult};
 use crate::states::ExperimentState;
 
 /// One experiment as stored.
@@ -31,36 +30,38 @@ impl Store {
         context: &[u8],
         created_ms: i64,
     ) -> StoreResult<u64> {
-        self.execute_cached(
+        self.insert_returning_id(
             "INSERT INTO experiments (name, state, config_yaml, context, created_ms) VALUES (?1, 'ACTIVE', ?2, ?3, ?4)",
             params![name, config_yaml, context, created_ms],
-        )?;
-        Ok(self.conn.last_insert_rowid() as u64)
+        )
     }
 
     /// Every experiment, by id.
     pub fn list_experiments(&self) -> StoreResult<Vec<ExperimentRow>> {
-        let mut statement = self.conn.prepare(
+        self.query(
             "SELECT id, name, state, config_yaml, gc_policy_json, created_ms FROM experiments ORDER BY id",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok(ExperimentRow {
-                id: row.get(0)?,
-                name: row.get(1)?,
-                state: parsed(row, 2)?,
-                config_yaml: row.get(3)?,
-                gc_policy_json: row.get(4)?,
-                created_ms: row.get(5)?,
-            })
-        })?;
-        rows.collect()
+            params![],
+            |row| {
+                Ok(ExperimentRow {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    state: row.parsed(2)?,
+                    config_yaml: row.get(3)?,
+                    gc_policy_json: row.get(4)?,
+                    created_ms: row.get(5)?,
+                })
+            },
+        )
     }
 
     /// The encoded context directory of an experiment.
     pub fn experiment_context(&self, id: u64) -> StoreResult<Vec<u8>> {
-        self.conn
-            .prepare_cached("SELECT context FROM experiments WHERE id = ?1")?
-            .query_row([id], |row| row.get(0))
+        self.query_first(
+            "SELECT context FROM experiments WHERE id = ?1",
+            params![id],
+            |row| row.get(0),
+        )?
+        .ok_or_else(|| StoreError::NotFound(format!("experiment {id}")))
     }
 
     /// Removes an experiment and every record of its trials (logs, metrics, allocations,
@@ -69,27 +70,24 @@ impl Store {
         self.transaction(|store| {
             let trials = "SELECT id FROM trials WHERE experiment_id = ?1";
             for table in ["logs", "validations", "training_metrics", "allocations"] {
-                store.conn.execute(
+                store.execute(
                     &format!("DELETE FROM {table} WHERE trial_id IN ({trials})"),
-                    [id],
+                    params![id],
                 )?;
             }
-            store
-                .conn
-                .execute("DELETE FROM checkpoints WHERE experiment_id = ?1", [id])?;
-            store
-                .conn
-                .execute("DELETE FROM trials WHERE experiment_id = ?1", [id])?;
-            store
-                .conn
-                .execute("DELETE FROM experiments WHERE id = ?1", [id])?;
+            store.execute(
+                "DELETE FROM checkpoints WHERE experiment_id = ?1",
+                params![id],
+            )?;
+            store.execute("DELETE FROM trials WHERE experiment_id = ?1", params![id])?;
+            store.execute("DELETE FROM experiments WHERE id = ?1", params![id])?;
             Ok(())
         })
     }
 
     /// Records an experiment's state.
     pub fn set_experiment_state(&self, id: u64, state: ExperimentState) -> StoreResult<()> {
-        self.execute_cached(
+        self.execute(
             "UPDATE experiments SET state = ?2 WHERE id = ?1",
             params![id, state.as_str()],
         )?;
@@ -98,7 +96,7 @@ impl Store {
 
     /// Records a GC policy set after creation.
     pub fn set_gc_policy(&self, id: u64, policy_json: &str) -> StoreResult<()> {
-        self.execute_cached(
+        self.execute(
             "UPDATE experiments SET gc_policy_json = ?2 WHERE id = ?1",
             params![id, policy_json],
         )?;
@@ -107,17 +105,17 @@ impl Store {
 
     /// Operator-set states of agents (enabled, disabled, draining).
     pub fn agent_states(&self) -> StoreResult<Vec<(String, String)>> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT id, state FROM agents ORDER BY id")?;
-        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        rows.collect()
+        self.query(
+            "SELECT id, state FROM agents ORDER BY id",
+            params![],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
     }
 
     /// Records an agent's operator-set state.
     pub fn set_agent_state(&self, id: &str, state: &str) -> StoreResult<()> {
-        self.execute_cached(
-            "INSERT INTO agents (id, state) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET state = ?2",
+        self.execute(
+            "INSERT INTO agents (id, state) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET state = excluded.state",
             params![id, state],
         )?;
         Ok(())
@@ -125,10 +123,10 @@ impl Store {
 
     /// The state recorded for one agent, if any.
     pub fn agent_state(&self, id: &str) -> StoreResult<Option<String>> {
-        self.conn
-            .query_row("SELECT state FROM agents WHERE id = ?1", [id], |row| {
-                row.get(0)
-            })
-            .optional()
+        self.query_first(
+            "SELECT state FROM agents WHERE id = ?1",
+            params![id],
+            |row| row.get(0),
+        )
     }
 }

@@ -1,7 +1,6 @@
 //! Trial log lines.
 
-use rusqlite::params;
-
+use super::value::params;
 use super::{Store, StoreResult};
 
 /// One stored log line.
@@ -29,14 +28,14 @@ impl Store {
         allocation_id: &str,
         lines: &[(String, String, i64)],
     ) -> StoreResult<Vec<LogRow>> {
-        let mut statement = self.conn.prepare_cached(
-            "INSERT INTO logs (trial_id, allocation_id, stream, text, timestamp_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
         let mut rows = Vec::with_capacity(lines.len());
         for (stream, text, timestamp_ms) in lines {
-            statement.execute(params![trial_id, allocation_id, stream, text, timestamp_ms])?;
+            let id = self.insert_returning_id(
+                "INSERT INTO logs (trial_id, allocation_id, stream, text, timestamp_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![trial_id, allocation_id, stream, text, *timestamp_ms],
+            )?;
             rows.push(LogRow {
-                id: self.conn.last_insert_rowid() as u64,
+                id,
                 trial_id,
                 allocation_id: allocation_id.to_string(),
                 stream: stream.clone(),
@@ -49,19 +48,19 @@ impl Store {
 
     /// Log lines of a trial, oldest first.
     pub fn logs_of_trial(&self, trial_id: u64) -> StoreResult<Vec<LogRow>> {
-        let mut statement = self.conn.prepare(
+        self.query(
             "SELECT id, trial_id, allocation_id, stream, text, timestamp_ms FROM logs WHERE trial_id = ?1 ORDER BY id",
-        )?;
-        let rows = statement.query_map([trial_id], |row| {
-            Ok(LogRow {
-                id: row.get(0)?,
-                trial_id: row.get(1)?,
-                allocation_id: row.get(2)?,
-                stream: row.get(3)?,
-                text: row.get(4)?,
-                timestamp_ms: row.get(5)?,
-            })
-        })?;
-        rows.collect()
+            params![trial_id],
+            |row| {
+                Ok(LogRow {
+                    id: row.get(0)?,
+                    trial_id: row.get(1)?,
+                    allocation_id: row.get(2)?,
+                    stream: row.get(3)?,
+                    text: row.get(4)?,
+                    timestamp_ms: row.get(5)?,
+                })
+            },
+        )
     }
 }

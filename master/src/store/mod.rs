@@ -1,109 +1,131 @@
-//! The master's durable state: an embedded SQLite database (WAL) with forward-only migrations.
+//! The master's durable state, behind one interface on two databases: an embedded SQLite file
+//! (WAL) owned by one master, or PostgreSQL shared by masters that take turns through a lease,
+//! every write fenced by the lease's epoch. Forward-only migrations on both.
 
+mod backend;
 mod checkpoints;
+mod database;
+mod error;
 mod experiments;
+mod lease;
 mod logs;
 mod migrations;
+mod pg;
 mod trials;
+pub(crate) mod value;
+
+#[cfg(test)]
+mod testing;
 
 pub use checkpoints::{CheckpointRow, kept_bytes_by_experiment};
+pub use database::Database;
+pub use error::{StoreError, StoreResult, on_fatal};
 pub use experiments::ExperimentRow;
+pub use lease::{Leader, LeaseClient};
 pub use logs::LogRow;
 pub use trials::{AllocationRow, TrialRow, ValidationRow};
 
-use std::path::Path;
-
-use rusqlite::Connection;
-
-/// Errors from the database.
-pub type StoreResult<T> = Result<T, rusqlite::Error>;
-
-/// The database file under the data directory.
-const DATABASE_FILE: &str = "baton.db";
-
-/// Compiled statements kept per connection (every statement the master runs often).
-const STATEMENT_CACHE: usize = 64;
+use backend::{Backend, PgSession, Step};
+use value::{Row, Value};
 
 /// The master's database connection; owned by the cluster task.
 pub struct Store {
-    conn: Connection,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database under `data_dir` and runs migrations.
-    pub fn open(data_dir: &Path) -> StoreResult<Self> {
-        let conn = Connection::open(data_dir.join(DATABASE_FILE))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let mut store = Self { conn };
-        migrations::run(&mut store.conn)?;
-        Ok(store)
+    /// Opens (creating if needed) `database` and runs migrations. PostgreSQL needs the epoch of
+    /// the lease this master holds ([`LeaseClient::acquire`]): its writes fail with
+    /// [`StoreError::Fenced`] once another master takes the lease. An SQLite file has one master
+    /// and no lease.
+    pub fn open(database: &Database, epoch: Option<u64>) -> StoreResult<Self> {
+        let backend = match database {
+            Database::Sqlite(path) => Backend::open_sqlite(path)?,
+            Database::Postgres(url) => {
+                let epoch = epoch.ok_or_else(|| {
+                    StoreError::Usage(format!(
+                        "{database}: a master writes to PostgreSQL only under the lease epoch it \
+                         holds; take the lease first"
+                    ))
+                })?;
+                Backend::Postgres(Box::new(PgSession::open(url, epoch)?))
+            }
+        };
+        Ok(Self { backend })
     }
 
-    /// Opens a private in-memory database (for tests and replays).
+    /// Opens a private in-memory SQLite database (for tests and replays).
     pub fn in_memory() -> StoreResult<Self> {
-        let mut conn = Connection::open_in_memory()?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        migrations::run(&mut conn)?;
-        Ok(Self { conn })
+        let conn = rusqlite::Connection::open_in_memory()?;
+        Ok(Self {
+            backend: Backend::sqlite(conn)?,
+        })
     }
 
-    /// Runs one statement, compiled once per connection.
-    fn execute_cached(&self, sql: &str, params: impl rusqlite::Params) -> StoreResult<usize> {
-        self.conn.prepare_cached(sql)?.execute(params)
+    /// Runs one statement (`?N` placeholders), compiled once per connection; returns the rows it
+    /// changed.
+    fn execute(&self, sql: &str, params: &[Value<'_>]) -> StoreResult<usize> {
+        self.backend.execute(sql, params)
+    }
+
+    /// Runs one query, compiled once per connection, converting each row.
+    fn query<T>(
+        &self,
+        sql: &str,
+        params: &[Value<'_>],
+        convert: impl FnMut(&Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.backend.query(sql, params, convert)
+    }
+
+    /// The first row of a query, converted, if any.
+    fn query_first<T>(
+        &self,
+        sql: &str,
+        params: &[Value<'_>],
+        convert: impl FnMut(&Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        Ok(self.query(sql, params, convert)?.into_iter().next())
+    }
+
+    /// Runs an INSERT into a table whose key is `id`; returns the new row's id.
+    fn insert_returning_id(&self, sql: &str, params: &[Value<'_>]) -> StoreResult<u64> {
+        self.backend.insert_returning_id(sql, params)
     }
 
     /// Starts a transaction holding the writes that follow until [`Store::end_batch`]: many small
-    /// writes, one commit. A [`Store::transaction`] inside it is a savepoint.
+    /// writes, one commit. A [`Store::transaction`] inside it is a savepoint. On PostgreSQL a
+    /// failed statement fails the whole batch (its commit rolls back); on SQLite only itself.
     pub fn begin_batch(&self) -> StoreResult<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")
+        self.backend.step(Step::Begin)
     }
 
     /// Commits the writes since [`Store::begin_batch`] (rolled back when the commit fails).
     pub fn end_batch(&self) -> StoreResult<()> {
-        self.conn.execute_batch("COMMIT").inspect_err(|_| {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        self.backend.step(Step::Commit).inspect_err(|_| {
+            let _ = self.backend.step(Step::Rollback);
         })
     }
 
     /// Runs `f` in one transaction (a savepoint inside a batch: all of it or none of it).
     pub fn transaction<T>(&mut self, f: impl FnOnce(&Store) -> StoreResult<T>) -> StoreResult<T> {
-        let (begin, commit, rollback) = if self.conn.is_autocommit() {
-            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+        let (begin, commit, rollback) = if self.backend.in_transaction() {
+            (Step::Savepoint, Step::Release, Step::RollbackToSavepoint)
         } else {
-            (
-                "SAVEPOINT part",
-                "RELEASE part",
-                "ROLLBACK TO part; RELEASE part",
-            )
+            (Step::Begin, Step::Commit, Step::Rollback)
         };
-        self.conn.execute_batch(begin)?;
+        self.backend.step(begin)?;
         match f(self) {
             Ok(value) => {
-                self.conn.execute_batch(commit)?;
+                self.backend.step(commit)?;
                 Ok(value)
             }
             Err(e) => {
-                let _ = self.conn.execute_batch(rollback);
+                let _ = self.backend.step(rollback);
                 Err(e)
             }
         }
     }
-}
-
-/// Column `index` of `row` parsed into a state enum; an unknown name is a conversion error that
-/// names it.
-pub(crate) fn parsed<T>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T>
-where
-    T: std::str::FromStr,
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    let text: String = row.get(index)?;
-    text.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
-    })
 }
 
 /// Unix time in milliseconds.
@@ -115,29 +137,4 @@ pub fn now_ms() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failed_transaction_inside_a_batch_undoes_only_itself() {
-        let mut store = Store::in_memory().unwrap();
-        store.begin_batch().unwrap();
-        store.insert_experiment("kept", "yaml", b"", 0).unwrap();
-        let failed: StoreResult<()> = store.transaction(|store| {
-            store.insert_experiment("undone", "yaml", b"", 0)?;
-            Err(rusqlite::Error::InvalidQuery)
-        });
-        assert!(failed.is_err());
-        store.end_batch().unwrap();
-        store
-            .transaction(|store| store.insert_experiment("after", "yaml", b"", 0))
-            .unwrap();
-        let names: Vec<String> = store
-            .list_experiments()
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
-        assert_eq!(names, ["kept", "after"]);
-    }
-}
+mod tests;

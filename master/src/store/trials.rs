@@ -1,8 +1,7 @@
 //! Trial, allocation and metric records.
 
-use rusqlite::{Row, params};
-
-use super::{Store, StoreResult, parsed};
+use super::value::{Row, params};
+use super::{Store, StoreResult};
 use crate::states::TrialState;
 
 /// One trial as stored.
@@ -77,33 +76,30 @@ const ALLOCATION_COLUMNS: &str = "id, trial_id, agent_id, slot_ids, start_step, 
 impl Store {
     /// Inserts a QUEUED trial and returns its id.
     pub fn insert_trial(&self, experiment_id: u64, hparams_json: &str) -> StoreResult<u64> {
-        self.execute_cached(
+        self.insert_returning_id(
             "INSERT INTO trials (experiment_id, state, hparams_json) VALUES (?1, 'QUEUED', ?2)",
             params![experiment_id, hparams_json],
-        )?;
-        Ok(self.conn.last_insert_rowid() as u64)
+        )
     }
 
     /// Every trial, by id.
     pub fn list_trials(&self) -> StoreResult<Vec<TrialRow>> {
         let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials ORDER BY id");
-        let mut statement = self.conn.prepare(&sql)?;
-        let rows = statement.query_map([], trial_from_row)?;
-        rows.collect()
+        self.query(&sql, params![], trial_from_row)
     }
 
     /// Writes every mutable field of a trial.
     pub fn update_trial(&self, trial: &TrialRow) -> StoreResult<()> {
-        self.execute_cached(
+        self.execute(
             "UPDATE trials SET state = ?2, steps_completed = ?3, restarts = ?4, latest_checkpoint_uuid = ?5, latest_checkpoint_step = ?6, error = ?7 WHERE id = ?1",
             params![
                 trial.id,
                 trial.state.as_str(),
                 trial.steps_completed,
                 trial.restarts,
-                trial.latest_checkpoint_uuid,
+                &trial.latest_checkpoint_uuid,
                 trial.latest_checkpoint_step,
-                trial.error
+                &trial.error
             ],
         )?;
         Ok(())
@@ -111,18 +107,18 @@ impl Store {
 
     /// Inserts a new allocation.
     pub fn insert_allocation(&self, allocation: &AllocationRow) -> StoreResult<()> {
-        self.execute_cached(
+        self.execute(
             "INSERT INTO allocations (id, trial_id, agent_id, slot_ids, start_step, end_step, started_ms, desired, gang, part_index, part_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
-                allocation.id,
+                &allocation.id,
                 allocation.trial_id,
-                allocation.agent_id,
-                serde_json::to_string(&allocation.slot_ids).expect("slot ids serialize"),
+                &allocation.agent_id,
+                &serde_json::to_string(&allocation.slot_ids).expect("slot ids serialize"),
                 allocation.start_step,
                 allocation.end_step,
                 allocation.started_ms,
-                allocation.desired,
-                allocation.gang,
+                &allocation.desired,
+                &allocation.gang,
                 allocation.part_index,
                 allocation.part_count
             ],
@@ -132,7 +128,7 @@ impl Store {
 
     /// Records what the master now wants of an allocation.
     pub fn set_allocation_desired(&self, allocation_id: &str, desired: &str) -> StoreResult<()> {
-        self.execute_cached(
+        self.execute(
             "UPDATE allocations SET desired = ?2 WHERE id = ?1",
             params![allocation_id, desired],
         )?;
@@ -141,13 +137,13 @@ impl Store {
 
     /// Records the end of an allocation.
     pub fn end_allocation(&self, allocation: &AllocationRow) -> StoreResult<()> {
-        self.execute_cached(
+        self.execute(
             "UPDATE allocations SET end_step = ?2, exit_reason = ?3, message = ?4, ended_ms = ?5 WHERE id = ?1",
             params![
-                allocation.id,
+                &allocation.id,
                 allocation.end_step,
-                allocation.exit_reason,
-                allocation.message,
+                &allocation.exit_reason,
+                &allocation.message,
                 allocation.ended_ms
             ],
         )?;
@@ -157,28 +153,22 @@ impl Store {
     /// Allocations that have not ended.
     pub fn open_allocations(&self) -> StoreResult<Vec<AllocationRow>> {
         let sql = format!("SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE exit_reason IS NULL");
-        let mut statement = self.conn.prepare(&sql)?;
-        let rows = statement.query_map([], allocation_from_row)?;
-        rows.collect()
+        self.query(&sql, params![], allocation_from_row)
     }
 
     /// One allocation, current or ended.
     pub fn allocation_by_id(&self, allocation_id: &str) -> StoreResult<Option<AllocationRow>> {
-        use rusqlite::OptionalExtension;
         let sql = format!("SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE id = ?1");
-        self.conn
-            .query_row(&sql, [allocation_id], allocation_from_row)
-            .optional()
+        self.query_first(&sql, params![allocation_id], allocation_from_row)
     }
 
-    /// Every allocation of a trial, oldest first.
+    /// Every allocation of a trial, oldest first (in insertion order within a millisecond: a
+    /// distributed allocation's parts in part order).
     pub fn allocations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<AllocationRow>> {
         let sql = format!(
             "SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE trial_id = ?1 ORDER BY started_ms, rowid"
         );
-        let mut statement = self.conn.prepare(&sql)?;
-        let rows = statement.query_map([trial_id], allocation_from_row)?;
-        rows.collect()
+        self.query(&sql, params![trial_id], allocation_from_row)
     }
 
     /// Records (or replaces) the validation of a trial at a step.
@@ -188,8 +178,8 @@ impl Store {
         step: u64,
         metrics_json: &str,
     ) -> StoreResult<()> {
-        self.execute_cached(
-            "INSERT OR REPLACE INTO validations (trial_id, step, metrics_json) VALUES (?1, ?2, ?3)",
+        self.execute(
+            "INSERT INTO validations (trial_id, step, metrics_json) VALUES (?1, ?2, ?3) ON CONFLICT (trial_id, step) DO UPDATE SET metrics_json = excluded.metrics_json",
             params![trial_id, step, metrics_json],
         )?;
         Ok(())
@@ -202,8 +192,8 @@ impl Store {
         step: u64,
         metrics_json: &str,
     ) -> StoreResult<()> {
-        self.execute_cached(
-            "INSERT OR REPLACE INTO training_metrics (trial_id, step, metrics_json) VALUES (?1, ?2, ?3)",
+        self.execute(
+            "INSERT INTO training_metrics (trial_id, step, metrics_json) VALUES (?1, ?2, ?3) ON CONFLICT (trial_id, step) DO UPDATE SET metrics_json = excluded.metrics_json",
             params![trial_id, step, metrics_json],
         )?;
         Ok(())
@@ -211,24 +201,24 @@ impl Store {
 
     /// Validations of a trial, by step.
     pub fn validations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<ValidationRow>> {
-        let mut statement = self.conn.prepare(
+        self.query(
             "SELECT step, metrics_json FROM validations WHERE trial_id = ?1 ORDER BY step",
-        )?;
-        let rows = statement.query_map([trial_id], |row| {
-            Ok(ValidationRow {
-                step: row.get(0)?,
-                metrics_json: row.get(1)?,
-            })
-        })?;
-        rows.collect()
+            params![trial_id],
+            |row| {
+                Ok(ValidationRow {
+                    step: row.get(0)?,
+                    metrics_json: row.get(1)?,
+                })
+            },
+        )
     }
 }
 
-fn trial_from_row(row: &Row<'_>) -> rusqlite::Result<TrialRow> {
+fn trial_from_row(row: &Row<'_>) -> StoreResult<TrialRow> {
     Ok(TrialRow {
         id: row.get(0)?,
         experiment_id: row.get(1)?,
-        state: parsed(row, 2)?,
+        state: row.parsed(2)?,
         hparams_json: row.get(3)?,
         steps_completed: row.get(4)?,
         restarts: row.get(5)?,
@@ -238,7 +228,7 @@ fn trial_from_row(row: &Row<'_>) -> rusqlite::Result<TrialRow> {
     })
 }
 
-fn allocation_from_row(row: &Row<'_>) -> rusqlite::Result<AllocationRow> {
+fn allocation_from_row(row: &Row<'_>) -> StoreResult<AllocationRow> {
     let slot_ids: String = row.get(3)?;
     Ok(AllocationRow {
         id: row.get(0)?,
@@ -256,23 +246,4 @@ fn allocation_from_row(row: &Row<'_>) -> rusqlite::Result<AllocationRow> {
         part_index: row.get(12)?,
         part_count: row.get(13)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unknown_stored_state_is_an_error_that_names_it() {
-        let store = Store::in_memory().unwrap();
-        let experiment = store.insert_experiment("e", "yaml", b"", 0).unwrap();
-        let trial = store.insert_trial(experiment, "{}").unwrap();
-        assert_eq!(store.list_trials().unwrap()[0].state, TrialState::Queued);
-        store
-            .conn
-            .execute("UPDATE trials SET state = 'DONE' WHERE id = ?1", [trial])
-            .unwrap();
-        let error = store.list_trials().unwrap_err().to_string();
-        assert!(error.contains("unknown trial state \"DONE\""), "{error}");
-    }
 }

@@ -1,0 +1,131 @@
+//! Two masters on one PostgreSQL database: the leader is killed or frozen mid-experiment; the
+//! standby takes the lease, agents and the CLI follow it, and trials run on untouched.
+
+use std::time::{Duration, Instant};
+
+use baton_cluster_tests::linreg::{SlowTrial, exit_reasons, start_slow_trial};
+use baton_cluster_tests::{TestCluster, wait_until};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// The trial as the CLI describes it through the masters' list, None while no master leads.
+fn described(cluster: &TestCluster, trial: u64) -> Option<Value> {
+    let output = cluster.cli(&["trial", "describe", &trial.to_string(), "--json"]);
+    output
+        .status
+        .success()
+        .then(|| serde_json::from_slice(&output.stdout).expect("trial JSON"))
+}
+
+#[test]
+fn a_standby_takes_over_from_a_killed_leader_and_no_trial_restarts() {
+    let mut cluster = TestCluster::start_on_postgres(&["--lease-seconds", "3"]);
+    let leader = cluster.url.clone();
+    let standby = cluster.start_standby();
+    let refused = cluster.cli_via(&standby, &["agent", "list"]);
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a standby serves nothing");
+    assert!(
+        message.contains(&format!("standby master: the leader is at {leader}")),
+        "{message}"
+    );
+    cluster.start_agent("a1", 1);
+    cluster.wait_for_agents(1);
+    let SlowTrial {
+        reference,
+        experiment,
+        trial,
+        described: before,
+        pid,
+    } = start_slow_trial(&cluster, "0.1");
+
+    cluster.kill_master();
+    let killed = Instant::now();
+    let steps_at_kill = before["steps_completed"].as_u64().unwrap();
+    let mut progressed = None;
+    wait_until("progress through the new leader", MINUTE, || {
+        progressed = described(&cluster, trial)
+            .filter(|t| t["steps_completed"].as_u64() > Some(steps_at_kill + 3));
+        progressed.is_some()
+    });
+    eprintln!(
+        "leader killed to progress read through the new leader: {:?}",
+        killed.elapsed()
+    );
+    assert!(
+        cluster
+            .cli_via(&standby, &["agent", "list"])
+            .status
+            .success(),
+        "the standby leads"
+    );
+    assert_eq!(cluster.trial_process(trial), Some(pid), "the same process");
+
+    cluster.wait_for_experiment(experiment, "COMPLETED", Duration::from_secs(120));
+    let done = cluster.trial(trial);
+    assert_eq!(
+        exit_reasons(&done),
+        ["completed"],
+        "one allocation, never restarted: {done:#}"
+    );
+    assert_eq!(done["allocations"][0]["id"], before["allocations"][0]["id"]);
+    assert_eq!(done["restarts"], 0);
+    assert_eq!(cluster.final_weights(experiment, 200), reference);
+    let logs = cluster.cli_ok(&["trial", "logs", &trial.to_string()]);
+    for step in (10..=200).step_by(10) {
+        let line = format!("step {step}: loss");
+        assert_eq!(
+            logs.matches(&line).count(),
+            1,
+            "the output of step {step} is stored once, across the takeover:\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn a_frozen_leader_loses_the_lease_and_stops_at_once_when_it_wakes() {
+    let mut cluster = TestCluster::start_on_postgres(&["--lease-seconds", "2"]);
+    let standby = cluster.start_standby();
+    let leader = Pid::from_raw(cluster.master_pid(0));
+    let listed = |cluster: &TestCluster| cluster.cli_ok(&["experiment", "list", "--json"]);
+    let before = listed(&cluster);
+
+    kill(leader, Signal::SIGSTOP).expect("freeze the leader");
+    let frozen = Instant::now();
+    wait_until("the standby to lead", Duration::from_secs(20), || {
+        cluster
+            .cli_via(&standby, &["agent", "list"])
+            .status
+            .success()
+    });
+    eprintln!(
+        "leader frozen to the standby leading: {:?}",
+        frozen.elapsed()
+    );
+    assert_eq!(listed(&cluster), before, "nothing lost in the takeover");
+
+    kill(leader, Signal::SIGCONT).expect("wake the leader");
+    let woken = Instant::now();
+    let status = cluster.wait_for_master_exit(0, Duration::from_secs(10));
+    eprintln!("woken leader exited after {:?}", woken.elapsed());
+    assert_eq!(
+        status.code(),
+        Some(75),
+        "a master without its lease exits 75"
+    );
+    assert!(
+        cluster.logs().contains("this master no longer leads"),
+        "{}",
+        cluster.logs()
+    );
+    assert!(
+        cluster
+            .cli_via(&standby, &["agent", "list"])
+            .status
+            .success(),
+        "the new leader serves on"
+    );
+}
