@@ -12,6 +12,7 @@ mod experiment;
 mod gc;
 mod leader;
 mod output;
+mod search;
 mod states;
 mod times;
 mod trial;

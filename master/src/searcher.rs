@@ -78,9 +78,6 @@ pub enum SearcherError {
         /// The requested number of trials.
         max_trials: u32,
     },
-    /// The searcher cannot list its trials before any result.
-    #[error("searcher.name: adaptive_asha proposes trials as results arrive, not all up front")]
-    NotUpFront,
     /// A value came out as infinity or NaN.
     #[error("hyperparameters.{name}: {value} is not a finite number; narrow the range")]
     NonFinite {
@@ -91,14 +88,15 @@ pub enum SearcherError {
     },
 }
 
-/// Proposes every trial of the experiment, in a deterministic order.
+/// Proposes every trial of the experiment, in a deterministic order; for `adaptive_asha`, every
+/// trial it may create (as `random` samples them), which [`adaptive_asha::AdaptiveAsha`] creates
+/// as results arrive.
 pub fn propose_trials(config: &ExperimentConfig) -> Result<Vec<TrialHparams>, SearcherError> {
     validate(config)?;
     match config.searcher.name {
         SearcherName::Single => single(config).map(|trial| vec![trial]),
         SearcherName::Grid => grid(config),
-        SearcherName::Random => random(config),
-        SearcherName::AdaptiveAsha => Err(SearcherError::NotUpFront),
+        SearcherName::Random | SearcherName::AdaptiveAsha => random(config),
     }
 }
 

@@ -53,6 +53,7 @@ fn experiment() -> Experiment {
         trial_states: [("RUNNING".to_string(), 1)].into(),
         steps_completed: 10,
         max_length: 100,
+        brackets: Vec::new(),
     }
 }
 

@@ -17,6 +17,7 @@ mod reconcile;
 mod replay;
 mod reports;
 mod scheduling;
+mod search;
 #[cfg(test)]
 mod simulation;
 mod starting;

@@ -12,6 +12,7 @@ use super::ClusterHandle;
 use super::clock::{Clock, SystemClock};
 use super::desired::{Deadlines, Desired, SentAt};
 use super::gangs::Gang;
+use super::search::Search;
 use super::sweep::SweepState;
 use crate::auth::AgentTokens;
 use crate::error::{MasterError, MasterResult};
@@ -144,6 +145,8 @@ pub struct ExperimentEntry {
     pub config: ExperimentConfig,
     /// The GC policy in force.
     pub gc: GcSettings,
+    /// Its adaptive search (`adaptive_asha`), which creates trials as results arrive.
+    pub search: Option<Search>,
 }
 
 /// A trial with its scheduling hints.
@@ -161,6 +164,20 @@ pub struct TrialEntry {
     /// When the master asked the trial's last allocation to suspend so it can run elsewhere;
     /// cleared by the first step of the next allocation (the move's duration).
     pub moving_since: Option<Instant>,
+}
+
+impl TrialEntry {
+    /// A trial without allocation or scheduling hints.
+    pub fn new(row: TrialRow) -> Self {
+        Self {
+            row,
+            allocation: None,
+            target_agent: None,
+            avoid_agent: None,
+            not_before: None,
+            moving_since: None,
+        }
+    }
 }
 
 /// Why the master asked an allocation to stop.
@@ -311,24 +328,20 @@ impl Cluster {
                 Some(json) => serde_json::from_str(json).unwrap_or(config.checkpoint_storage.gc),
                 None => config.checkpoint_storage.gc,
             };
-            experiments.insert(row.id, ExperimentEntry { row, config, gc });
+            experiments.insert(
+                row.id,
+                ExperimentEntry {
+                    row,
+                    config,
+                    gc,
+                    search: None,
+                },
+            );
         }
         let mut trials: BTreeMap<u64, TrialEntry> = store
             .list_trials()?
             .into_iter()
-            .map(|row| {
-                (
-                    row.id,
-                    TrialEntry {
-                        row,
-                        allocation: None,
-                        target_agent: None,
-                        avoid_agent: None,
-                        not_before: None,
-                        moving_since: None,
-                    },
-                )
-            })
+            .map(|row| (row.id, TrialEntry::new(row)))
             .collect();
         let mut agents = BTreeMap::new();
         for (id, mode) in store.agent_states()? {
@@ -383,6 +396,7 @@ impl Cluster {
             gangs,
             sweep,
         };
+        cluster.resume_searches();
         cluster.resume_deletions();
         cluster.resume_experiment_deletions();
         Ok(cluster)

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use baton_common::proto;
 
+use super::search;
 use super::state::{Cluster, TrialEntry};
 use crate::error::{MasterError, MasterResult};
 use crate::states::{ExperimentState, TrialState};
@@ -51,6 +52,11 @@ impl Cluster {
             trial_states,
             steps_completed,
             max_length: experiment.config.searcher.max_length,
+            brackets: if with_trials {
+                search::brackets(experiment)
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -78,6 +84,10 @@ impl Cluster {
 
     fn trial_view(&self, trial_id: u64) -> proto::Trial {
         let trial = &self.trials[&trial_id];
+        let target_length = self
+            .experiments
+            .get(&trial.row.experiment_id)
+            .map_or(0, |e| search::target_length(e, &trial.row));
         let agent_id = trial
             .allocation
             .as_ref()
@@ -95,6 +105,7 @@ impl Cluster {
             latest_checkpoint_uuid: trial.row.latest_checkpoint_uuid.clone().unwrap_or_default(),
             error: trial.row.error.clone(),
             state_reason: self.state_reason(trial_id),
+            target_length,
         }
     }
 

@@ -43,6 +43,7 @@
 
 mod plan;
 mod rung;
+mod view;
 
 use std::collections::VecDeque;
 
@@ -51,6 +52,7 @@ use baton_common::config::ExperimentConfig;
 use super::{SearcherError, TrialHparams, random, validate};
 use plan::{BracketPlan, plan};
 use rung::Rung;
+pub use view::{BracketView, RungResult, RungView, Stage, TrialStatus};
 
 /// The searcher's name for a trial: 0, 1, 2… in creation order; the master maps it to its trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -11,6 +11,8 @@ pub(super) struct Entry {
     pub trial: RequestId,
     /// The metric, oriented so that smaller is better; `None` for a failure (ranked last).
     pub score: Option<f64>,
+    /// How many results the rung had before this one.
+    pub arrival: u32,
 }
 
 /// The results of one rung, best first; equal scores keep their arrival order.
@@ -28,7 +30,15 @@ impl Rung {
     /// Records a result behind every result at least as good.
     pub fn record(&mut self, trial: RequestId, score: Option<f64>) {
         let at = self.ranked.partition_point(|e| not_worse(e.score, score));
-        self.ranked.insert(at, Entry { trial, score });
+        let arrival = self.ranked.len() as u32;
+        self.ranked.insert(
+            at,
+            Entry {
+                trial,
+                score,
+                arrival,
+            },
+        );
     }
 }
 
@@ -58,7 +68,11 @@ mod tests {
             rung.record(RequestId(id), score);
         }
         rung.record(RequestId(5), Some(0.0));
-        let order: Vec<u32> = rung.ranked().iter().map(|e| e.trial.0).collect();
-        assert_eq!(order, [5, 2, 1, 3, 0, 4]);
+        let order: Vec<(u32, u32)> = rung
+            .ranked()
+            .iter()
+            .map(|e| (e.trial.0, e.arrival))
+            .collect();
+        assert_eq!(order, [(5, 5), (2, 2), (1, 1), (3, 3), (0, 0), (4, 4)]);
     }
 }

@@ -182,8 +182,9 @@ fn trials_are_the_random_searchers() {
 fn bad_configs_name_the_field() {
     let mut cfg = config("{name: adaptive_asha, metric: loss, max_length: 10, max_trials: 4}");
     assert_eq!(
-        propose_trials(&cfg).unwrap_err().to_string(),
-        "searcher.name: adaptive_asha proposes trials as results arrive, not all up front"
+        propose_trials(&cfg).unwrap().len(),
+        4,
+        "every trial it may create"
     );
     let error = |cfg: &ExperimentConfig| AdaptiveAsha::new(cfg).unwrap_err().to_string();
     cfg.searcher.max_trials = Some(10_001);
