@@ -176,8 +176,8 @@ pub fn find_orphan(work_dir: &std::path::Path, allocation_id: &str) -> Option<Or
     })
 }
 
-/// Takes over an orphaned allocation: replays its rendezvous and checkpoint reports, then runs it
-/// to its end.
+/// Takes over an orphaned allocation: replays its rendezvous, latest validation and checkpoint
+/// reports, then runs it to its end.
 pub async fn adopt_allocation(
     orphan: Orphan,
     env: AllocationEnv,
@@ -193,6 +193,12 @@ pub async fn adopt_allocation(
     tracing::info!(allocation = %start.allocation_id, trial = start.trial_id, "adopting a running trial");
     if let Some(ready) = distributed::rendezvous_ready(&start) {
         let _ = outbox.send(ready);
+    }
+    // The validation a trial makes before it exits at its length precedes its checkpoint.
+    if let Some(report) = dir.validation() {
+        let _ = outbox.send(AgentMessage {
+            body: Some(Body::Validation(report)),
+        });
     }
     for report in dir.committed() {
         let _ = outbox.send(AgentMessage {

@@ -267,12 +267,15 @@ impl Harness {
             .lock()
             .expect("tracker lock")
             .on_validation(step);
-        let report = Body::Validation(ValidationReport {
+        let report = ValidationReport {
             allocation_id: self.allocation_id.clone(),
             step,
             metrics_json: Value::Object(metrics.clone()).to_string(),
-        });
-        Ok((json!({}), report))
+        };
+        if let Err(e) = self.dir.record_validation(&report) {
+            tracing::warn!(allocation = %self.allocation_id, error = %e, "cannot record validation");
+        }
+        Ok((json!({}), Body::Validation(report)))
     }
 
     /// Opens a checkpoint: under a new uuid for rank 0 (or a one-rank trial), under rank 0's

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::args::ExperimentCmd;
 use crate::client::Run;
-use crate::{checkpoint, context, delete, gc, output, states, times, trial};
+use crate::{checkpoint, context, delete, gc, output, search, states, times, trial};
 
 /// Runs one `baton experiment` command.
 pub async fn run(cmd: ExperimentCmd, app: &Run) -> anyhow::Result<()> {
@@ -215,6 +215,10 @@ async fn describe(app: &Run, id: u64, csv: bool) -> anyhow::Result<()> {
         ("Progress", progress(&exp)),
         ("Storage", storage(&exp)),
     ]);
+    if !exp.brackets.is_empty() {
+        text.push('\n');
+        text.push_str(&search::rungs_table(&exp.brackets));
+    }
     if !exp.trials.is_empty() {
         text.push('\n');
         text.push_str(&trial::trials_table(&exp.trials));
@@ -259,10 +263,12 @@ pub fn summary_json(exp: &Experiment) -> Value {
     })
 }
 
-/// The JSON shape of an experiment, as `experiment describe --json` prints it: with its trials.
+/// The JSON shape of an experiment, as `experiment describe --json` prints it: with its trials
+/// and, for an adaptive search, its brackets.
 pub fn experiment_json(exp: &Experiment) -> Value {
     let mut value = summary_json(exp);
     value["trials"] = exp.trials.iter().map(trial::trial_json).collect();
+    value["brackets"] = search::brackets_json(&exp.brackets);
     value
 }
 

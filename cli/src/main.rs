@@ -14,6 +14,7 @@ mod gc;
 mod leader;
 mod output;
 mod pin;
+mod search;
 mod states;
 mod times;
 mod trial;

@@ -12,7 +12,8 @@ pub const EXPERIMENT: &[&str] = &[
     "DELETING",
 ];
 
-/// Trial states (PAUSED: queued in a PAUSED experiment).
+/// Trial states (PAUSED: queued in a PAUSED experiment, or waiting at its rung of an adaptive
+/// search).
 pub const TRIAL: &[&str] = &[
     "QUEUED",
     "PAUSED",

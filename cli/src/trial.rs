@@ -105,6 +105,7 @@ pub fn trial_json(trial: &Trial) -> Value {
         "latest_checkpoint": output::non_empty(&trial.latest_checkpoint_uuid),
         "error": output::non_empty(&trial.error),
         "state_reason": output::non_empty(&trial.state_reason),
+        "target_length": trial.target_length,
     })
 }
 
@@ -193,6 +194,14 @@ pub fn state_reasons(trials: &[Trial]) -> String {
         .collect()
 }
 
+/// Steps trained, and of how many when the master says: `12 of 16`.
+fn steps(trial: &Trial) -> String {
+    match trial.target_length {
+        0 => trial.steps_completed.to_string(),
+        target => format!("{} of {target}", trial.steps_completed),
+    }
+}
+
 /// The human-readable `trial describe` at `now_ms`: fields, then the allocation table.
 fn detail_text(detail: &TrialDetail, now_ms: i64) -> String {
     let trial = detail.trial.clone().unwrap_or_default();
@@ -219,7 +228,7 @@ fn detail_text(detail: &TrialDetail, now_ms: i64) -> String {
             "Hparams",
             output::compact(&output::parse_json_field(&trial.hparams_json, Value::Null)),
         ),
-        ("Steps", trial.steps_completed.to_string()),
+        ("Steps", steps(&trial)),
         ("Restarts", trial.restarts.to_string()),
         ("Agent", output::dash(&trial.agent_id)),
         ("Checkpoint", output::dash(&trial.latest_checkpoint_uuid)),

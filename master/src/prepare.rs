@@ -3,11 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use baton_common::config::{ExperimentConfig, check_entrypoint, parse_experiment_config};
+use baton_common::config::{
+    ExperimentConfig, SearcherName, check_entrypoint, parse_experiment_config,
+};
 use baton_common::proto::Context;
 use prost::Message;
 
 use crate::error::{MasterError, MasterResult};
+use crate::searcher::adaptive_asha::{Action, AdaptiveAsha};
 use crate::searcher::{TrialHparams, propose_trials};
 
 /// Largest context directory accepted, in bytes.
@@ -21,8 +24,11 @@ pub struct PreparedExperiment {
     pub config: ExperimentConfig,
     /// The context directory, encoded for the store.
     pub encoded_context: Vec<u8>,
-    /// One set of hyperparameters per trial.
+    /// One set of hyperparameters per trial to create now (for `adaptive_asha`, its first
+    /// trials, request ids 0, 1, 2…).
     pub hparams: Vec<TrialHparams>,
+    /// The `adaptive_asha` search that creates the other trials as results arrive.
+    pub search: Option<AdaptiveAsha>,
 }
 
 /// Parses and validates a config and its context and proposes its trials.
@@ -42,12 +48,25 @@ pub fn prepare_experiment(
     }
     let files: BTreeSet<String> = context.files.iter().map(|f| f.path.clone()).collect();
     check_entrypoint(&config.entrypoint, &files).map_err(|e| invalid(&e))?;
-    let hparams = propose_trials(&config).map_err(|e| invalid(&e))?;
+    let (hparams, search) = if config.searcher.name == SearcherName::AdaptiveAsha {
+        let (search, actions) = AdaptiveAsha::new(&config).map_err(|e| invalid(&e))?;
+        let first = actions
+            .into_iter()
+            .filter_map(|action| match action {
+                Action::Create { hparams, .. } => Some(hparams),
+                _ => None,
+            })
+            .collect();
+        (first, Some(search))
+    } else {
+        (propose_trials(&config).map_err(|e| invalid(&e))?, None)
+    };
     Ok(PreparedExperiment {
         config_yaml,
         config,
         encoded_context: context.encode_to_vec(),
         hparams,
+        search,
     })
 }
 
@@ -202,5 +221,30 @@ mod tests {
     fn the_valid_config_prepares() {
         let prepared = prepare_experiment(VALID.into(), context()).unwrap();
         assert!(!prepared.hparams.is_empty());
+        assert!(prepared.search.is_none());
+    }
+
+    #[test]
+    fn an_adaptive_search_starts_with_its_first_trials_and_bad_knobs_are_refused() {
+        let adaptive = VALID.replace(
+            "{name: grid, metric: loss, max_length: 10}",
+            "{name: adaptive_asha, metric: loss, max_length: 16, max_trials: 6, \
+             max_concurrent_trials: 2}",
+        );
+        let prepared = prepare_experiment(adaptive.clone(), context()).unwrap();
+        assert_eq!(
+            prepared.hparams.len(),
+            2,
+            "max_concurrent_trials trials first"
+        );
+        assert_eq!(prepared.search.expect("a search").created(), 2);
+        let bad = adaptive.replace("max_trials: 6", "max_trials: 6, divisor: 1");
+        let Err(MasterError::InvalidArgument(message)) = prepare_experiment(bad, context()) else {
+            panic!("a divisor of 1 must be refused");
+        };
+        assert_eq!(
+            message,
+            "invalid experiment config: searcher.divisor: must be at least 2 (got 1)"
+        );
     }
 }

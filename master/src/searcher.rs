@@ -1,8 +1,11 @@
-//! Searchers: pure functions that propose every trial's hyperparameters up front.
+//! Searchers: pure functions that propose every trial's hyperparameters up front, and the
+//! [`adaptive_asha`] state machine that proposes them as results arrive.
 //!
 //! `single` runs one trial, `grid` the cartesian product of grid points, `random` samples
 //! `max_trials` trials from a seeded ChaCha8 generator, so the same config always gives the same
 //! trials. Every trial's map holds every hyperparameter of the config.
+
+pub mod adaptive_asha;
 
 use baton_common::config::{ConfigError, ExperimentConfig, Hyperparameter, SearcherName};
 use rand::{Rng, SeedableRng};
@@ -85,17 +88,24 @@ pub enum SearcherError {
     },
 }
 
-/// Proposes every trial of the experiment, in a deterministic order.
+/// Proposes every trial of the experiment, in a deterministic order; for `adaptive_asha`, every
+/// trial it may create (as `random` samples them), which [`adaptive_asha::AdaptiveAsha`] creates
+/// as results arrive.
 pub fn propose_trials(config: &ExperimentConfig) -> Result<Vec<TrialHparams>, SearcherError> {
-    for (name, hp) in &config.hyperparameters {
-        hp.validate(&format!("hyperparameters.{name}"))?;
-    }
-    config.searcher.validate()?;
+    validate(config)?;
     match config.searcher.name {
         SearcherName::Single => single(config).map(|trial| vec![trial]),
         SearcherName::Grid => grid(config),
-        SearcherName::Random => random(config),
+        SearcherName::Random | SearcherName::AdaptiveAsha => random(config),
     }
+}
+
+/// Checks the hyperparameters and the searcher section.
+fn validate(config: &ExperimentConfig) -> Result<(), SearcherError> {
+    for (name, hp) in &config.hyperparameters {
+        hp.validate(&format!("hyperparameters.{name}"))?;
+    }
+    Ok(config.searcher.validate()?)
 }
 
 /// One trial: ints take minval, doubles the midpoint, logs the midpoint exponent, lists their

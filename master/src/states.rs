@@ -21,6 +21,9 @@ pub struct UnknownState {
 pub enum TrialState {
     /// Waiting for slots.
     Queued,
+    /// Trained to its rung of an adaptive search (`adaptive_asha`); waits to be promoted (queued
+    /// again) or stopped (completed).
+    Paused,
     /// Placed; the agent is preparing it.
     Starting,
     /// The trial process runs.
@@ -39,8 +42,9 @@ pub enum TrialState {
 
 impl TrialState {
     /// Every trial state.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Queued,
+        Self::Paused,
         Self::Starting,
         Self::Running,
         Self::Suspending,
@@ -54,6 +58,7 @@ impl TrialState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "QUEUED",
+            Self::Paused => "PAUSED",
             Self::Starting => "STARTING",
             Self::Running => "RUNNING",
             Self::Suspending => "SUSPENDING",
@@ -162,8 +167,7 @@ impl FromStr for TrialState {
     type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected =
-            "QUEUED, STARTING, RUNNING, SUSPENDING, KILLING, COMPLETED, CANCELED or ERRORED";
+        let expected = "QUEUED, PAUSED, STARTING, RUNNING, SUSPENDING, KILLING, COMPLETED, CANCELED or ERRORED";
         parse_among(&Self::ALL, Self::as_str, s, "trial", expected)
     }
 }

@@ -5,12 +5,16 @@
 //! every second; the supervisor stops the trial when it goes stale), `exit.json` (written by the
 //! supervisor when the trial ends), `tracker.json` (step bookkeeping that must survive the
 //! daemon), `uploads/` (checkpoints handed over but not yet committed), `committed/` and `parts/`
-//! (reports of committed checkpoints and checkpoint parts, replayed after a restart), the trial's `stdout.log` / `stderr.log` with the shipped
-//! offsets in `log-offsets.json`, and `context/`, `restore/`, `staging/`.
+//! (reports of committed checkpoints and checkpoint parts, replayed after a restart),
+//! `validation.pb` (the latest validation report, replayed after a restart: the one a trial makes
+//! before it exits at its length is never lost), the trial's `stdout.log` / `stderr.log` with the
+//! shipped offsets in `log-offsets.json`, and `context/`, `restore/`, `staging/`.
 
 use std::path::{Path, PathBuf};
 
-use baton_common::proto::{CheckpointCompleted, CheckpointPartCommitted, StartAllocation};
+use baton_common::proto::{
+    CheckpointCompleted, CheckpointPartCommitted, StartAllocation, ValidationReport,
+};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +110,17 @@ impl AllocationDir {
             .filter_map(|path| std::fs::read(path).ok())
             .filter_map(|bytes| CheckpointCompleted::decode(bytes.as_slice()).ok())
             .collect()
+    }
+
+    /// Records the latest validation report so that it can be replayed after a daemon restart.
+    pub fn record_validation(&self, report: &ValidationReport) -> std::io::Result<()> {
+        write_atomic(&self.path("validation.pb"), &report.encode_to_vec())
+    }
+
+    /// The latest recorded validation report, if any.
+    pub fn validation(&self) -> Option<ValidationReport> {
+        let bytes = std::fs::read(self.path("validation.pb")).ok()?;
+        ValidationReport::decode(bytes.as_slice()).ok()
     }
 
     /// Records a checkpoint part report so that it can be replayed after a daemon restart.
@@ -205,6 +220,27 @@ mod tests {
         assert_eq!(read.trial_id, 7);
         assert!(read.context.is_none());
         assert_eq!(recorded_allocations(work.path()), ["a1"]);
+    }
+
+    #[test]
+    fn the_latest_validation_is_kept() {
+        let work = tempfile::tempdir().unwrap();
+        let dir = AllocationDir::new(work.path(), "a1");
+        std::fs::create_dir_all(&dir.root).unwrap();
+        assert_eq!(dir.validation(), None);
+        for step in [10, 20] {
+            let report = ValidationReport {
+                allocation_id: "a1".into(),
+                step,
+                metrics_json: format!("{{\"loss\": {step}}}"),
+            };
+            dir.record_validation(&report).unwrap();
+        }
+        let latest = dir.validation().unwrap();
+        assert_eq!(
+            (latest.step, latest.metrics_json.as_str()),
+            (20, "{\"loss\": 20}")
+        );
     }
 
     #[test]

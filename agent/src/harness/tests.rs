@@ -217,3 +217,18 @@ async fn init_is_answered_once_the_checkpoint_is_restored_and_refused_when_the_r
         "nothing else is answered after a failed restore"
     );
 }
+
+#[tokio::test]
+async fn a_validation_is_reported_and_recorded_for_a_restarted_daemon() {
+    let mut fixture = Fixture::new(RankRole::default());
+    std::fs::create_dir_all(&fixture.harness.dir.root).unwrap();
+    fixture
+        .call(r#"{"op":"report_validation","step":3,"metrics":{"loss":0.5}}"#)
+        .await
+        .unwrap();
+    let Some(Body::Validation(sent)) = fixture.outbox.try_recv().unwrap().body else {
+        panic!("a validation report is sent");
+    };
+    assert_eq!(sent.step, 3);
+    assert_eq!(fixture.harness.dir.validation(), Some(sent));
+}

@@ -25,5 +25,5 @@ pub use hyperparameter::Hyperparameter;
 pub use limits::{MAX_CONFIG_BYTES, MAX_NESTING, check_config_text};
 pub use redact::{REDACTED, is_secret_key, redact_config_yaml};
 pub use resources::ResourcesConfig;
-pub use searcher::{SearcherConfig, SearcherName};
+pub use searcher::{AdaptiveMode, SearcherConfig, SearcherName};
 pub use storage::{CheckpointStorageConfig, GcSettings, StorageBackend};

@@ -34,7 +34,8 @@ class Context:
     Attributes (read-only by convention):
         trial_id (int), experiment_id (int), allocation_id (str): who this run is.
         hparams (dict): the trial's hyperparameters.
-        max_length (int): the searcher's target length in steps.
+        max_length (int): the target length of this run in steps (the searcher's `max_length`;
+            for `adaptive_asha`, the length of the rung the trial trains for now).
         start_step (int): step of the checkpoint being restored, 0 on a fresh start.
         latest_checkpoint (pathlib.Path | None): local directory to restore from, None on a fresh
             start.

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use baton_common::config::parse_experiment_config;
 
 use super::desired::{Desired, KillReason};
+use super::search::Search;
 use super::state::{Cluster, ExperimentEntry, StopReason, TrialEntry};
 use super::storage_use::StorageUse;
 use crate::error::{MasterError, MasterResult};
 use crate::prepare::PreparedExperiment;
+use crate::searcher::adaptive_asha::RequestId;
 use crate::states::{ExperimentState, TrialState, with_article};
 use crate::store::{ExperimentRow, Store, TrialRow, now_ms};
 
@@ -20,8 +22,11 @@ impl Cluster {
             config,
             encoded_context,
             hparams,
+            search,
         } = prepared;
         let created_ms = now_ms();
+        // The trials of an adaptive search carry their request ids: 0, 1, 2… in order.
+        let adaptive = search.is_some();
         let (experiment_id, trial_ids) = self.store.transaction(|store| {
             let id = store.insert_experiment(
                 &config.name,
@@ -30,35 +35,21 @@ impl Cluster {
                 created_ms,
             )?;
             let mut trial_ids = Vec::new();
-            for set in &hparams {
+            for (index, set) in hparams.iter().enumerate() {
                 let json = serde_json::Value::Object(set.clone()).to_string();
-                trial_ids.push((store.insert_trial(id, &json)?, json));
+                let request_id = adaptive.then_some(index as u32);
+                let trial_id = store.insert_trial(id, &json, request_id)?;
+                trial_ids.push((trial_id, json, request_id));
             }
             Ok((id, trial_ids))
         })?;
-        for (trial_id, hparams_json) in trial_ids {
-            let row = TrialRow {
-                id: trial_id,
-                experiment_id,
-                state: TrialState::Queued,
-                hparams_json,
-                steps_completed: 0,
-                restarts: 0,
-                latest_checkpoint_uuid: None,
-                latest_checkpoint_step: 0,
-                error: String::new(),
-            };
-            self.trials.insert(
-                trial_id,
-                TrialEntry {
-                    row,
-                    allocation: None,
-                    target_agent: None,
-                    avoid_agent: None,
-                    not_before: None,
-                    moving_since: None,
-                },
-            );
+        let mut search = search.map(Search::new);
+        for (trial_id, hparams_json, request_id) in trial_ids {
+            if let (Some(search), Some(request_id)) = (search.as_mut(), request_id) {
+                search.trials.insert(RequestId(request_id), trial_id);
+            }
+            let row = TrialRow::queued(trial_id, experiment_id, hparams_json, request_id);
+            self.trials.insert(trial_id, TrialEntry::new(row));
         }
         let gc = config.checkpoint_storage.gc;
         let row = ExperimentRow {
@@ -71,13 +62,16 @@ impl Cluster {
             storage_peak_bytes: 0,
         };
         tracing::info!(experiment = experiment_id, name = %config.name, trials = hparams.len(), "experiment created");
-        let entry = ExperimentEntry {
-            row,
-            config,
-            gc,
-            storage: Default::default(),
-        };
-        self.experiments.insert(experiment_id, entry);
+        self.experiments.insert(
+            experiment_id,
+            ExperimentEntry {
+                row,
+                config,
+                gc,
+                storage: Default::default(),
+                search,
+            },
+        );
         self.needs_schedule = true;
         Ok(experiment_id)
     }
@@ -177,6 +171,7 @@ impl Cluster {
                 config,
                 gc,
                 storage,
+                search: None,
             };
             experiments.insert(entry.row.id, entry);
         }

@@ -6,7 +6,9 @@ use baton_common::proto::AllocationPhase;
 
 use super::desired::Desired;
 use super::reconcile::kill_text;
+use super::search;
 use super::state::{AgentMode, Cluster, LiveAllocation};
+use crate::states::TrialState;
 
 impl Cluster {
     /// A sentence on why trial `trial_id` is where it is, or "" when nothing needs saying.
@@ -20,6 +22,11 @@ impl Cluster {
             .and_then(|a| self.allocations.get(a))
         {
             Some(live) => self.allocation_reason(live),
+            None if trial.row.state == TrialState::Paused => self
+                .experiments
+                .get(&trial.row.experiment_id)
+                .map(|e| search::waiting_reason(e, &trial.row))
+                .unwrap_or_default(),
             None => self.waiting.get(&trial_id).cloned().unwrap_or_default(),
         }
     }

@@ -19,6 +19,7 @@ mod replay;
 mod reports;
 mod running_gc;
 mod scheduling;
+mod search;
 #[cfg(test)]
 mod simulation;
 mod starting;

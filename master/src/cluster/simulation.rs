@@ -9,21 +9,17 @@
 //! from the right checkpoint ends in exactly the state of an undisturbed run.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_common::proto::{
     AgentMessage, AllocationExited, AllocationPhase, AllocationStarted, AllocationStatus,
-    CheckpointCompleted, Context, ContextFile, ExitKind, Heartbeat, Hello, MasterMessage, Slot,
-    TrainingReport, agent_message::Body, master_message,
+    CheckpointCompleted, ExitKind, Heartbeat, Hello, MasterMessage, Slot, TrainingReport,
+    ValidationReport, agent_message::Body, master_message,
 };
 use tokio::sync::mpsc;
 
 use super::clock::{Clock, ManualClock};
-use super::desired::Deadlines;
-use super::handle::ClusterHandle;
-use super::state::{Cluster, ClusterSettings};
-use crate::store::Store;
+use super::state::Cluster;
 
 /// One simulated tick; trials take one step per tick.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -41,6 +37,12 @@ const CHECKPOINT_PERIOD: u64 = 10;
 /// The state an undisturbed run of `trial` reaches after `step` steps.
 pub fn chained_state(trial: u64, step: u64) -> u64 {
     (1..=step).fold(trial, mix)
+}
+
+/// The loss a trial in `state` validates with: a function of the state alone, so a trial that
+/// resumed from the right checkpoint reports what an undisturbed run reports.
+pub fn validation_loss(state: u64) -> f64 {
+    (state % 1000) as f64 / 1000.0
 }
 
 fn mix(state: u64, step: u64) -> u64 {
@@ -68,6 +70,8 @@ pub struct SimTrial {
     /// Its trial.
     pub trial: u64,
     step: u64,
+    /// The step it completes at (its start's `max_length`).
+    max_length: u64,
     state: u64,
     suspend: bool,
     started_reported: bool,
@@ -111,34 +115,27 @@ pub struct World {
     pub storage: HashMap<String, SimCheckpoint>,
     next_uuid: u64,
     _commands: mpsc::Receiver<super::Command>,
+    /// The directory of the master's database file, when it survives a master restart.
+    database: Option<tempfile::TempDir>,
 }
 
 impl World {
-    /// A cluster with `agents` one-slot agents, all connected.
+    /// A cluster with `agents` one-slot agents, all connected, its state in memory.
     pub fn new(agents: usize) -> Self {
-        let clock = ManualClock::new();
-        let (handle, commands) = ClusterHandle::detached();
-        let settings = ClusterSettings {
-            tick: TICK,
-            heartbeat_interval: HEARTBEAT,
-            agent_timeout: AGENT_TIMEOUT,
-            sweep_interval: Duration::from_secs(86_400 * 365),
-            upload_grace: Duration::from_secs(86_400),
-            agent_tokens: Default::default(),
-            deadlines: Deadlines {
-                resend_interval: Duration::from_secs(1),
-                stop_grace: Duration::from_secs(5),
-                start_timeout: Duration::from_secs(60),
-            },
-            ..ClusterSettings::default()
-        };
-        let cluster = Cluster::load_with_clock(
-            Store::in_memory().expect("in-memory store"),
-            settings,
-            handle,
-            Arc::new(clock.clone()),
+        Self::start(agents, None)
+    }
+
+    /// A cluster whose master keeps its state in a database file, so that it can restart.
+    pub fn on_disk(agents: usize) -> Self {
+        Self::start(
+            agents,
+            Some(tempfile::tempdir().expect("temporary directory")),
         )
-        .expect("cluster loads");
+    }
+
+    fn start(agents: usize, database: Option<tempfile::TempDir>) -> Self {
+        let clock = ManualClock::new();
+        let (cluster, commands) = setup::load(&clock, database.as_ref());
         let now = clock.now();
         let mut world = Self {
             cluster,
@@ -159,6 +156,7 @@ impl World {
             storage: HashMap::new(),
             next_uuid: 0,
             _commands: commands,
+            database,
         };
         for index in 0..agents {
             world.connect(index);
@@ -166,31 +164,16 @@ impl World {
         world
     }
 
-    /// Creates an experiment of `trials` trials (a grid) at `priority`; returns its id.
-    pub fn create_experiment(&mut self, trials: usize, priority: u32) -> u64 {
-        let values: Vec<String> = (0..trials).map(|i| (i + 1).to_string()).collect();
-        let yaml = format!(
-            "name: sim\nentrypoint: python3 train.py\n\
-             hyperparameters:\n  seed: {{type: categorical, vals: [{}]}}\n\
-             searcher: {{name: grid, metric: loss, max_length: {MAX_LENGTH}}}\n\
-             resources: {{slots_per_trial: 1, priority: {priority}}}\n\
-             min_checkpoint_period: {CHECKPOINT_PERIOD}\nmax_restarts: 1000\npreemption_timeout: 10\n\
-             restart_backoff: {{initial_seconds: 0.5, max_seconds: 2}}\n\
-             checkpoint_storage: {{type: shared_fs, host_path: /nonexistent/baton-simulation, save_trial_latest: 1000}}\n",
-            values.join(", ")
-        );
-        let context = Context {
-            files: vec![ContextFile {
-                path: "train.py".into(),
-                content: b"pass\n".to_vec(),
-                mode: 0o644,
-            }],
-        };
-        let prepared =
-            crate::prepare::prepare_experiment(yaml, context).expect("a valid experiment");
-        self.cluster
-            .create_experiment(prepared)
-            .expect("experiment is created")
+    /// Replaces the master by a new one loaded from its database file; the agents keep their
+    /// trials and reconnect.
+    pub fn restart_master(&mut self) {
+        let (cluster, commands) = setup::load(&self.clock, self.database.as_ref());
+        self.cluster = cluster;
+        self._commands = commands;
+        for index in 0..self.agents.len() {
+            self.agents[index].link = None;
+            self.connect(index);
+        }
     }
 
     /// Advances the world by one tick.
@@ -225,7 +208,7 @@ impl World {
     }
 
     /// Restarts an agent daemon: its trials run on; what it had not sent is lost, except the
-    /// checkpoint reports it keeps on disk.
+    /// checkpoint reports and the latest validation (a trial's only one here) it keeps on disk.
     pub fn restart_agent(&mut self, index: usize) {
         let agent = &mut self.agents[index];
         if let Some(link) = agent.link.take() {
@@ -234,7 +217,9 @@ impl World {
         agent.unsent.retain(|m| {
             matches!(
                 m.body,
-                Some(Body::CheckpointCompleted(_) | Body::AllocationExited(_))
+                Some(
+                    Body::Validation(_) | Body::CheckpointCompleted(_) | Body::AllocationExited(_)
+                )
             )
         });
         agent.ended.clear();
@@ -398,6 +383,7 @@ impl World {
                         allocation: start.allocation_id,
                         trial: start.trial_id,
                         step,
+                        max_length: start.policy.map_or(MAX_LENGTH, |p| p.max_length),
                         state,
                         suspend: false,
                         started_reported: false,
@@ -434,6 +420,10 @@ impl World {
                     start_step: trial.step,
                 }));
             }
+            // A trial started at its length has nothing to train: it completes at once.
+            if trial.exit.is_none() && trial.step >= trial.max_length {
+                trial.exit = Some(ExitKind::Completed);
+            }
             if trial.exit.is_none() {
                 trial.step += 1;
                 trial.state = mix(trial.state, trial.step);
@@ -442,7 +432,14 @@ impl World {
                     step: trial.step,
                     metrics_json: "{\"loss\": 1}".into(),
                 }));
-                let done = trial.step >= MAX_LENGTH;
+                let done = trial.step >= trial.max_length;
+                if done {
+                    reports.push(Body::Validation(ValidationReport {
+                        allocation_id: id.clone(),
+                        step: trial.step,
+                        metrics_json: format!("{{\"loss\": {}}}", validation_loss(trial.state)),
+                    }));
+                }
                 if done || trial.suspend || trial.step.is_multiple_of(CHECKPOINT_PERIOD) {
                     self.next_uuid += 1;
                     let uuid = format!("00000000-0000-4000-8000-{:012}", self.next_uuid);
@@ -544,5 +541,9 @@ fn status(trial: &SimTrial, exiting: bool) -> AllocationStatus {
     }
 }
 
+mod setup;
+
+#[cfg(test)]
+mod adaptive;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use prost::Message;
 
 use super::desired::Desired;
 use super::gangs::Gang;
+use super::search;
 use super::state::{Cluster, LiveAllocation};
 use crate::scheduler::Placement;
 use crate::states::TrialState;
@@ -162,7 +163,7 @@ impl Cluster {
             storage_json: serde_json::to_string(&config.checkpoint_storage)
                 .expect("storage config serializes"),
             policy: Some(StepPolicy {
-                max_length: config.searcher.max_length,
+                max_length: search::target_length(experiment, &trial.row),
                 min_validation_period: config.min_validation_period,
                 min_checkpoint_period: config.min_checkpoint_period,
                 preemption_timeout_ms: config.preemption_timeout * 1000,

@@ -12,6 +12,7 @@ use super::ClusterHandle;
 use super::clock::{Clock, SystemClock};
 use super::desired::{Deadlines, Desired, SentAt};
 use super::gangs::Gang;
+use super::search::Search;
 use super::storage_use::StorageUse;
 use super::sweep::SweepState;
 use crate::auth::AgentTokens;
@@ -147,6 +148,8 @@ pub struct ExperimentEntry {
     pub gc: GcSettings,
     /// What its checkpoints take in storage.
     pub storage: StorageUse,
+    /// Its adaptive search (`adaptive_asha`), which creates trials as results arrive.
+    pub search: Option<Search>,
 }
 
 /// A trial with its scheduling hints.
@@ -164,6 +167,20 @@ pub struct TrialEntry {
     /// When the master asked the trial's last allocation to suspend so it can run elsewhere;
     /// cleared by the first step of the next allocation (the move's duration).
     pub moving_since: Option<Instant>,
+}
+
+impl TrialEntry {
+    /// A trial without allocation or scheduling hints.
+    pub fn new(row: TrialRow) -> Self {
+        Self {
+            row,
+            allocation: None,
+            target_agent: None,
+            avoid_agent: None,
+            not_before: None,
+            moving_since: None,
+        }
+    }
 }
 
 /// Why the master asked an allocation to stop.
@@ -307,19 +324,7 @@ impl Cluster {
         let mut trials: BTreeMap<u64, TrialEntry> = store
             .list_trials()?
             .into_iter()
-            .map(|row| {
-                (
-                    row.id,
-                    TrialEntry {
-                        row,
-                        allocation: None,
-                        target_agent: None,
-                        avoid_agent: None,
-                        not_before: None,
-                        moving_since: None,
-                    },
-                )
-            })
+            .map(|row| (row.id, TrialEntry::new(row)))
             .collect();
         let mut agents = BTreeMap::new();
         for (id, mode) in store.agent_states()? {
@@ -375,6 +380,7 @@ impl Cluster {
             sweep,
             gc_due: BTreeSet::new(),
         };
+        cluster.resume_searches();
         cluster.resume_deletions();
         cluster.resume_experiment_deletions();
         // Commits recorded before the restart may not have been collected yet.

@@ -3,6 +3,7 @@
 use super::desired::Desired;
 use super::gangs::PartEnd;
 use super::lifecycle::{Outcome, next_trial};
+use super::search;
 use super::state::{Cluster, ClusterEvent, StopReason};
 use crate::error::{MasterError, MasterResult};
 use crate::states::{ExperimentState, TrialState};
@@ -96,9 +97,19 @@ impl Cluster {
             max_restarts,
             &experiment.config.restart_backoff,
         );
-        let next = decided.state;
+        let completed = outcome == Outcome::Completed;
+        let next = if outcome != Outcome::Canceled
+            && search::reached_rung(experiment, trial, completed, end_step)
+        {
+            TrialState::Paused
+        } else {
+            decided.state
+        };
         trial.row.restarts = decided.restarts;
-        trial.not_before = decided.wait.map(|wait| self.clock.now() + wait);
+        trial.not_before = decided
+            .wait
+            .filter(|_| next == TrialState::Queued)
+            .map(|wait| self.clock.now() + wait);
         if next == TrialState::Errored {
             trial.row.error = format!(
                 "failed {} times (max_restarts is {max_restarts}); last failure: {message}",
@@ -110,7 +121,7 @@ impl Cluster {
             TrialState::Queued => trial.row.steps_completed = trial.row.latest_checkpoint_step,
             // Training reports lost with a restarted agent daemon do not undercount a trial that
             // completed: its exit and final checkpoint say how far it got.
-            TrialState::Completed => {
+            TrialState::Completed | TrialState::Paused => {
                 trial.row.steps_completed = trial
                     .row
                     .steps_completed
@@ -127,12 +138,22 @@ impl Cluster {
         self.mark_gc_due(experiment_id);
         if next.is_terminal() {
             let _ = self.events.send(ClusterEvent::TrialEnded(trial_id));
+        }
+        if next.is_terminal() || next == TrialState::Paused {
+            self.tell_search(trial_id);
             self.check_experiment_done(experiment_id);
         }
     }
 
-    /// Finishes an experiment whose trials have all ended, then collects its garbage.
+    /// Finishes an experiment whose trials have all ended (and whose adaptive search, if any,
+    /// creates no more), then collects its garbage.
     pub(super) fn check_experiment_done(&mut self, experiment_id: u64) {
+        let searching = self.experiments.get(&experiment_id).is_some_and(|e| {
+            !e.row.state.is_terminal() && e.search.as_ref().is_some_and(|s| !s.asha.is_shut_down())
+        });
+        if searching {
+            return;
+        }
         let states: Vec<TrialState> = self
             .trials
             .values()

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use baton_common::proto;
 
+use super::search;
 use super::state::{Cluster, TrialEntry};
 use crate::error::{MasterError, MasterResult};
 use crate::states::{ExperimentState, TrialState};
@@ -46,7 +47,7 @@ impl Cluster {
             config_yaml: baton_common::config::redact_config_yaml(&experiment.row.config_yaml),
             trials,
             created_ms: experiment.row.created_ms,
-            searcher: format!("{:?}", experiment.config.searcher.name).to_lowercase(),
+            searcher: experiment.config.searcher.name.as_str().to_string(),
             trial_count,
             trial_states,
             steps_completed,
@@ -55,6 +56,11 @@ impl Cluster {
             storage_peak_bytes: experiment.storage.peak_bytes,
             pinned_checkpoints: experiment.storage.pinned,
             gc_while_running: experiment.gc.gc_while_running,
+            brackets: if with_trials {
+                search::brackets(experiment)
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -82,6 +88,10 @@ impl Cluster {
 
     fn trial_view(&self, trial_id: u64) -> proto::Trial {
         let trial = &self.trials[&trial_id];
+        let target_length = self
+            .experiments
+            .get(&trial.row.experiment_id)
+            .map_or(0, |e| search::target_length(e, &trial.row));
         let agent_id = trial
             .allocation
             .as_ref()
@@ -99,6 +109,7 @@ impl Cluster {
             latest_checkpoint_uuid: trial.row.latest_checkpoint_uuid.clone().unwrap_or_default(),
             error: trial.row.error.clone(),
             state_reason: self.state_reason(trial_id),
+            target_length,
         }
     }
 

@@ -68,7 +68,7 @@ impl Store {
     }
 
     /// Removes an experiment and every record of its trials (logs, metrics, allocations,
-    /// checkpoints) in one transaction.
+    /// checkpoints, searcher events) in one transaction.
     pub fn delete_experiment_records(&mut self, id: u64) -> StoreResult<()> {
         self.transaction(|store| {
             let trials = "SELECT id FROM trials WHERE experiment_id = ?1";
@@ -80,6 +80,10 @@ impl Store {
             }
             store.execute(
                 "DELETE FROM checkpoints WHERE experiment_id = ?1",
+                params![id],
+            )?;
+            store.execute(
+                "DELETE FROM searcher_events WHERE experiment_id = ?1",
                 params![id],
             )?;
             store.execute("DELETE FROM trials WHERE experiment_id = ?1", params![id])?;

@@ -162,6 +162,29 @@ ALTER TABLE experiments ADD COLUMN storage_peak_bytes INTEGER NOT NULL DEFAULT 0
 "#,
         postgres_only: "",
     },
+    Migration {
+        sql: r#"
+-- The searcher's name for a trial of an adaptive search (adaptive_asha): 0, 1, 2… in creation
+-- order; NULL for the trials of other searchers.
+ALTER TABLE trials ADD COLUMN request_id INTEGER;
+
+-- What an adaptive search was told, in order, so that a restarted master replays it: a trial's
+-- validation at the length it trained to (kind 'validation', metric as text, 'NaN' for none), or
+-- its end (kind 'exited').
+CREATE TABLE searcher_events (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    request_id INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, seq)
+);
+"#,
+        postgres_only: r#"
+CREATE TRIGGER fence BEFORE INSERT OR UPDATE OR DELETE ON searcher_events FOR EACH STATEMENT EXECUTE FUNCTION baton_fence();
+"#,
+    },
 ];
 
 /// Key of the advisory lock held while migrating a PostgreSQL database ("baton").

@@ -11,6 +11,7 @@ mod lease;
 mod logs;
 mod migrations;
 mod pg;
+mod searcher;
 mod trials;
 pub(crate) mod value;
 

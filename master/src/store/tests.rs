@@ -73,7 +73,7 @@ on_both_backends! {
         store.insert_experiment("kept", "yaml", b"", 0).unwrap();
         let failed = store.transaction(|store| {
             store.insert_experiment("undone", "yaml", b"", 0)?;
-            store.insert_trial(999, "{}")
+            store.insert_trial(999, "{}", None)
         });
         let error = failed.unwrap_err().to_string();
         assert!(error.to_lowercase().contains("foreign key"), "{error}");
@@ -91,7 +91,7 @@ on_both_backends! {
 on_both_backends! {
     fn an_unknown_stored_state_is_an_error_that_names_it(store, database) {
         let experiment = store.insert_experiment("e", "yaml", b"", 0).unwrap();
-        let trial = store.insert_trial(experiment, "{}").unwrap();
+        let trial = store.insert_trial(experiment, "{}", None).unwrap();
         assert_eq!(store.list_trials().unwrap()[0].state, TrialState::Queued);
         store
             .execute("UPDATE trials SET state = 'DONE' WHERE id = ?1", params![trial])
@@ -153,8 +153,8 @@ on_both_backends! {
 on_both_backends! {
     fn trials_allocations_and_metrics_round_trip(store, database) {
         let experiment = store.insert_experiment("e", "yaml", b"", 0).unwrap();
-        let trial = store.insert_trial(experiment, r#"{"lr":0.1}"#).unwrap();
-        let other = store.insert_trial(experiment, "{}").unwrap();
+        let trial = store.insert_trial(experiment, r#"{"lr":0.1}"#, None).unwrap();
+        let other = store.insert_trial(experiment, "{}", None).unwrap();
         let mut row = store.list_trials().unwrap()[0].clone();
         row.state = TrialState::Running;
         row.steps_completed = 40;
@@ -220,7 +220,7 @@ on_both_backends! {
 on_both_backends! {
     fn checkpoints_round_trip_and_their_kept_bytes_are_read_apart(store, database) {
         let experiment = store.insert_experiment("e", "yaml", b"", 0).unwrap();
-        let trial = store.insert_trial(experiment, "{}").unwrap();
+        let trial = store.insert_trial(experiment, "{}", None).unwrap();
         assert!(store.insert_checkpoint(&checkpoint("c1", experiment, trial, 10)).unwrap());
         assert!(store.insert_checkpoint(&checkpoint("c2", experiment, trial, 20)).unwrap());
         assert!(!store.insert_checkpoint(&checkpoint("c1", experiment, trial, 99)).unwrap());
@@ -262,8 +262,8 @@ on_both_backends! {
     fn logs_keep_their_order_and_an_experiment_is_deleted_with_every_record(store, database) {
         let gone = store.insert_experiment("gone", "yaml", b"", 0).unwrap();
         let kept = store.insert_experiment("kept", "yaml", b"", 0).unwrap();
-        let trial = store.insert_trial(gone, "{}").unwrap();
-        let other = store.insert_trial(kept, "{}").unwrap();
+        let trial = store.insert_trial(gone, "{}", None).unwrap();
+        let other = store.insert_trial(kept, "{}", None).unwrap();
         let lines = [
             ("stdout".to_string(), "one".to_string(), 1),
             ("stderr".to_string(), "two".to_string(), 2),
@@ -278,6 +278,11 @@ on_both_backends! {
         store.upsert_validation(trial, 1, "{}").unwrap();
         store.upsert_training_metrics(trial, 1, "{}").unwrap();
         store.insert_checkpoint(&checkpoint("c1", gone, trial, 1)).unwrap();
+        let exited = crate::searcher::adaptive_asha::Event::TrialExited {
+            trial: crate::searcher::adaptive_asha::RequestId(0),
+        };
+        store.insert_searcher_event(gone, 0, &exited).unwrap();
+        store.insert_searcher_event(kept, 0, &exited).unwrap();
         store.delete_experiment_records(gone).unwrap();
 
         let experiments: Vec<u64> =
@@ -286,7 +291,9 @@ on_both_backends! {
         assert!(store.logs_of_trial(trial).unwrap().is_empty());
         assert!(store.allocations_of_trial(trial).unwrap().is_empty());
         assert!(store.checkpoints_of_experiment(gone).unwrap().is_empty());
+        assert!(store.searcher_events(gone).unwrap().is_empty());
         assert_eq!(store.logs_of_trial(other).unwrap().len(), 1);
+        assert_eq!(store.searcher_events(kept).unwrap(), [exited]);
     }
 }
 

@@ -25,6 +25,31 @@ pub struct TrialRow {
     pub latest_checkpoint_step: u64,
     /// Why the trial errored.
     pub error: String,
+    /// The searcher's name for it in an adaptive search (`adaptive_asha`); None otherwise.
+    pub request_id: Option<u32>,
+}
+
+impl TrialRow {
+    /// A new QUEUED trial, as [`Store::insert_trial`] records it.
+    pub fn queued(
+        id: u64,
+        experiment_id: u64,
+        hparams_json: String,
+        request_id: Option<u32>,
+    ) -> Self {
+        Self {
+            id,
+            experiment_id,
+            state: TrialState::Queued,
+            hparams_json,
+            steps_completed: 0,
+            restarts: 0,
+            latest_checkpoint_uuid: None,
+            latest_checkpoint_step: 0,
+            error: String::new(),
+            request_id,
+        }
+    }
 }
 
 /// One run of a trial on one agent.
@@ -70,15 +95,20 @@ pub struct ValidationRow {
     pub metrics_json: String,
 }
 
-const TRIAL_COLUMNS: &str = "id, experiment_id, state, hparams_json, steps_completed, restarts, latest_checkpoint_uuid, latest_checkpoint_step, error";
+const TRIAL_COLUMNS: &str = "id, experiment_id, state, hparams_json, steps_completed, restarts, latest_checkpoint_uuid, latest_checkpoint_step, error, request_id";
 const ALLOCATION_COLUMNS: &str = "id, trial_id, agent_id, slot_ids, start_step, end_step, exit_reason, message, started_ms, ended_ms, desired, gang, part_index, part_count";
 
 impl Store {
-    /// Inserts a QUEUED trial and returns its id.
-    pub fn insert_trial(&self, experiment_id: u64, hparams_json: &str) -> StoreResult<u64> {
+    /// Inserts a QUEUED trial (with its request id in an adaptive search) and returns its id.
+    pub fn insert_trial(
+        &self,
+        experiment_id: u64,
+        hparams_json: &str,
+        request_id: Option<u32>,
+    ) -> StoreResult<u64> {
         self.insert_returning_id(
-            "INSERT INTO trials (experiment_id, state, hparams_json) VALUES (?1, 'QUEUED', ?2)",
-            params![experiment_id, hparams_json],
+            "INSERT INTO trials (experiment_id, state, hparams_json, request_id) VALUES (?1, 'QUEUED', ?2, ?3)",
+            params![experiment_id, hparams_json, request_id],
         )
     }
 
@@ -199,6 +229,15 @@ impl Store {
         Ok(())
     }
 
+    /// The metrics of a trial's validation at `step`, if it validated there.
+    pub fn validation_at(&self, trial_id: u64, step: u64) -> StoreResult<Option<String>> {
+        self.query_first(
+            "SELECT metrics_json FROM validations WHERE trial_id = ?1 AND step = ?2",
+            params![trial_id, step],
+            |row| row.get(0),
+        )
+    }
+
     /// Validations of a trial, by step.
     pub fn validations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<ValidationRow>> {
         self.query(
@@ -225,6 +264,7 @@ fn trial_from_row(row: &Row<'_>) -> StoreResult<TrialRow> {
         latest_checkpoint_uuid: row.get(6)?,
         latest_checkpoint_step: row.get(7)?,
         error: row.get(8)?,
+        request_id: row.get(9)?,
     })
 }
 

@@ -67,6 +67,12 @@ impl<'a> From<&'a Option<String>> for Value<'a> {
     }
 }
 
+impl From<Option<u32>> for Value<'_> {
+    fn from(value: Option<u32>) -> Self {
+        value.map_or(Self::Null, Self::from)
+    }
+}
+
 impl<'a> From<&'a [u8]> for Value<'a> {
     fn from(value: &'a [u8]) -> Self {
         Self::Blob(value)
@@ -175,3 +181,17 @@ macro_rules! unsigned_columns {
     )*};
 }
 unsigned_columns!(u64, u32);
+
+impl Column for Option<u32> {
+    fn from_postgres(row: &postgres::Row, index: usize) -> StoreResult<Self> {
+        let value: Option<i64> = row.try_get(index)?;
+        value
+            .map(|value| {
+                u32::try_from(value).map_err(|e| StoreError::Invalid {
+                    column: index,
+                    message: format!("{value}: {e}"),
+                })
+            })
+            .transpose()
+    }
+}

@@ -265,6 +265,10 @@ fn full_shared_fs_config_parses() {
             max_length: 1000,
             max_trials: Some(50),
             seed: 7,
+            divisor: None,
+            max_rungs: None,
+            mode: None,
+            max_concurrent_trials: None,
         }
     );
     assert_eq!(

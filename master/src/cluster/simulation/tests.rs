@@ -6,14 +6,14 @@ use super::*;
 use crate::states::{ExperimentState, TrialState};
 
 /// A runtime for the tasks the cluster spawns (storage deletions); they never run here.
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
 }
 
 /// Fails when some trial runs on two agents at once.
-fn assert_single_copies(world: &World) {
+pub(super) fn assert_single_copies(world: &World) {
     let mut copies: BTreeMap<u64, Vec<(usize, String)>> = BTreeMap::new();
     for (agent, trial) in world.live_trials() {
         copies
@@ -29,14 +29,14 @@ fn assert_single_copies(world: &World) {
     }
 }
 
-fn ticks(world: &mut World, n: u32) {
+pub(super) fn ticks(world: &mut World, n: u32) {
     for _ in 0..n {
         world.tick();
         assert_single_copies(world);
     }
 }
 
-fn trial_ids(world: &World, experiment: u64) -> Vec<u64> {
+pub(super) fn trial_ids(world: &World, experiment: u64) -> Vec<u64> {
     world
         .cluster
         .trials
@@ -51,7 +51,7 @@ fn state_of(world: &World, trial: u64) -> TrialState {
 }
 
 /// Runs until every trial has ended (or fails after `limit` ticks).
-fn run_to_end(world: &mut World, limit: u32) {
+pub(super) fn run_to_end(world: &mut World, limit: u32) {
     for _ in 0..limit {
         if world
             .cluster

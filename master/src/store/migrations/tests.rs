@@ -81,8 +81,8 @@ fn postgres_migrations_are_idempotent_and_fence_every_cluster_table() {
         .unwrap();
     assert_eq!(
         tables[0].get::<_, i64>(0),
-        10,
-        "8 cluster tables, the lease, the version"
+        11,
+        "9 cluster tables, the lease, the version"
     );
 }
 
