@@ -116,6 +116,35 @@ pub fn start_slow_trial(cluster: &TestCluster, step_seconds: &str) -> SlowTrial 
     }
 }
 
+impl SlowTrial {
+    /// Waits for the experiment to complete and asserts the trial ran undisturbed: one allocation
+    /// (the one it had), never restarted, every step's output stored once, the reference weights.
+    pub fn assert_completed_in_one_allocation(&self, cluster: &TestCluster) {
+        cluster.wait_for_experiment(self.experiment, "COMPLETED", Duration::from_secs(120));
+        let done = cluster.trial(self.trial);
+        assert_eq!(
+            exit_reasons(&done),
+            ["completed"],
+            "one allocation, never restarted: {done:#}"
+        );
+        assert_eq!(
+            done["allocations"][0]["id"],
+            self.described["allocations"][0]["id"]
+        );
+        assert_eq!(done["restarts"], 0);
+        assert_eq!(cluster.final_weights(self.experiment, 200), self.reference);
+        let logs = cluster.cli_ok(&["trial", "logs", &self.trial.to_string()]);
+        for step in (10..=200).step_by(10) {
+            let line = format!("step {step}: loss");
+            assert_eq!(
+                logs.matches(&line).count(),
+                1,
+                "the output of step {step} is stored once:\n{logs}"
+            );
+        }
+    }
+}
+
 /// Asserts that no checkpoint of the fenced allocation past `end_step` (its last step the master
 /// accepted) counts: any such checkpoint is being deleted or deleted, never COMPLETED.
 pub fn assert_no_checkpoint_after_fence(

@@ -17,13 +17,8 @@ fn alive(pid: i32) -> bool {
 #[test]
 fn a_trial_runs_through_an_agent_daemon_kill_and_is_adopted_by_the_restarted_daemon() {
     let mut cluster = TestCluster::start(&["a1"], &[]);
-    let SlowTrial {
-        reference,
-        experiment: id,
-        trial,
-        described: before,
-        pid,
-    } = start_slow_trial(&cluster, "0.05");
+    let slow = start_slow_trial(&cluster, "0.05");
+    let (trial, pid) = (slow.trial, slow.pid);
 
     cluster.kill_agent("a1");
     let killed = Instant::now();
@@ -45,25 +40,7 @@ fn a_trial_runs_through_an_agent_daemon_kill_and_is_adopted_by_the_restarted_dae
         "the same process, adopted"
     );
 
-    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(120));
-    let done = cluster.trial(trial);
-    assert_eq!(
-        exit_reasons(&done),
-        ["completed"],
-        "one allocation, never restarted: {done:#}"
-    );
-    assert_eq!(done["allocations"][0]["id"], before["allocations"][0]["id"]);
-    assert_eq!(done["restarts"], 0);
-    assert_eq!(cluster.final_weights(id, 200), reference);
-    let logs = cluster.cli_ok(&["trial", "logs", &trial.to_string()]);
-    for step in (10..=200).step_by(10) {
-        let line = format!("step {step}: loss");
-        assert_eq!(
-            logs.matches(&line).count(),
-            1,
-            "the output of step {step} is shipped once, across the restart:\n{logs}"
-        );
-    }
+    slow.assert_completed_in_one_allocation(&cluster);
 }
 
 #[test]

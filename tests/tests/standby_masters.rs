@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use baton_cluster_tests::linreg::{SlowTrial, exit_reasons, start_slow_trial};
+use baton_cluster_tests::linreg::start_slow_trial;
 use baton_cluster_tests::{TestCluster, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -34,17 +34,12 @@ fn a_standby_takes_over_from_a_killed_leader_and_no_trial_restarts() {
     );
     cluster.start_agent("a1", 1);
     cluster.wait_for_agents(1);
-    let SlowTrial {
-        reference,
-        experiment,
-        trial,
-        described: before,
-        pid,
-    } = start_slow_trial(&cluster, "0.1");
+    let slow = start_slow_trial(&cluster, "0.1");
+    let (trial, pid) = (slow.trial, slow.pid);
 
     cluster.kill_master();
     let killed = Instant::now();
-    let steps_at_kill = before["steps_completed"].as_u64().unwrap();
+    let steps_at_kill = slow.described["steps_completed"].as_u64().unwrap();
     let mut progressed = None;
     wait_until("progress through the new leader", MINUTE, || {
         progressed = described(&cluster, trial)
@@ -64,25 +59,7 @@ fn a_standby_takes_over_from_a_killed_leader_and_no_trial_restarts() {
     );
     assert_eq!(cluster.trial_process(trial), Some(pid), "the same process");
 
-    cluster.wait_for_experiment(experiment, "COMPLETED", Duration::from_secs(120));
-    let done = cluster.trial(trial);
-    assert_eq!(
-        exit_reasons(&done),
-        ["completed"],
-        "one allocation, never restarted: {done:#}"
-    );
-    assert_eq!(done["allocations"][0]["id"], before["allocations"][0]["id"]);
-    assert_eq!(done["restarts"], 0);
-    assert_eq!(cluster.final_weights(experiment, 200), reference);
-    let logs = cluster.cli_ok(&["trial", "logs", &trial.to_string()]);
-    for step in (10..=200).step_by(10) {
-        let line = format!("step {step}: loss");
-        assert_eq!(
-            logs.matches(&line).count(),
-            1,
-            "the output of step {step} is stored once, across the takeover:\n{logs}"
-        );
-    }
+    slow.assert_completed_in_one_allocation(&cluster);
 }
 
 #[test]
@@ -91,18 +68,13 @@ fn a_frozen_leader_loses_the_lease_and_stops_at_once_when_it_wakes() {
     let standby = cluster.start_standby();
     cluster.start_agent("a1", 1);
     cluster.wait_for_agents(1);
-    let SlowTrial {
-        reference,
-        experiment,
-        trial,
-        described: before,
-        pid,
-    } = start_slow_trial(&cluster, "0.1");
+    let slow = start_slow_trial(&cluster, "0.1");
+    let (trial, pid) = (slow.trial, slow.pid);
     let leader = Pid::from_raw(cluster.master_pid(0));
 
     kill(leader, Signal::SIGSTOP).expect("freeze the leader");
     let frozen = Instant::now();
-    let steps_at_freeze = before["steps_completed"].as_u64().unwrap();
+    let steps_at_freeze = slow.described["steps_completed"].as_u64().unwrap();
     wait_until("the standby to lead", Duration::from_secs(20), || {
         cluster
             .cli_via(&standby, &["agent", "list"])
@@ -138,13 +110,5 @@ fn a_frozen_leader_loses_the_lease_and_stops_at_once_when_it_wakes() {
         cluster.logs()
     );
 
-    cluster.wait_for_experiment(experiment, "COMPLETED", Duration::from_secs(120));
-    let done = cluster.trial(trial);
-    assert_eq!(
-        exit_reasons(&done),
-        ["completed"],
-        "one allocation, never suspended by the agent's fence: {done:#}"
-    );
-    assert_eq!(done["restarts"], 0);
-    assert_eq!(cluster.final_weights(experiment, 200), reference);
+    slow.assert_completed_in_one_allocation(&cluster);
 }
