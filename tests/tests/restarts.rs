@@ -41,6 +41,12 @@ fn a_trial_runs_through_an_agent_daemon_kill_and_is_adopted_by_the_restarted_dae
     );
 
     slow.assert_completed_in_one_allocation(&cluster);
+    for (step, stored) in slow.step_lines_stored(&cluster) {
+        assert_eq!(
+            stored, 1,
+            "the output of step {step} is shipped once, across the restart"
+        );
+    }
 }
 
 #[test]

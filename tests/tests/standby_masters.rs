@@ -60,6 +60,12 @@ fn a_standby_takes_over_from_a_killed_leader_and_no_trial_restarts() {
     assert_eq!(cluster.trial_process(trial), Some(pid), "the same process");
 
     slow.assert_completed_in_one_allocation(&cluster);
+    for (step, stored) in slow.step_lines_stored(&cluster) {
+        assert_eq!(
+            stored, 1,
+            "the output of step {step} is stored once, across the takeover"
+        );
+    }
 }
 
 #[test]
@@ -111,4 +117,14 @@ fn a_frozen_leader_loses_the_lease_and_stops_at_once_when_it_wakes() {
     );
 
     slow.assert_completed_in_one_allocation(&cluster);
+    // Output lines the agent handed to the frozen leader's connection are not sent again (the
+    // master could not tell them from new ones): a known gap, RELIABILITY.md. None is doubled.
+    let stored = slow.step_lines_stored(&cluster);
+    assert!(stored.iter().all(|&(_, n)| n <= 1), "{stored:?}");
+    let lost: Vec<u64> = stored
+        .iter()
+        .filter(|&&(_, n)| n == 0)
+        .map(|&(s, _)| s)
+        .collect();
+    eprintln!("step lines not stored: {lost:?}");
 }
