@@ -33,7 +33,8 @@ postgres_binaries=(walking_skeleton moves gc gc_while_running pins adaptive rest
 export BATON_TEST_DATABASE=postgres
 if cargo nextest --version >/dev/null 2>&1; then
   filter=$(printf 'binary(%s) | ' "${postgres_binaries[@]}")
-  cargo nextest run -p baton-cluster-tests --no-fail-fast -E "${filter% | }"
+  # --workspace as above: the same features, so nothing is built again.
+  cargo nextest run --workspace --no-fail-fast -E "package(baton-cluster-tests) & (${filter% | })"
 else
   targets=()
   for binary in "${postgres_binaries[@]}"; do targets+=(--test "$binary"); done
