@@ -120,6 +120,15 @@ impl TestCluster {
             .chain(self.standby_urls.iter().cloned())
             .collect::<Vec<_>>()
             .join(",");
+        if self.database.is_some() && self.standbys.is_empty() {
+            // On PostgreSQL a master listens first, as a standby, and serves once it holds the
+            // lease; any other answer (a refused token, say) is the test's to check.
+            let own = format!("http://{address}");
+            wait_until("the master to lead", Duration::from_secs(20), || {
+                let output = self.cli_via(&own, &["agent", "list"]);
+                !String::from_utf8_lossy(&output.stderr).contains("standby master")
+            });
+        }
         self.address = Some(address);
     }
 
