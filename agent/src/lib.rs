@@ -6,6 +6,7 @@ pub mod harness;
 pub mod harness_files;
 pub mod metrics;
 pub mod policy;
+pub mod replay;
 pub mod rotation;
 pub mod session;
 pub mod slots;

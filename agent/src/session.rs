@@ -24,10 +24,8 @@ use crate::allocation::{
 use crate::fence::{Fence, FenceLevel};
 use crate::harness_files::install_harness;
 use crate::metrics::{AgentMetrics, ConnectedGauge};
+use crate::replay::Recent;
 use crate::rotation::{OPEN_TIMEOUT, Outcome, Rotation, SilentMaster, silence_limit};
-
-/// How long sent reports are kept for replay after a reconnect.
-const REPLAY_WINDOW: Duration = Duration::from_secs(30);
 
 /// The file in the work directory holding when the daemon last heard from the master.
 const LAST_CONTACT_FILE: &str = "last-contact";
@@ -138,7 +136,7 @@ pub async fn run_agent(
         running: HashMap::new(),
         ended: VecDeque::new(),
         unsent: VecDeque::new(),
-        recent: VecDeque::new(),
+        recent: Recent::default(),
         received: 0,
         fence: resume_fence(&work_dir, fence_window),
         instance_id,
@@ -177,7 +175,7 @@ struct Agent {
     /// Reports not yet handed to a live stream.
     unsent: VecDeque<AgentMessage>,
     /// Reports handed to a stream lately, replayed after a reconnect in case the stream lost them.
-    recent: VecDeque<(Instant, AgentMessage)>,
+    recent: Recent,
     /// Master messages handled in the current session.
     received: u64,
     /// Contact with the master, and what its loss calls for.
@@ -283,7 +281,7 @@ impl Agent {
         // A heartbeat counts the messages of its own session: an old one would mislead the master.
         self.unsent
             .retain(|m| !matches!(m.body, Some(agent_message::Body::Heartbeat(_))));
-        self.replay_recent();
+        self.recent.replay_into(&mut self.unsent);
         self.received = 0;
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -325,7 +323,7 @@ impl Agent {
         loop {
             while let Some(message) = self.unsent.pop_front() {
                 match stream.try_send(message.clone()) {
-                    Ok(()) => self.remember(message),
+                    Ok(()) => self.recent.remember(message, Instant::now()),
                     Err(e) => {
                         self.unsent.push_front(e.into_inner());
                         break;
@@ -509,31 +507,6 @@ impl Agent {
                 commands,
                 self.outbox.clone(),
             ));
-        }
-    }
-
-    /// Keeps a sent report for replay; log lines are not replayed (the master would store them twice).
-    fn remember(&mut self, message: AgentMessage) {
-        let now = Instant::now();
-        while self
-            .recent
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > REPLAY_WINDOW)
-        {
-            self.recent.pop_front();
-        }
-        if !matches!(
-            message.body,
-            Some(agent_message::Body::Logs(_) | agent_message::Body::Heartbeat(_))
-        ) {
-            self.recent.push_back((now, message));
-        }
-    }
-
-    /// Queues the recently sent reports again, ahead of new ones; the master applies them idempotently.
-    fn replay_recent(&mut self) {
-        for (_, message) in self.recent.drain(..).rev() {
-            self.unsent.push_front(message);
         }
     }
 

@@ -2,7 +2,8 @@
 //! never blocks on, or dies with, the daemon); the daemon tails them and ships new lines to the
 //! master, keeping the shipped offsets on disk so that a restarted daemon resumes where it was.
 //! Each trial ships at most its budget of lines per second (with bursts); lines beyond it are
-//! dropped, and the trial's log says how many.
+//! dropped, and the trial's log says how many. The lines a pump ships are numbered, so that the
+//! session may replay them after a reconnect and the master still stores each once.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -75,6 +76,36 @@ impl LogBudget {
     }
 }
 
+/// The numbering of one log pump's lines: a random stream id, and the next line's number.
+#[derive(Debug)]
+struct Numbering {
+    stream_id: String,
+    next: u64,
+}
+
+impl Numbering {
+    /// A new stream, numbered from 1.
+    fn new() -> Self {
+        Self {
+            stream_id: uuid::Uuid::new_v4().to_string(),
+            next: 1,
+        }
+    }
+
+    /// Numbers `lines` for `allocation_id`'s log.
+    fn message(&mut self, allocation_id: &str, stream: &str, lines: Vec<String>) -> AgentMessage {
+        let first_seq = self.next;
+        self.next += lines.len() as u64;
+        AgentMessage {
+            body: Some(Body::Logs(LogLines {
+                stream_id: self.stream_id.clone(),
+                first_seq,
+                ..batch(allocation_id, stream, lines)
+            })),
+        }
+    }
+}
+
 /// Ships the trial's output until `done` turns true, then ships what is left and returns.
 pub async fn tail_output(
     dir: AllocationDir,
@@ -85,6 +116,7 @@ pub async fn tail_output(
 ) {
     let offsets_path = dir.path("log-offsets.json");
     let mut offsets: Offsets = read_json(&offsets_path).unwrap_or_default();
+    let mut numbering = Numbering::new();
     loop {
         let finished = *done.borrow();
         let mut moved = false;
@@ -99,12 +131,12 @@ pub async fn tail_output(
                 moved = true;
                 let lines = budget.admit(lines, Instant::now());
                 if !lines.is_empty() {
-                    let _ = outbox.send(batch(&allocation_id, stream, lines));
+                    let _ = outbox.send(numbering.message(&allocation_id, stream, lines));
                 }
             }
         }
         if let Some(report) = budget.take_drop_report() {
-            let _ = outbox.send(agent_line(&allocation_id, &report));
+            let _ = outbox.send(numbering.message(&allocation_id, "agent", vec![report]));
         }
         if moved && let Err(e) = write_json(&offsets_path, &offsets) {
             tracing::warn!(allocation = %allocation_id, error = %e, "cannot record log offsets");
@@ -158,34 +190,27 @@ fn read_lines(path: PathBuf, offset: u64, to_end: bool) -> (Vec<String>, u64) {
     (lines, end as u64)
 }
 
-fn batch(allocation_id: &str, stream: &str, lines: Vec<String>) -> AgentMessage {
+/// Unnumbered log lines of one stream, stamped now.
+fn batch(allocation_id: &str, stream: &str, lines: Vec<String>) -> LogLines {
     let timestamp_ms = crate::now_ms();
-    AgentMessage {
-        body: Some(Body::Logs(LogLines {
-            allocation_id: allocation_id.into(),
-            lines: lines
-                .into_iter()
-                .map(|text| LogLine {
-                    stream: stream.into(),
-                    text,
-                    timestamp_ms,
-                })
-                .collect(),
-        })),
+    LogLines {
+        allocation_id: allocation_id.into(),
+        lines: lines
+            .into_iter()
+            .map(|text| LogLine {
+                stream: stream.into(),
+                text,
+                timestamp_ms,
+            })
+            .collect(),
+        ..Default::default()
     }
 }
 
-/// One agent-side log line.
+/// One agent-side log line, unnumbered.
 pub fn agent_line(allocation_id: &str, text: &str) -> AgentMessage {
     AgentMessage {
-        body: Some(Body::Logs(LogLines {
-            allocation_id: allocation_id.into(),
-            lines: vec![LogLine {
-                stream: "agent".into(),
-                text: text.into(),
-                timestamp_ms: crate::now_ms(),
-            }],
-        })),
+        body: Some(Body::Logs(batch(allocation_id, "agent", vec![text.into()]))),
     }
 }
 
@@ -210,6 +235,33 @@ mod tests {
         assert_eq!(budget.admit(lines(500), later).len(), 200);
         let much_later = start + Duration::from_secs(3600);
         assert_eq!(budget.admit(lines(5000), much_later).len(), 1000);
+    }
+
+    #[test]
+    fn a_pump_numbers_its_lines_on_across_messages() {
+        let mut numbering = Numbering::new();
+        let lines = |n: usize| vec![String::from("x"); n];
+        let numbers: Vec<(String, u64, usize)> = [
+            numbering.message("a1", "stdout", lines(3)),
+            numbering.message("a1", "stderr", lines(1)),
+            numbering.message("a1", "agent", lines(2)),
+        ]
+        .into_iter()
+        .map(|message| match message.body {
+            Some(Body::Logs(logs)) => (logs.stream_id, logs.first_seq, logs.lines.len()),
+            other => panic!("not log lines: {other:?}"),
+        })
+        .collect();
+        let stream = numbering.stream_id.clone();
+        assert_eq!(
+            numbers,
+            [
+                (stream.clone(), 1, 3),
+                (stream.clone(), 4, 1),
+                (stream, 5, 2)
+            ]
+        );
+        assert_ne!(Numbering::new().stream_id, numbering.stream_id);
     }
 
     #[test]

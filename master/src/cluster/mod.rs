@@ -13,6 +13,7 @@ mod gauges;
 mod gc;
 mod handle;
 mod lifecycle;
+mod log_seqs;
 mod pins;
 mod reconcile;
 mod replay;

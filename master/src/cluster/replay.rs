@@ -105,6 +105,12 @@ impl AgentReplay {
         self.check()
     }
 
+    /// The cluster, for tests that look inside it.
+    #[cfg(test)]
+    pub(super) fn cluster_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+
     /// Every view builds, and trials and live allocations point at each other one to one.
     fn check(&self) -> Result<(), String> {
         let cluster = &self.cluster;
@@ -265,6 +271,7 @@ mod tests {
                     text,
                     timestamp_ms: -1
                 }],
+                ..Default::default()
             })),
             (allocation(), step()).prop_map(|(allocation_id, start_step)| {
                 Body::AllocationStarted(AllocationStarted {

@@ -7,7 +7,7 @@ use baton_common::proto::{
 
 use super::agents::kill_message;
 use super::lifecycle::classify_exit;
-use super::state::{Cluster, ClusterEvent};
+use super::state::Cluster;
 use crate::states::TrialState;
 use crate::store::{CheckpointRow, StoreResult, now_ms};
 
@@ -62,20 +62,7 @@ impl Cluster {
                 }
             }
             Body::Logs(logs) => match self.current_trial(agent_id, &logs.allocation_id) {
-                Some(trial_id) => {
-                    let lines: Vec<(String, String, i64)> = logs
-                        .lines
-                        .into_iter()
-                        .map(|l| (l.stream, l.text, l.timestamp_ms))
-                        .collect();
-                    self.store
-                        .insert_logs(trial_id, &logs.allocation_id, &lines)
-                        .map(|rows| {
-                            for row in rows {
-                                let _ = self.events.send(ClusterEvent::Log(row));
-                            }
-                        })
-                }
+                Some(trial_id) => self.record_logs(trial_id, logs),
                 None => Ok(()),
             },
             Body::AllocationStarted(started) => {

@@ -253,6 +253,8 @@ pub struct LiveAllocation {
     pub phase: Option<baton_common::proto::AllocationPhase>,
     /// A part whose start waits for its chief's rendezvous: its agent is not expected to run it.
     pub held: bool,
+    /// Its numbered log lines stored so far; loaded from the store on first use.
+    pub log_seqs: Option<super::log_seqs::LogSeqs>,
 }
 
 impl LiveAllocation {
@@ -272,6 +274,7 @@ impl LiveAllocation {
             created: now,
             phase: None,
             held: false,
+            log_seqs: None,
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Trial log lines.
 
+use std::collections::HashMap;
+
 use super::value::params;
 use super::{Store, StoreResult};
 
@@ -21,18 +23,24 @@ pub struct LogRow {
 }
 
 impl Store {
-    /// Appends log lines of a trial and returns them with their ids.
+    /// Appends log lines of a trial, numbered in `stream_id` from `first_seq` (0: unnumbered), and
+    /// returns them with their ids.
     pub fn insert_logs(
         &self,
         trial_id: u64,
         allocation_id: &str,
+        (stream_id, first_seq): (&str, u64),
         lines: &[(String, String, i64)],
     ) -> StoreResult<Vec<LogRow>> {
         let mut rows = Vec::with_capacity(lines.len());
-        for (stream, text, timestamp_ms) in lines {
+        for (index, (stream, text, timestamp_ms)) in lines.iter().enumerate() {
+            let seq = match first_seq {
+                0 => 0,
+                first => first.saturating_add(index as u64),
+            };
             let id = self.insert_returning_id(
-                "INSERT INTO logs (trial_id, allocation_id, stream, text, timestamp_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![trial_id, allocation_id, stream, text, *timestamp_ms],
+                "INSERT INTO logs (trial_id, allocation_id, stream, text, timestamp_ms, stream_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![trial_id, allocation_id, stream, text, *timestamp_ms, stream_id, seq],
             )?;
             rows.push(LogRow {
                 id,
@@ -44,6 +52,16 @@ impl Store {
             });
         }
         Ok(rows)
+    }
+
+    /// The highest sequence number stored per log stream of an allocation's numbered lines.
+    pub fn last_log_seqs(&self, allocation_id: &str) -> StoreResult<HashMap<String, u64>> {
+        let rows = self.query(
+            "SELECT stream_id, MAX(seq) FROM logs WHERE allocation_id = ?1 AND seq > 0 GROUP BY stream_id",
+            params![allocation_id],
+            |row| Ok((row.get::<String>(0)?, row.get::<u64>(1)?)),
+        )?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Log lines of a trial, oldest first.

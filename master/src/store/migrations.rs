@@ -185,6 +185,15 @@ CREATE TABLE searcher_events (
 CREATE TRIGGER fence BEFORE INSERT OR UPDATE OR DELETE ON searcher_events FOR EACH STATEMENT EXECUTE FUNCTION baton_fence();
 "#,
     },
+    Migration {
+        sql: r#"
+-- Numbered log lines ('' and 0: unnumbered), so that a line an agent replays is stored once.
+ALTER TABLE logs ADD COLUMN stream_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE logs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX logs_by_stream ON logs(allocation_id, stream_id, seq);
+"#,
+        postgres_only: "",
+    },
 ];
 
 /// Key of the advisory lock held while migrating a PostgreSQL database ("baton").

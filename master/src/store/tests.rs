@@ -268,11 +268,16 @@ on_both_backends! {
             ("stdout".to_string(), "one".to_string(), 1),
             ("stderr".to_string(), "two".to_string(), 2),
         ];
-        let inserted = store.insert_logs(trial, "a1", &lines).unwrap();
+        let inserted = store.insert_logs(trial, "a1", ("", 0), &lines).unwrap();
         assert!(inserted[0].id < inserted[1].id);
-        store.insert_logs(other, "a2", &lines[..1]).unwrap();
+        store.insert_logs(other, "a2", ("s", 7), &lines[..1]).unwrap();
         assert_eq!(store.logs_of_trial(trial).unwrap(), inserted);
         assert_eq!(inserted[1].text, "two");
+        store.insert_logs(other, "a2", ("s", 8), &lines).unwrap();
+        store.insert_logs(other, "a2", ("t", 1), &lines[..1]).unwrap();
+        let seqs = store.last_log_seqs("a2").unwrap();
+        assert_eq!((seqs["s"], seqs["t"], seqs.len()), (9, 1, 2));
+        assert!(store.last_log_seqs("a1").unwrap().is_empty());
 
         store.insert_allocation(&allocation("a1", trial, 1, "", 0)).unwrap();
         store.upsert_validation(trial, 1, "{}").unwrap();
@@ -292,7 +297,7 @@ on_both_backends! {
         assert!(store.allocations_of_trial(trial).unwrap().is_empty());
         assert!(store.checkpoints_of_experiment(gone).unwrap().is_empty());
         assert!(store.searcher_events(gone).unwrap().is_empty());
-        assert_eq!(store.logs_of_trial(other).unwrap().len(), 1);
+        assert_eq!(store.logs_of_trial(other).unwrap().len(), 4);
         assert_eq!(store.searcher_events(kept).unwrap(), [exited]);
     }
 }
