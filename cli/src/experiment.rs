@@ -161,6 +161,15 @@ fn list_csv(experiments: &[Experiment]) -> String {
 
 /// Completed trials and steps trained out of all: `2/4 done, 150/240 steps`.
 fn progress(exp: &Experiment) -> String {
+    if exp.searcher == "adaptive_asha" {
+        // Trials stopped at a rung train less than max_length: the total is not known ahead.
+        return format!(
+            "{}/{} done, {} steps",
+            completed(exp),
+            exp.trial_count,
+            exp.steps_completed
+        );
+    }
     let steps = exp.max_length.saturating_mul(u64::from(exp.trial_count));
     format!(
         "{}/{} done, {}/{steps} steps",
@@ -378,6 +387,14 @@ mod tests {
              1,linreg-grid,COMPLETED,4,4,240,60,grid,2026-01-01T00:00:00.000Z\n\
              2,linreg-grid,PAUSED,4,1,100,60,grid,2026-01-01T00:00:00.000Z\n"
         );
+    }
+
+    #[test]
+    fn an_adaptive_search_shows_steps_without_a_total() {
+        let mut exp = grid(3, "ACTIVE", &[("COMPLETED", 5), ("PAUSED", 4)], 180);
+        exp.searcher = "adaptive_asha".into();
+        exp.trial_count = 16;
+        assert_eq!(progress(&exp), "5/16 done, 180 steps");
     }
 
     #[test]
