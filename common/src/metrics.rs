@@ -128,6 +128,15 @@ pub async fn serve(
     refresh: Refresh,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app = router(registry, refresh);
+    tracing::info!(address = %listener.local_addr()?, "metrics serving on /metrics");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The `GET /metrics` route, to serve alone or merged into a larger router.
+pub fn router(registry: Registry, refresh: Refresh) -> axum::Router {
     let handler = move || {
         let (registry, refresh) = (registry.clone(), refresh.clone());
         async move {
@@ -141,11 +150,7 @@ pub async fn serve(
             )
         }
     };
-    let app = axum::Router::new().route("/metrics", axum::routing::get(handler));
-    tracing::info!(address = %listener.local_addr()?, "metrics serving on /metrics");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::Router::new().route("/metrics", axum::routing::get(handler))
 }
 
 /// A refresh that does nothing (for daemons whose gauges are kept current as things change).

@@ -175,21 +175,32 @@ impl Authority {
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        self.check_header(header, peer, access, rpc)
+    }
+
+    /// Checks an `authorization` header value (gRPC or HTTP) of a call from `peer`.
+    pub fn check_header(
+        &self,
+        header: Option<&str>,
+        peer: String,
+        access: Access,
+        rpc: &str,
+    ) -> Result<Caller, Status> {
         let Some(tokens) = &self.tokens else {
             return Ok(Caller {
                 name: "anonymous".into(),
                 peer,
             });
         };
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Status::unauthenticated(
-                    "this master needs a token: pass --token, set BATON_TOKEN, or write it to ~/.config/baton/token",
-                )
-            })?;
+        let header = header.ok_or_else(|| {
+            Status::unauthenticated(
+                "this master needs a token: pass --token, set BATON_TOKEN, or write it to ~/.config/baton/token",
+            )
+        })?;
         let token = header.strip_prefix("Bearer ").ok_or_else(|| {
             Status::unauthenticated("the authorization header must be `Bearer TOKEN`")
         })?;

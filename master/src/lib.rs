@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cluster;
 pub mod error;
+pub mod http;
 pub mod leadership;
 pub mod metrics;
 pub mod prepare;

@@ -89,6 +89,10 @@ struct Args {
     /// Serve Prometheus metrics on this address at /metrics (off unless set).
     #[arg(long, env = "BATON_METRICS_LISTEN", value_name = "HOST:PORT")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the read-only HTTP JSON API on this address under /api/v1 (off unless set); equal
+    /// to --metrics-listen, one server answers both.
+    #[arg(long, env = "BATON_HTTP_LISTEN", value_name = "HOST:PORT")]
+    http_listen: Option<SocketAddr>,
     /// Write the bound address to this file once serving (useful with port 0).
     #[arg(long, env = "BATON_ADDRESS_FILE")]
     address_file: Option<PathBuf>,
@@ -111,6 +115,15 @@ async fn main() -> anyhow::Result<()> {
             args.listen
         ),
     };
+    if let Some(address) = args
+        .http_listen
+        .filter(|a| auth.is_open() && !a.ip().is_loopback())
+    {
+        anyhow::ensure!(
+            args.insecure,
+            "refusing to serve an open HTTP API on {address}: pass --auth-file FILE (tokens; see SECURITY.md), use a loopback --http-listen, or pass --insecure"
+        );
+    }
     agent_tokens.cluster_token = args.cluster_token;
     let listener = listen(args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -136,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         auth,
         tls,
         metrics_listen: args.metrics_listen,
+        http_listen: args.http_listen,
         advertise_url: args.advertise_url,
         lease_ttl: Duration::from_secs(args.lease_seconds),
         cluster: ClusterSettings {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use baton_common::proto::admin_service_server::AdminServiceServer;
 use baton_common::proto::agent_service_server::AgentServiceServer;
-use futures::future::pending;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
@@ -35,6 +34,8 @@ pub struct MasterOptions {
     pub tls: Option<ServerTls>,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the read-only HTTP JSON API (and `/metrics` when on the same address).
+    pub http_listen: Option<SocketAddr>,
     /// The URL agents and the CLI reach this master at, which standbys name (default: the
     /// listening address, or this host's name when listening on every interface).
     pub advertise_url: Option<String>,
@@ -105,16 +106,33 @@ pub async fn serve(
     let (cluster, cluster_task) = run_cluster(store, options.cluster, async {
         let _ = cluster_stopped.await;
     })?;
-    let metrics_task = match options.metrics_listen {
-        Some(address) => {
-            let listener = baton_common::metrics::bind(address).await?;
-            let refresh = metrics_refresh(cluster.clone(), metrics.clone(), options.database);
-            let registry = metrics.registry.clone();
-            let serve = baton_common::metrics::serve(listener, registry, refresh, pending());
-            Some(tokio::spawn(serve))
+    let refresh = metrics_refresh(cluster.clone(), metrics.clone(), options.database);
+    let metrics_router =
+        || baton_common::metrics::router(metrics.registry.clone(), refresh.clone());
+    let mut http_tasks = Vec::new();
+    if let Some(address) = options.http_listen {
+        let listener = baton_common::metrics::bind(address).await?;
+        let mut app = crate::http::router(cluster.clone(), options.auth.clone());
+        if options.metrics_listen == Some(address) {
+            app = app.merge(metrics_router());
         }
-        None => None,
-    };
+        tracing::info!(address = %listener.local_addr()?, "HTTP API serving on /api/v1");
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        http_tasks.push(tokio::spawn(
+            async move { axum::serve(listener, app).await },
+        ));
+    }
+    if let Some(address) = options
+        .metrics_listen
+        .filter(|a| Some(*a) != options.http_listen)
+    {
+        let listener = baton_common::metrics::bind(address).await?;
+        tracing::info!(address = %listener.local_addr()?, "metrics serving on /metrics");
+        let app = metrics_router();
+        http_tasks.push(tokio::spawn(
+            async move { axum::serve(listener, app).await },
+        ));
+    }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<AdminServiceServer<AdminApi>>()
@@ -147,7 +165,7 @@ pub async fn serve(
         .add_service(agents)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
-    if let Some(task) = metrics_task {
+    for task in http_tasks {
         task.abort();
     }
     let _ = stop_cluster.send(());

@@ -1,6 +1,7 @@
 //! Helpers for cluster tests: start real master and agent processes, drive the `baton` CLI.
 
 mod cluster;
+pub mod http;
 pub mod linreg;
 pub mod ml;
 pub mod moving;

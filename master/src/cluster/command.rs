@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::{Cluster, ClusterEvent};
 use crate::error::MasterResult;
 use crate::prepare::PreparedExperiment;
-use crate::store::{CheckpointRow, LogRow};
+use crate::store::{CheckpointRow, LogRow, ValidationRow};
 
 /// Where a command's answer goes.
 pub type Reply<T> = oneshot::Sender<MasterResult<T>>;
@@ -81,6 +81,10 @@ pub enum Command {
     ListTrials(u64, Reply<ListTrialsResponse>),
     /// One trial with its allocations and validations.
     DescribeTrial(u64, Reply<TrialDetail>),
+    /// A trial's reported metrics by step: training ones, or validations when false.
+    TrialMetrics(u64, bool, Reply<Vec<ValidationRow>>),
+    /// The checkpoints an experiment's current GC policy keeps.
+    GcKept(u64, Reply<Vec<String>>),
     /// A trial's stored log lines and a subscription to new ones.
     FollowLogs(u64, Reply<LogSubscription>),
     /// Checkpoint a running trial and resume it elsewhere (or on the named agent).
@@ -177,6 +181,8 @@ impl Command {
             Command::UnpinCheckpoint(..) => "unpin_checkpoint",
             Command::ListTrials(..) => "list_trials",
             Command::DescribeTrial(..) => "describe_trial",
+            Command::TrialMetrics(..) => "trial_metrics",
+            Command::GcKept(..) => "gc_kept",
             Command::FollowLogs(..) => "follow_logs",
             Command::MoveTrial { .. } => "move_trial",
             Command::DescribeCheckpoint(..) => "describe_checkpoint",
@@ -289,6 +295,12 @@ impl Cluster {
             }
             Command::DescribeTrial(id, reply) => {
                 let _ = reply.send(self.trial_detail(id));
+            }
+            Command::TrialMetrics(id, training, reply) => {
+                let _ = reply.send(self.trial_metrics(id, training));
+            }
+            Command::GcKept(id, reply) => {
+                let _ = reply.send(self.gc_kept(id));
             }
             Command::FollowLogs(id, reply) => {
                 let _ = reply.send(self.trial_logs(id));

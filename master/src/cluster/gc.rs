@@ -25,6 +25,18 @@ impl Cluster {
         Ok((select(&candidates, &policy), checkpoints))
     }
 
+    /// The checkpoints an experiment's current policy keeps.
+    pub fn gc_kept(&self, experiment_id: u64) -> MasterResult<Vec<String>> {
+        let policy = self
+            .experiments
+            .get(&experiment_id)
+            .map(|e| e.gc)
+            .ok_or_else(|| {
+                MasterError::NotFound(format!("experiment {experiment_id} does not exist"))
+            })?;
+        Ok(self.gc_preview(experiment_id, &policy)?.0.keep)
+    }
+
     /// `settings` ranked in the direction of the experiment's searcher metric.
     pub(super) fn gc_policy(
         &self,

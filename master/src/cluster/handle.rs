@@ -15,7 +15,7 @@ use super::{Cluster, ClusterSettings};
 use crate::error::{MasterError, MasterResult};
 use crate::metrics::MasterMetrics;
 use crate::prepare::PreparedExperiment;
-use crate::store::{CheckpointRow, Store};
+use crate::store::{CheckpointRow, Store, ValidationRow};
 
 /// A cheap, cloneable way to send commands to the cluster task.
 #[derive(Clone)]
@@ -143,6 +143,18 @@ impl ClusterHandle {
     /// One trial.
     pub async fn describe_trial(&self, id: u64) -> MasterResult<TrialDetail> {
         self.ask(|reply| Command::DescribeTrial(id, reply)).await
+    }
+
+    /// A trial's reported metrics by step: training ones, or validations when `training` is false.
+    pub async fn trial_metrics(&self, id: u64, training: bool) -> MasterResult<Vec<ValidationRow>> {
+        self.ask(|reply| Command::TrialMetrics(id, training, reply))
+            .await
+    }
+
+    /// The uuids of the checkpoints an experiment's current GC policy keeps.
+    pub async fn gc_kept(&self, experiment_id: u64) -> MasterResult<Vec<String>> {
+        self.ask(|reply| Command::GcKept(experiment_id, reply))
+            .await
     }
 
     /// A trial's logs so far and a subscription to new ones.

@@ -8,7 +8,7 @@ use super::search;
 use super::state::{Cluster, TrialEntry};
 use crate::error::{MasterError, MasterResult};
 use crate::states::{ExperimentState, TrialState};
-use crate::store::{AllocationRow, CheckpointRow};
+use crate::store::{AllocationRow, CheckpointRow, ValidationRow};
 
 impl Cluster {
     /// Every experiment, with trial counts but without the trials themselves.
@@ -135,6 +135,20 @@ impl Cluster {
             allocations: allocation_views(allocations),
             latest_validation: validations.last().cloned(),
             validations,
+        })
+    }
+
+    /// A trial's reported metrics by step: training ones, or validations when `training` is false.
+    pub fn trial_metrics(&self, trial_id: u64, training: bool) -> MasterResult<Vec<ValidationRow>> {
+        if !self.trials.contains_key(&trial_id) {
+            return Err(MasterError::NotFound(format!(
+                "trial {trial_id} does not exist"
+            )));
+        }
+        Ok(if training {
+            self.store.training_metrics_of_trial(trial_id)?
+        } else {
+            self.store.validations_of_trial(trial_id)?
         })
     }
 

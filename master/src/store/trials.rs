@@ -238,6 +238,20 @@ impl Store {
         )
     }
 
+    /// Training metrics of a trial, by step.
+    pub fn training_metrics_of_trial(&self, trial_id: u64) -> StoreResult<Vec<ValidationRow>> {
+        self.query(
+            "SELECT step, metrics_json FROM training_metrics WHERE trial_id = ?1 ORDER BY step",
+            params![trial_id],
+            |row| {
+                Ok(ValidationRow {
+                    step: row.get(0)?,
+                    metrics_json: row.get(1)?,
+                })
+            },
+        )
+    }
+
     /// Validations of a trial, by step.
     pub fn validations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<ValidationRow>> {
         self.query(
