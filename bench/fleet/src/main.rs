@@ -6,6 +6,7 @@ mod experiment;
 mod figures;
 mod fleet;
 mod master;
+mod populate;
 mod prom;
 mod run;
 mod run_database;
@@ -67,6 +68,10 @@ struct Args {
     /// database to connect to; each run creates and drops a database of its own).
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// Instead of measuring: run the experiment to completion on a master whose database is left
+    /// in this (empty) directory, and print the experiment's id (for the dashboard benchmark).
+    #[arg(long, value_name = "DIR")]
+    populate: Option<PathBuf>,
     /// The master binary (default: baton-master next to this binary).
     #[arg(long)]
     master_bin: Option<PathBuf>,
@@ -99,6 +104,14 @@ fn main() -> anyhow::Result<()> {
         window: Duration::from_secs(args.window),
         context_kib: args.context_kib,
     };
+    if let Some(data_dir) = &args.populate {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let experiment = runtime.block_on(populate::populate(&load, &binary, data_dir))?;
+        println!("{experiment}");
+        return Ok(());
+    }
     let mut stores = vec![StoreDir {
         name: "disk".into(),
         root: args.disk_dir.clone(),

@@ -54,6 +54,16 @@ impl SimTrial {
         }
     }
 
+    /// How high this trial's losses run: from 1 up, by its `seed` hyperparameter, so that each
+    /// trial draws its own curve.
+    fn scale(&self) -> f64 {
+        let seed = self.hparams.get("seed").and_then(|s| {
+            s.as_f64()
+                .or_else(|| s.as_str().and_then(|t| t.parse().ok()))
+        });
+        1.0 + seed.unwrap_or(0.0) / 100.0
+    }
+
     /// The report that the trial process started.
     pub fn started(&self) -> AgentMessage {
         wrap(Body::AllocationStarted(AllocationStarted {
@@ -103,7 +113,7 @@ impl SimTrial {
         outcome.reports.push(wrap(Body::Training(TrainingReport {
             allocation_id: self.allocation_id.clone(),
             step,
-            metrics_json: format!("{{\"loss\":{:.6}}}", 1.0 / (step as f64 + 1.0)),
+            metrics_json: format!("{{\"loss\":{:.6}}}", self.scale() / (step as f64 + 1.0)),
         })));
         let done = step >= self.policy.max_length;
         let due = |period: u64, last: u64| period > 0 && step - last >= period;
@@ -116,7 +126,7 @@ impl SimTrial {
                     step,
                     metrics_json: format!(
                         "{{\"validation_loss\":{:.6}}}",
-                        2.0 / (step as f64 + 1.0)
+                        2.0 * self.scale() / (step as f64 + 1.0)
                     ),
                 })));
         }
