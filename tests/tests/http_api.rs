@@ -4,23 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use baton_cluster_tests::http::{api_address, get_json, request};
-use baton_cluster_tests::{TestCluster, TestStorage, repo_root, wait_until};
+use baton_cluster_tests::http::{get_json, request, wait_for_api};
+use baton_cluster_tests::{TestCluster, TestStorage, repo_root};
 use serde_json::Value;
 
 /// The HTTP API's address from the master's log.
 fn address(cluster: &TestCluster) -> SocketAddr {
-    let log = cluster.dir.path().join("logs").join("master.log");
-    let mut found = None;
-    wait_until(
-        "the HTTP API address in the log",
-        Duration::from_secs(30),
-        || {
-            found = api_address(&log);
-            found.is_some()
-        },
-    );
-    found.unwrap()
+    wait_for_api(cluster)
 }
 
 /// Steps of a series `[{step, metrics}]`.

@@ -2,7 +2,10 @@
 //! reads, through the same cluster handle and behind the same bearer tokens.
 
 mod series;
+mod serve;
 mod views;
+
+pub use serve::{serve, tls_config};
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
