@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Prints the path of a virtual environment holding harness/python/requirements-ml.txt, creating it
-# on first use under ~/.cache/baton/ (keyed by the requirements' hash, so a reused machine skips
-# the download and a changed list gets a new environment). A half-made one is made again.
+# Prints the path of a virtual environment holding harness/python/requirements-ml.txt (or the
+# requirements file given, e.g. bench/dashboard/requirements.txt), creating it on first use under
+# ~/.cache/baton/ (keyed by the requirements' hash, so a reused machine skips the download and a
+# changed list gets a new environment). A half-made one is made again.
+# Usage: scripts/ml-venv.sh [REQUIREMENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-requirements=harness/python/requirements-ml.txt
+requirements=${1:-harness/python/requirements-ml.txt}
 key=$(sha256sum "$requirements" | cut -c1-16)
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/baton/ml-$key"
 if [ ! -f "$venv/.complete" ]; then

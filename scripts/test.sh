@@ -5,7 +5,8 @@
 # (moto for S3, Azurite for Azure, fake-gcs-server for GCS), starts the shared ones on loopback and
 # stops them afterwards; scripts/postgres-server.sh does the same for a private PostgreSQL server.
 # The framework tests (PyTorch, TensorFlow, Keras) use a virtual environment that
-# scripts/ml-venv.sh makes once and caches.
+# scripts/ml-venv.sh makes once and caches; the browser tests drive Debian's chromium with
+# Playwright's playwright-core, which scripts/browser-env.sh installs once and caches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ source scripts/postgres-server.sh
 
 ml_venv=$(scripts/ml-venv.sh)
 export BATON_ML_PYTHON=$ml_venv/bin/python
+browser_node_path=$(scripts/browser-env.sh)
+export BATON_BROWSER_NODE_PATH=$browser_node_path
 
 cargo build --bins
 if cargo nextest --version >/dev/null 2>&1; then

@@ -107,7 +107,7 @@ pub async fn run_agent(
     let metrics = Arc::new(AgentMetrics::new(&options.slots));
     let metrics_server = match options.metrics_listen {
         Some(address) => {
-            let listener = baton_common::metrics::bind(address).await?;
+            let listener = baton_common::metrics::bind(address, "--metrics-listen").await?;
             Some(tokio::spawn(baton_common::metrics::serve(
                 listener,
                 metrics.registry.clone(),

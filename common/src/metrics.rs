@@ -111,12 +111,12 @@ pub fn render(registry: &Registry) -> String {
     String::from_utf8(body).expect("the text format is UTF-8")
 }
 
-/// Binds `address` for the metrics endpoint, naming the flag on failure.
-pub async fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+/// Binds `address` for an HTTP endpoint, naming its `flag` on failure.
+pub async fn bind(address: SocketAddr, flag: &str) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(address).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
-            format!("cannot listen on {address} (--metrics-listen): {e}"),
+            format!("cannot listen on {address} ({flag}): {e}"),
         )
     })
 }
@@ -200,7 +200,9 @@ mod tests {
                 Box::pin(async move { gauge.set(7) })
             })
         };
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap(), "--metrics-listen")
+            .await
+            .unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, registry, refresh, async {

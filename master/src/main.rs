@@ -75,7 +75,8 @@ struct Args {
     /// TLS private key (PEM) of the listener.
     #[arg(long, env = "BATON_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// CA (PEM) whose certificates agents must present (mutual TLS for agents).
+    /// CA (PEM) whose certificates agents must present; clients of the HTTPS API that present one
+    /// must present one of it.
     #[arg(
         long,
         env = "BATON_TLS_CLIENT_CA",
@@ -89,8 +90,8 @@ struct Args {
     /// Serve Prometheus metrics on this address at /metrics (off unless set).
     #[arg(long, env = "BATON_METRICS_LISTEN", value_name = "HOST:PORT")]
     metrics_listen: Option<SocketAddr>,
-    /// Serve the read-only HTTP JSON API on this address under /api/v1 (off unless set); equal
-    /// to --metrics-listen, one server answers both.
+    /// Serve the read-only HTTP JSON API on this address under /api/v1 (off unless set; HTTPS
+    /// with --tls-cert); equal to --metrics-listen, one server answers both.
     #[arg(long, env = "BATON_HTTP_LISTEN", value_name = "HOST:PORT")]
     http_listen: Option<SocketAddr>,
     /// Write the bound address to this file once serving (useful with port 0).

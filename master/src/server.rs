@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,24 +50,21 @@ pub struct ServerTls {
     pub cert: PathBuf,
     /// Private key (PEM).
     pub key: PathBuf,
-    /// When set, agents must present a certificate signed by this CA (PEM); the CLI need not.
+    /// When set, agents and HTTPS API clients must present a certificate signed by this CA
+    /// (PEM); gRPC admin callers (the CLI) need not.
     pub client_ca: Option<PathBuf>,
 }
 
 impl ServerTls {
     pub(crate) fn config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
-        let read = |path: &PathBuf, what: &str| {
-            std::fs::read(path)
-                .map_err(|e| anyhow::anyhow!("cannot read the TLS {what} {}: {e}", path.display()))
-        };
         let identity = tonic::transport::Identity::from_pem(
-            read(&self.cert, "certificate")?,
-            read(&self.key, "key")?,
+            read_pem(&self.cert, "certificate")?,
+            read_pem(&self.key, "key")?,
         );
         let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
         if let Some(ca) = &self.client_ca {
             config = config
-                .client_ca_root(tonic::transport::Certificate::from_pem(read(
+                .client_ca_root(tonic::transport::Certificate::from_pem(read_pem(
                     ca,
                     "client CA",
                 )?))
@@ -77,12 +74,26 @@ impl ServerTls {
     }
 }
 
+/// The bytes of the PEM file at `path`, the TLS `what` ("certificate", "key"), or an error
+/// naming it.
+pub(crate) fn read_pem(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the TLS {what} {}: {e}", path.display()))
+}
+
 /// Serves the master on `listener` until `shutdown` resolves.
 pub async fn serve(
     options: MasterOptions,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Reading the certificate files here names a bad one before anything starts (tonic's own
+    // error does not say which file).
+    let https = options
+        .tls
+        .as_ref()
+        .map(crate::http::tls_config)
+        .transpose()?;
     tracing::info!(database = %options.database, "opening the database");
     let mut shutdown = Box::pin(shutdown);
     let leadership = match &options.database {
@@ -111,22 +122,20 @@ pub async fn serve(
         || baton_common::metrics::router(metrics.registry.clone(), refresh.clone());
     let mut http_tasks = Vec::new();
     if let Some(address) = options.http_listen {
-        let listener = baton_common::metrics::bind(address).await?;
+        let listener = baton_common::metrics::bind(address, "--http-listen").await?;
         let mut app = crate::http::router(cluster.clone(), options.auth.clone());
         if options.metrics_listen == Some(address) {
             app = app.merge(metrics_router());
         }
-        tracing::info!(address = %listener.local_addr()?, "HTTP API serving on /api/v1");
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        http_tasks.push(tokio::spawn(
-            async move { axum::serve(listener, app).await },
-        ));
+        let scheme = if https.is_some() { "https" } else { "http" };
+        tracing::info!(address = %listener.local_addr()?, scheme, "HTTP API serving on /api/v1");
+        http_tasks.push(tokio::spawn(crate::http::serve(listener, app, https)));
     }
     if let Some(address) = options
         .metrics_listen
         .filter(|a| Some(*a) != options.http_listen)
     {
-        let listener = baton_common::metrics::bind(address).await?;
+        let listener = baton_common::metrics::bind(address, "--metrics-listen").await?;
         tracing::info!(address = %listener.local_addr()?, "metrics serving on /metrics");
         let app = metrics_router();
         http_tasks.push(tokio::spawn(

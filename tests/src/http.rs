@@ -1,10 +1,67 @@
-//! Plain HTTP/1.1 requests to the master's JSON API.
+//! Requests to the master's JSON API: plain HTTP/1.1 by hand, HTTPS through reqwest.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::{TestCluster, wait_until};
+
+/// A viewer's token in the auth file that `write_auth_file` writes.
+pub const VIEWER_TOKEN: &str = "bob-viewer-token";
+
+/// Writes an auth file under `dir` with an admin (alice-admin-token) and a viewer
+/// (`VIEWER_TOKEN`); its path.
+pub fn write_auth_file(dir: &Path) -> PathBuf {
+    use sha2::Digest;
+    let hash = |token: &str| {
+        let digest = sha2::Sha256::digest(token.as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let path = dir.join("auth.yaml");
+    let text = format!(
+        "tokens:\n  - {{name: alice, role: admin, sha256: {}}}\n  - {{name: bob, role: viewer, sha256: {}}}\n",
+        hash("alice-admin-token"),
+        hash(VIEWER_TOKEN)
+    );
+    std::fs::write(&path, text).expect("auth file written");
+    path
+}
+
+/// The HTTP API address of `cluster`'s master, once its log names it.
+pub fn wait_for_api(cluster: &TestCluster) -> SocketAddr {
+    let log = cluster.dir.path().join("logs").join("master.log");
+    let mut found = None;
+    wait_until(
+        "the HTTP API address in the log",
+        Duration::from_secs(30),
+        || {
+            found = api_address(&log);
+            found.is_some()
+        },
+    );
+    found.expect("found")
+}
+
+/// A client that trusts only the CA in `ca` (PEM), presenting `identity` (certificate and key
+/// PEM files) when given.
+pub fn https_client(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> reqwest::blocking::Client {
+    let read = |path: &Path| std::fs::read(path).expect("PEM file");
+    let ca = reqwest::Certificate::from_pem(&read(ca)).expect("CA certificate");
+    let mut builder = reqwest::blocking::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(10));
+    if let Some((cert, key)) = identity {
+        let pem = [read(cert), read(key)].concat();
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("client identity"));
+    }
+    builder.build().expect("HTTPS client")
+}
 
 /// The HTTP API address a master logged ("HTTP API serving on /api/v1 address=…") in `log`.
 pub fn api_address(log: &Path) -> Option<SocketAddr> {

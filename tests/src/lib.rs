@@ -1,11 +1,13 @@
 //! Helpers for cluster tests: start real master and agent processes, drive the `baton` CLI.
 
+pub mod browser;
 mod cluster;
 pub mod http;
 pub mod linreg;
 pub mod ml;
 pub mod moving;
 mod netns;
+pub mod pki;
 mod proxy;
 mod raw_grpc;
 pub mod scrape;

@@ -4,25 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use baton_cluster_tests::http::{api_address, get_json, request};
+use baton_cluster_tests::http::{get_json, request, wait_for_api};
 use baton_cluster_tests::linreg::slow_single;
 use baton_cluster_tests::{TestCluster, TestStorage, repo_root, wait_until};
 use serde_json::Value;
-
-/// The HTTP API's address from the master's log.
-fn address(cluster: &TestCluster) -> SocketAddr {
-    let log = cluster.dir.path().join("logs").join("master.log");
-    let mut found = None;
-    wait_until(
-        "the HTTP API address in the log",
-        Duration::from_secs(30),
-        || {
-            found = api_address(&log);
-            found.is_some()
-        },
-    );
-    found.unwrap()
-}
 
 /// Steps of a series `[{step, metrics}]`.
 fn steps(points: &Value) -> Vec<u64> {
@@ -100,7 +85,7 @@ fn endpoints_mirror_the_cli_for_a_finished_grid_and_share_the_metrics_port() {
         &["a1", "a2"],
         &["--http-listen", any, "--metrics-listen", any],
     );
-    let api = address(&cluster);
+    let api = wait_for_api(&cluster);
     let get = |path: &str| get_json(api, path, None);
     let config = TestStorage::SharedFs(cluster.storage()).config("linreg", "grid.yaml", &[]);
     let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
@@ -339,7 +324,7 @@ fn endpoints_mirror_the_cli_for_a_finished_grid_and_share_the_metrics_port() {
 #[test]
 fn a_running_trial_shows_on_its_slot_its_output_follows_and_a_silent_agent_is_lost() {
     let mut cluster = TestCluster::start(&["a1"], &["--http-listen", "127.0.0.1:0"]);
-    let api = address(&cluster);
+    let api = wait_for_api(&cluster);
     let get = |path: &str| get_json(api, path, None);
     let experiment = cluster.create_experiment(
         &slow_single(&cluster, "0.1", &[]),
@@ -402,7 +387,7 @@ fn the_api_needs_a_token_like_grpc_and_only_reads() {
     .unwrap();
     let auth = auth_file.to_str().unwrap();
     let cluster = TestCluster::start(&[], &["--auth-file", auth, "--http-listen", "127.0.0.1:0"]);
-    let api = address(&cluster);
+    let api = wait_for_api(&cluster);
     let path = "/api/v1/experiments";
     for (token, needs) in [
         (None, "needs a token"),

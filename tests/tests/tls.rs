@@ -1,46 +1,10 @@
 //! TLS between the master, its agents and the CLI, with certificates made by the test.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use baton_cluster_tests::pki::Pki;
 use baton_cluster_tests::{TestCluster, example_config, repo_root, wait_until};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-/// A CA, a certificate for the master on 127.0.0.1 and one for an agent, written as PEM files.
-struct Pki {
-    ca: PathBuf,
-    server: (PathBuf, PathBuf),
-    client: (PathBuf, PathBuf),
-}
-
-fn make_pki(dir: &Path) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let issue = |names: Vec<String>, prefix: &str| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        (
-            write(&format!("{prefix}.pem"), cert.pem()),
-            write(&format!("{prefix}.key"), key.serialize_pem()),
-        )
-    };
-    let server = issue(vec!["127.0.0.1".into(), "localhost".into()], "server");
-    let client = issue(vec!["agent.baton.test".into()], "client");
-    Pki {
-        ca: write("ca.pem", ca.pem()),
-        server,
-        client,
-    }
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -49,7 +13,7 @@ fn path(p: &Path) -> &str {
 #[test]
 fn agents_and_the_cli_speak_tls_to_a_tls_master_and_a_wrong_scheme_is_named() {
     let certs = tempfile::tempdir().unwrap();
-    let pki = make_pki(certs.path());
+    let pki = Pki::make(certs.path());
     let mut cluster = TestCluster::start(
         &[],
         &[

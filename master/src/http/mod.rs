@@ -4,7 +4,10 @@
 mod logs;
 mod metrics;
 mod series;
+mod serve;
 mod views;
+
+pub use serve::{serve, tls_config};
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
