@@ -2,7 +2,8 @@
 # Benchmark of the dashboard's experiment page against TensorBoard showing the same 1,000 runs of
 # 100 points (see bench/dashboard/page_load.py): makes TensorBoard's environment
 # (bench/dashboard/requirements.txt) and Playwright's (scripts/browser-env.sh), then runs it.
-# Usage: scripts/bench-dashboard.sh [--repeat N] [--baton-url URL --baton-token TOKEN]
+# Usage: scripts/bench-dashboard.sh [--repeat N] [--runs N --points N] [--baton-url URL --baton-token TOKEN]
+# Needs release binaries: cargo build --release -p baton-master -p baton-fleet
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=$(scripts/ml-venv.sh bench/dashboard/requirements.txt)

@@ -8,9 +8,10 @@ Chromium, each in a fresh browser context, and timed from navigation start (page
                         selects no run when there are more than 500, so nothing is drawn yet)
     tensorboard drawn   select-all clicked at "listed", until every run's curve is in the chart
     baton loaded        body[data-loaded=true] on the dashboard's experiment page
-The Baton side is a URL of a page already holding the data (`--baton-url`, e.g.
-http://127.0.0.1:PORT/ui/#/experiments/ID, and `--baton-token`); without one, only the peer is
-measured. Prints one JSON object, with baton loaded / tensorboard drawn as the ratio.
+The Baton side (baton_side.py) is a master serving a finished experiment of as many trials and
+steps, run by `baton-fleet --populate` from `--bin-dir` (default target/release); or, with
+`--baton-url` (and `--baton-token`), a dashboard page already holding the data. Prints one JSON
+object, with baton loaded / tensorboard drawn as the ratio.
 
 Run through scripts/bench-dashboard.sh, which makes the TensorBoard environment and Playwright's.
 """
@@ -25,6 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import baton_side
 import tensorboard_peer
 
 HERE = Path(__file__).resolve().parent
@@ -51,23 +53,34 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--points", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--bin-dir", default=str(HERE.parents[1] / "target" / "release"),
+                        help="where baton-master and baton-fleet are")
     parser.add_argument("--baton-url", help="the dashboard's experiment page, data loaded")
     parser.add_argument("--baton-token", default="", help="a viewer token for it")
     parser.add_argument("--tensorboard", default=str(Path(sys.executable).with_name("tensorboard")))
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="baton-bench-dashboard-") as scratch:
-        logdir = Path(scratch) / "runs"
-        tensorboard_peer.write_events(logdir, args.runs, args.points)
-        server, url = tensorboard_peer.serve(args.tensorboard, logdir, Path(scratch) / "tb.log")
+        servers: list[subprocess.Popen] = []
         try:
+            if not args.baton_url:
+                bin_dir = Path(args.bin_dir)
+                data_dir = Path(scratch) / "baton"
+                experiment = baton_side.populate(bin_dir, data_dir, args.runs, args.points)
+                master, base = baton_side.serve(bin_dir, data_dir, Path(scratch) / "master.log")
+                servers.append(master)
+                args.baton_url = f"{base}/ui/#/experiments/{experiment}"
+            logdir = Path(scratch) / "runs"
+            tensorboard_peer.write_events(logdir, args.runs, args.points)
+            server, url = tensorboard_peer.serve(args.tensorboard, logdir, Path(scratch) / "tb.log")
+            servers.append(server)
             loaded_s = tensorboard_peer.wait_loaded(url, args.runs, args.points)
             peer = measure("tensorboard", f"{url}/#timeseries", args.runs, args.repeat)
-            baton = (measure("baton", args.baton_url, args.runs, args.repeat, args.baton_token)
-                     if args.baton_url else None)
+            baton = measure("baton", args.baton_url, args.runs, args.repeat, args.baton_token)
         finally:
-            server.terminate()
-            server.wait()
+            for server in servers:
+                server.terminate()
+                server.wait()
     result = {
         "runs": args.runs,
         "points_per_run": args.points,
@@ -75,9 +88,8 @@ def main() -> None:
         "tensorboard": peer,
         "baton": baton,
     }
-    if baton:
-        result["ratio_baton_to_tensorboard_drawn"] = round(
-            baton["median_ms"]["loaded"] / peer["median_ms"]["drawn"], 3)
+    result["ratio_baton_to_tensorboard_drawn"] = round(
+        baton["median_ms"]["loaded"] / peer["median_ms"]["drawn"], 3)
     print(json.dumps(result, indent=2))
 
 
