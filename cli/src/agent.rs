@@ -1,7 +1,8 @@
 //! `baton agent list|disable|enable`.
 
+use baton_common::json_shapes;
 use baton_common::proto::{Agent, AgentRef, DisableAgentRequest, ListAgentsRequest};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::args::AgentCmd;
 use crate::client::Run;
@@ -20,7 +21,7 @@ pub async fn run(cmd: AgentCmd, app: &Run) -> anyhow::Result<()> {
             agents.sort_by(|a, b| a.id.cmp(&b.id));
             if app.json {
                 return Ok(output::print_json(&Value::Array(
-                    agents.iter().map(agent_json).collect(),
+                    agents.iter().map(json_shapes::agent).collect(),
                 ))?);
             }
             if csv {
@@ -35,30 +36,12 @@ pub async fn run(cmd: AgentCmd, app: &Run) -> anyhow::Result<()> {
         AgentCmd::Enable { id } => admin.enable_agent(AgentRef { id }).await?.into_inner(),
     };
     if app.json {
-        return Ok(output::print_json(&agent_json(&agent))?);
+        return Ok(output::print_json(&json_shapes::agent(&agent))?);
     }
     Ok(output::print(&format!(
         "Agent {} is {}",
         agent.id, agent.state
     ))?)
-}
-
-/// The JSON shape of an agent in `agent list --json`.
-pub fn agent_json(agent: &Agent) -> Value {
-    json!({
-        "id": agent.id,
-        "state": agent.state,
-        "connected": agent.connected,
-        "slots": agent.slots,
-        "used_slots": agent.used_slots,
-        "trial_ids": agent.trial_ids,
-        "last_seen_ms": agent.last_seen_ms,
-        "last_seen": times::json(agent.last_seen_ms),
-        "version": agent.version,
-        "slot_details": agent.slot_details.iter()
-            .map(|s| json!({ "id": s.id, "kind": s.kind, "name": s.name }))
-            .collect::<Vec<_>>(),
-    })
 }
 
 /// The table of `agent list`.
@@ -128,6 +111,7 @@ fn agents_csv(agents: &[Agent]) -> String {
 mod tests {
     use super::*;
     use baton_common::proto::Slot;
+    use serde_json::json;
 
     #[test]
     fn list_json_and_table() {
@@ -146,7 +130,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let value = agent_json(&agent);
+        let value = json_shapes::agent(&agent);
         assert_eq!(value["id"], "gpu-a");
         assert_eq!(value["state"], "enabled");
         assert_eq!(value["connected"], true);

@@ -1,32 +1,8 @@
 //! The allocations of a trial: where and when each ran, and why it ended.
 
 use baton_common::proto::Allocation;
-use serde_json::{Value, json};
 
 use crate::{output, times};
-
-/// One allocation as JSON.
-pub fn json(alloc: &Allocation) -> Value {
-    json!({
-        "id": alloc.id,
-        "agent_id": alloc.agent_id,
-        "start_step": alloc.start_step,
-        "end_step": alloc.end_step,
-        "exit_reason": output::non_empty(&alloc.exit_reason),
-        "started_ms": alloc.started_ms,
-        "ended_ms": alloc.ended_ms,
-        "started": times::json(alloc.started_ms),
-        "ended": times::json(alloc.ended_ms),
-        "message": output::non_empty(&alloc.message),
-        "parts": alloc.parts.iter().map(|p| json!({
-            "id": p.id,
-            "agent_id": p.agent_id,
-            "slot_ids": p.slot_ids,
-            "exit_reason": output::non_empty(&p.exit_reason),
-            "message": output::non_empty(&p.message),
-        })).collect::<Vec<_>>(),
-    })
-}
 
 /// The agents an allocation runs on: its agent, or every part's agent, the chief's first.
 pub fn agents(alloc: &Allocation) -> String {
@@ -142,7 +118,10 @@ mod tests {
              a-1,gpu-1,0,30,2026-01-01T00:00:00.000Z,2026-01-01T00:03:12.500Z,moved,\"to gpu-2, by alice\"\n\
              a-2,gpu-2+gpu-3,30,31,,,,\n"
         );
-        assert_eq!(json(&allocations[1])["parts"][1]["agent_id"], "gpu-3");
+        assert_eq!(
+            baton_common::json_shapes::allocation(&allocations[1])["parts"][1]["agent_id"],
+            "gpu-3"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `baton checkpoint describe|download` and `baton experiment list-checkpoints`.
 
+use baton_common::json_shapes;
 use std::cmp::Ordering;
 
 use baton_common::proto::{Checkpoint, CheckpointRef, ExperimentRef, ListCheckpointsRequest};
@@ -24,7 +25,9 @@ pub async fn run(cmd: CheckpointCmd, app: &Run) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             if app.json {
-                return Ok(output::print_json(&describe_json(&ckpt))?);
+                return Ok(output::print_json(&json_shapes::checkpoint_described(
+                    &ckpt,
+                ))?);
             }
             Ok(output::print(&describe_text(&ckpt))?)
         }
@@ -62,7 +65,7 @@ pub async fn list(app: &Run, args: &ListCheckpointsArgs) -> anyhow::Result<()> {
     }
     if app.json {
         return Ok(output::print_json(&Value::Array(
-            checkpoints.iter().map(checkpoint_json).collect(),
+            checkpoints.iter().map(json_shapes::checkpoint).collect(),
         ))?);
     }
     if args.csv {
@@ -101,32 +104,6 @@ pub fn sort_best(checkpoints: &mut [Checkpoint], smaller_is_better: bool) {
         };
         by_metric.then((a.trial_id, a.step).cmp(&(b.trial_id, b.step)))
     });
-}
-
-/// The JSON shape of a checkpoint in `list-checkpoints --json` and GC previews.
-pub fn checkpoint_json(ckpt: &Checkpoint) -> Value {
-    json!({
-        "uuid": ckpt.uuid,
-        "experiment_id": ckpt.experiment_id,
-        "trial_id": ckpt.trial_id,
-        "step": ckpt.step,
-        "state": ckpt.state,
-        "metric": ckpt.metric,
-        "size_bytes": ckpt.size_bytes,
-        "created_ms": ckpt.created_ms,
-        "created": times::json(ckpt.created_ms),
-        "pinned": ckpt.pinned,
-        "pin_note": output::non_empty(&ckpt.pin_note),
-    })
-}
-
-/// The JSON shape of `checkpoint describe --json`: the checkpoint with metadata and storage parsed.
-pub fn describe_json(ckpt: &Checkpoint) -> Value {
-    let mut value = checkpoint_json(ckpt);
-    value["metadata"] = output::parse_json_field(&ckpt.metadata_json, json!({}));
-    value["storage"] = output::parse_json_field(&ckpt.storage_json, Value::Null);
-    value["error"] = output::non_empty(&ckpt.error);
-    value
 }
 
 /// The human-readable `checkpoint describe`: fields, then the metadata as indented JSON.
@@ -268,7 +245,7 @@ mod tests {
     fn list_json_and_csv_shapes() {
         let mut c = ckpt("u1", 2, 50, Some(0.25));
         c.size_bytes = 1024;
-        let value = checkpoint_json(&c);
+        let value = json_shapes::checkpoint(&c);
         for key in [
             "uuid",
             "trial_id",
@@ -283,7 +260,7 @@ mod tests {
         }
         assert_eq!(value["metric"], 0.25);
         assert_eq!(
-            checkpoint_json(&ckpt("u2", 1, 1, None))["metric"],
+            json_shapes::checkpoint(&ckpt("u2", 1, 1, None))["metric"],
             Value::Null
         );
         let text = csv(&[c, ckpt("u2", 1, 1, None)]);
@@ -328,7 +305,7 @@ mod tests {
         let mut c = ckpt("u1", 2, 50, None);
         c.metadata_json = r#"{"framework":"torch"}"#.into();
         c.storage_json = r#"{"type":"shared_fs","host_path":"/mnt"}"#.into();
-        let value = describe_json(&c);
+        let value = json_shapes::checkpoint_described(&c);
         assert_eq!(value["metadata"], json!({"framework": "torch"}));
         assert_eq!(value["storage"]["type"], "shared_fs");
         assert_eq!(value["error"], Value::Null);

@@ -1,12 +1,13 @@
 //! `baton experiment delete`: says what goes, asks, then has the master delete it. Pinned
 //! checkpoints stay, and with them the experiment's records.
 
+use baton_common::json_shapes;
 use std::io::IsTerminal;
 
 use baton_common::proto::{Checkpoint, ExperimentRef, ListCheckpointsRequest};
 
 use crate::client::Run;
-use crate::{experiment, gc, output};
+use crate::{gc, output};
 
 /// Deletes experiment `id`, asking first unless `yes`.
 pub async fn delete(app: &Run, id: u64, yes: bool) -> anyhow::Result<()> {
@@ -56,7 +57,7 @@ pub async fn delete(app: &Run, id: u64, yes: bool) -> anyhow::Result<()> {
         .await?
         .into_inner();
     if app.json {
-        return Ok(output::print_json(&experiment::experiment_json(&exp))?);
+        return Ok(output::print_json(&json_shapes::experiment(&exp))?);
     }
     if exp.pinned_checkpoints == 0 {
         return Ok(output::print(&format!(

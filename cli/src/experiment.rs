@@ -1,6 +1,6 @@
 //! `baton experiment create|list|describe|kill|delete|pause|activate`.
 
-use std::collections::BTreeMap;
+use baton_common::json_shapes;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -98,7 +98,10 @@ async fn list(app: &Run, state: &[String], csv: bool) -> anyhow::Result<()> {
     experiments.sort_by_key(|e| e.id);
     if app.json {
         return Ok(output::print_json(&Value::Array(
-            experiments.iter().map(summary_json).collect(),
+            experiments
+                .iter()
+                .map(json_shapes::experiment_summary)
+                .collect(),
         ))?);
     }
     if csv {
@@ -209,7 +212,7 @@ async fn describe(app: &Run, id: u64, csv: bool) -> anyhow::Result<()> {
         .await?
         .into_inner();
     if app.json {
-        return Ok(output::print_json(&experiment_json(&exp))?);
+        return Ok(output::print_json(&json_shapes::experiment(&exp))?);
     }
     if csv {
         return Ok(output::print(&trial::trials_csv(&exp.trials))?);
@@ -239,46 +242,12 @@ async fn describe(app: &Run, id: u64, csv: bool) -> anyhow::Result<()> {
 /// Prints an experiment's state after kill, pause or activate.
 fn print_state(exp: &Experiment, as_json: bool) -> anyhow::Result<()> {
     if as_json {
-        return Ok(output::print_json(&experiment_json(exp))?);
+        return Ok(output::print_json(&json_shapes::experiment(exp))?);
     }
     Ok(output::print(&format!(
         "Experiment {} is {}",
         exp.id, exp.state
     ))?)
-}
-
-/// The JSON shape of an experiment in `experiment list --json`: counts, no trials.
-pub fn summary_json(exp: &Experiment) -> Value {
-    let trial_states: BTreeMap<&str, u32> = exp
-        .trial_states
-        .iter()
-        .map(|(state, count)| (state.as_str(), *count))
-        .collect();
-    json!({
-        "id": exp.id,
-        "name": exp.name,
-        "state": exp.state,
-        "searcher": exp.searcher,
-        "created_ms": exp.created_ms,
-        "created": times::json(exp.created_ms),
-        "trial_count": exp.trial_count,
-        "trial_states": trial_states,
-        "steps_completed": exp.steps_completed,
-        "max_length": exp.max_length,
-        "storage_bytes": exp.storage_bytes,
-        "storage_peak_bytes": exp.storage_peak_bytes,
-        "pinned_checkpoints": exp.pinned_checkpoints,
-        "gc_while_running": exp.gc_while_running,
-    })
-}
-
-/// The JSON shape of an experiment, as `experiment describe --json` prints it: with its trials
-/// and, for an adaptive search, its brackets.
-pub fn experiment_json(exp: &Experiment) -> Value {
-    let mut value = summary_json(exp);
-    value["trials"] = exp.trials.iter().map(trial::trial_json).collect();
-    value["brackets"] = search::brackets_json(&exp.brackets);
-    value
 }
 
 /// `searcher.smaller_is_better` of an experiment config (true when absent or unreadable).
@@ -321,7 +290,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let value = experiment_json(&exp);
+        let value = json_shapes::experiment(&exp);
         assert_eq!(value["id"], 4);
         assert_eq!(value["name"], "mnist");
         assert_eq!(value["state"], "ACTIVE");
@@ -349,20 +318,6 @@ mod tests {
             max_length: 60,
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn list_json_counts_trials_without_a_trials_array() {
-        let exp = grid(2, "ACTIVE", &[("COMPLETED", 2), ("RUNNING", 2)], 150);
-        let value = summary_json(&exp);
-        assert_eq!(value["trial_count"], 4);
-        assert_eq!(value["trial_states"], json!({"COMPLETED": 2, "RUNNING": 2}));
-        assert_eq!(value["steps_completed"], 150);
-        assert_eq!(value["max_length"], 60);
-        assert_eq!(value["created"], "2026-01-01T00:00:00.000Z");
-        assert!(value.get("trials").is_none(), "{value}");
-        assert_eq!(experiment_json(&exp)["trials"], json!([]));
-        assert_eq!(experiment_json(&exp)["trial_count"], 4);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+pub use baton_common::json_shapes::parse_json_field;
 use comfy_table::{Table, presets};
 use serde_json::Value;
 
@@ -55,23 +56,6 @@ pub fn fields(pairs: &[(&str, String)]) -> String {
         .iter()
         .map(|(label, value)| format!("{:<width$} {value}\n", format!("{label}:")))
         .collect()
-}
-
-/// Parses a JSON document sent as a string; an empty string is `default`, invalid JSON stays text.
-pub fn parse_json_field(text: &str, default: Value) -> Value {
-    if text.trim().is_empty() {
-        return default;
-    }
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
-/// `null` for an empty string, the string otherwise.
-pub fn non_empty(text: &str) -> Value {
-    if text.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text.to_string())
-    }
 }
 
 /// `-` for an empty string, the string otherwise.
@@ -151,7 +135,6 @@ pub fn raw_metric(metric: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn table_aligns_columns_without_trailing_space() {
@@ -172,18 +155,6 @@ mod tests {
             fields(&[("ID", "1".into()), ("State", "ACTIVE".into())]),
             "ID:    1\nState: ACTIVE\n"
         );
-    }
-
-    #[test]
-    fn json_fields_parse_or_fall_back() {
-        assert_eq!(parse_json_field("", json!({})), json!({}));
-        assert_eq!(
-            parse_json_field("{\"lr\": 0.1}", json!({})),
-            json!({"lr": 0.1})
-        );
-        assert_eq!(parse_json_field("not json", Value::Null), json!("not json"));
-        assert_eq!(non_empty(""), Value::Null);
-        assert_eq!(non_empty("a1"), json!("a1"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `baton checkpoint pin|unpin`.
 
+use baton_common::json_shapes;
 use baton_common::proto::{Checkpoint, PinCheckpointRequest, UnpinCheckpointRequest};
 
 use crate::client::Run;
-use crate::{checkpoint, output};
+use crate::output;
 
 /// Pins a checkpoint with a note and prints it.
 pub async fn pin(app: &Run, uuid: String, note: String) -> anyhow::Result<()> {
@@ -29,7 +30,7 @@ pub async fn unpin(app: &Run, uuid: String) -> anyhow::Result<()> {
 
 fn report(app: &Run, ckpt: &Checkpoint) -> anyhow::Result<()> {
     if app.json {
-        return Ok(output::print_json(&checkpoint::checkpoint_json(ckpt))?);
+        return Ok(output::print_json(&json_shapes::checkpoint(ckpt))?);
     }
     Ok(output::print(&summary(ckpt))?)
 }

@@ -1,9 +1,7 @@
-//! An adaptive search in `experiment describe`: its brackets and rungs, as a table and as JSON.
-
-use baton_common::proto::{SearchBracket, SearchRung};
-use serde_json::{Value, json};
+//! An adaptive search in `experiment describe`: its brackets and rungs as a table.
 
 use crate::output;
+use baton_common::proto::{SearchBracket, SearchRung};
 
 /// Trials of a rung promoted to the next one.
 fn promoted(rung: &SearchRung) -> usize {
@@ -31,32 +29,6 @@ pub fn rungs_table(brackets: &[SearchBracket]) -> String {
         ],
         rows,
     )
-}
-
-/// The brackets as `experiment describe --json` shows them, each rung's results in the order
-/// they arrived (`metric` null for a failure).
-pub fn brackets_json(brackets: &[SearchBracket]) -> Value {
-    brackets
-        .iter()
-        .map(|bracket| {
-            json!({
-                "trials": bracket.trials,
-                "created": bracket.created,
-                "rungs": bracket.rungs.iter().map(|rung| json!({
-                    "length": rung.length,
-                    "training": rung.training,
-                    "reported": rung.results.len(),
-                    "waiting": rung.waiting,
-                    "promoted": promoted(rung),
-                    "results": rung.results.iter().map(|result| json!({
-                        "trial_id": result.trial_id,
-                        "metric": result.metric,
-                        "promoted": result.promoted,
-                    })).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -109,26 +81,6 @@ mod tests {
         assert_eq!(
             lines[2],
             "1 (4/4 trials)  2     64      1         0         0        0"
-        );
-    }
-
-    #[test]
-    fn the_json_lists_results_in_arrival_order() {
-        let value = brackets_json(&brackets());
-        let rung = &value[0]["rungs"][0];
-        assert_eq!(value[0]["trials"], 4);
-        assert_eq!(
-            (rung["length"].as_u64(), rung["reported"].as_u64()),
-            (Some(16), Some(3))
-        );
-        assert_eq!(rung["promoted"], 1);
-        assert_eq!(
-            rung["results"],
-            json!([
-                {"trial_id": 7, "metric": 0.5, "promoted": false},
-                {"trial_id": 8, "metric": 0.25, "promoted": true},
-                {"trial_id": 9, "metric": null, "promoted": false},
-            ])
         );
     }
 }

@@ -1,7 +1,6 @@
 //! Times and durations: local time with its zone in tables, RFC 3339 in JSON and CSV.
 
 use chrono::{DateTime, FixedOffset, Local, SecondsFormat, Utc};
-use serde_json::Value;
 
 /// Unix milliseconds in local time with the zone (`2026-12-02 01:21:07 +01:00`, or `UTC` at
 /// offset zero), `-` when unset.
@@ -17,11 +16,6 @@ pub fn rfc3339(unix_ms: i64) -> String {
     at(unix_ms)
         .map(|at| at.to_rfc3339_opts(SecondsFormat::Millis, true))
         .unwrap_or_default()
-}
-
-/// Unix milliseconds in RFC 3339 for JSON, `null` when unset.
-pub fn json(unix_ms: i64) -> Value {
-    at(unix_ms).map_or(Value::Null, |_| Value::String(rfc3339(unix_ms)))
 }
 
 /// The current time in Unix milliseconds.
@@ -97,8 +91,6 @@ mod tests {
         assert_eq!(rfc3339(LEAP_DAY_MS + 250), "2000-02-29T00:00:00.250Z");
         assert_eq!(rfc3339(1_767_225_599_000), "2025-12-31T23:59:59.000Z");
         assert_eq!(rfc3339(0), "");
-        assert_eq!(json(0), Value::Null);
-        assert_eq!(json(LEAP_DAY_MS), "2000-02-29T00:00:00.000Z");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `baton trial list|describe|logs|move`.
 
+use baton_common::json_shapes;
 use std::io::Write;
 
 use baton_common::proto::{
-    ExperimentRef, MoveTrialRequest, Trial, TrialDetail, TrialLogsRequest, TrialRef, Validation,
+    ExperimentRef, MoveTrialRequest, Trial, TrialDetail, TrialLogsRequest, TrialRef,
 };
 use serde_json::{Value, json};
 
@@ -28,7 +29,9 @@ pub async fn run(cmd: TrialCmd, app: &Run) -> anyhow::Result<()> {
             trials.retain(|t| states::wanted(&state, &t.state));
             trials.sort_by_key(|t| t.id);
             if app.json {
-                output::print_json(&Value::Array(trials.iter().map(trial_json).collect()))?;
+                output::print_json(&Value::Array(
+                    trials.iter().map(json_shapes::trial).collect(),
+                ))?;
             } else if csv {
                 output::print(&trials_csv(&trials))?;
             } else {
@@ -38,7 +41,7 @@ pub async fn run(cmd: TrialCmd, app: &Run) -> anyhow::Result<()> {
         TrialCmd::Describe { id, csv } => {
             let detail = admin.describe_trial(TrialRef { id }).await?.into_inner();
             if app.json {
-                output::print_json(&detail_json(&detail))?;
+                output::print_json(&json_shapes::trial_detail(&detail))?;
             } else if csv {
                 output::print(&allocations::csv(&detail.allocations))?;
             } else {
@@ -57,12 +60,7 @@ pub async fn run(cmd: TrialCmd, app: &Run) -> anyhow::Result<()> {
             let mut out = std::io::stdout();
             while let Some(line) = stream.message().await? {
                 if app.json {
-                    let value = json!({
-                        "id": line.id, "allocation_id": line.allocation_id, "stream": line.stream,
-                        "text": line.text, "timestamp_ms": line.timestamp_ms,
-                        "timestamp": times::json(line.timestamp_ms),
-                    });
-                    writeln!(out, "{value}")?;
+                    writeln!(out, "{}", json_shapes::log_line(&line))?;
                 } else if line.text.ends_with('\n') {
                     write!(out, "{}", line.text)?;
                 } else {
@@ -79,7 +77,7 @@ pub async fn run(cmd: TrialCmd, app: &Run) -> anyhow::Result<()> {
             };
             let detail = admin.move_trial(request).await?.into_inner();
             if app.json {
-                output::print_json(&detail_json(&detail))?;
+                output::print_json(&json_shapes::trial_detail(&detail))?;
             } else if to_agent.is_empty() {
                 output::print(&format!(
                     "Moving trial {id} (the scheduler picks the agent)"
@@ -90,43 +88,6 @@ pub async fn run(cmd: TrialCmd, app: &Run) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The JSON shape of a trial inside `experiment describe --json` and `trial list --json`.
-pub fn trial_json(trial: &Trial) -> Value {
-    json!({
-        "id": trial.id,
-        "experiment_id": trial.experiment_id,
-        "state": trial.state,
-        "hparams": output::parse_json_field(&trial.hparams_json, json!({})),
-        "steps_completed": trial.steps_completed,
-        "restarts": trial.restarts,
-        "agent_id": output::non_empty(&trial.agent_id),
-        "latest_checkpoint": output::non_empty(&trial.latest_checkpoint_uuid),
-        "error": output::non_empty(&trial.error),
-        "state_reason": output::non_empty(&trial.state_reason),
-        "target_length": trial.target_length,
-    })
-}
-
-/// The JSON shape of `trial describe --json`: the trial, its allocations and validations.
-pub fn detail_json(detail: &TrialDetail) -> Value {
-    let mut value = detail.trial.as_ref().map_or_else(|| json!({}), trial_json);
-    value["allocations"] = detail.allocations.iter().map(allocations::json).collect();
-    value["latest_validation"] = detail
-        .latest_validation
-        .as_ref()
-        .map_or(Value::Null, validation_json);
-    value["validations"] = detail.validations.iter().map(validation_json).collect();
-    value
-}
-
-/// One validation as JSON, with its metrics parsed.
-fn validation_json(validation: &Validation) -> Value {
-    json!({
-        "step": validation.step,
-        "metrics": output::parse_json_field(&validation.metrics_json, json!({})),
-    })
 }
 
 /// The table of trials shown by `trial list` and `experiment describe`.
@@ -248,7 +209,7 @@ fn detail_text(detail: &TrialDetail, now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_common::proto::Allocation;
+    use baton_common::proto::{Allocation, Validation};
 
     /// 2026-01-01 00:00:00 UTC.
     const NEW_YEAR_MS: i64 = 1_767_225_600_000;
@@ -294,7 +255,7 @@ mod tests {
 
     #[test]
     fn describe_json_shape() {
-        let value = detail_json(&detail());
+        let value = json_shapes::trial_detail(&detail());
         assert_eq!(value["id"], 3);
         assert_eq!(value["state"], "RUNNING");
         assert_eq!(value["hparams"], json!({"lr": 0.5}));
@@ -319,7 +280,10 @@ mod tests {
     fn describe_json_without_validation_is_null() {
         let mut d = detail();
         d.latest_validation = None;
-        assert_eq!(detail_json(&d)["latest_validation"], Value::Null);
+        assert_eq!(
+            json_shapes::trial_detail(&d)["latest_validation"],
+            Value::Null
+        );
     }
 
     #[test]

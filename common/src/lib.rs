@@ -4,6 +4,7 @@
 pub mod config;
 pub mod daemon;
 pub mod gc;
+pub mod json_shapes;
 pub mod layered_args;
 pub mod master_list;
 pub mod metrics;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use baton_cluster_tests::http::{api_address, get_json, request};
+use baton_cluster_tests::linreg::slow_single;
 use baton_cluster_tests::{TestCluster, TestStorage, repo_root, wait_until};
 use serde_json::Value;
 
@@ -27,6 +28,61 @@ fn address(cluster: &TestCluster) -> SocketAddr {
 fn steps(points: &Value) -> Vec<u64> {
     let points = points.as_array().expect("a series");
     points.iter().map(|p| p["step"].as_u64().unwrap()).collect()
+}
+
+/// The best and the latest `(step, validation_loss)` of a trial's validations, the smallest best and
+/// the earliest step among equals.
+fn best_and_latest(validations: &Value) -> (Value, Value) {
+    const METRIC: &str = "validation_loss";
+    let losses: Vec<(u64, f64)> = validations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["step"].as_u64().unwrap(),
+                v["metrics"][METRIC].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let shown = |(step, value): (u64, f64)| serde_json::json!({"step": step, "value": value});
+    let best = losses
+        .iter()
+        .copied()
+        .reduce(|a, b| if b.1 < a.1 { b } else { a })
+        .map_or(Value::Null, shown);
+    let latest = losses.last().copied().map_or(Value::Null, shown);
+    (best, latest)
+}
+
+/// A metric value without its trial id.
+fn without_trial(mut value: Value) -> Value {
+    if let Some(object) = value.as_object_mut() {
+        object.remove("trial_id");
+    }
+    value
+}
+
+/// Every page of a trial's log lines, `limit` at a time.
+fn all_log_pages(api: SocketAddr, trial_id: u64, limit: usize) -> Vec<Value> {
+    let mut lines = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = get_json(
+            api,
+            &format!("/api/v1/trials/{trial_id}/logs?after={after}&limit={limit}"),
+            None,
+        );
+        let got = page["lines"].as_array().unwrap().clone();
+        assert!(got.len() <= limit, "{page}");
+        if got.is_empty() {
+            assert_eq!(page["next_after"], after, "{page}");
+            return lines;
+        }
+        after = page["next_after"].as_u64().unwrap();
+        assert_eq!(got.last().unwrap()["id"], after, "{page}");
+        lines.extend(got);
+    }
 }
 
 /// Checkpoints by uuid.
@@ -77,11 +133,17 @@ fn endpoints_mirror_the_cli_for_a_finished_grid_and_share_the_metrics_port() {
         listed[0]["storage_bytes"].as_u64().unwrap() > 0,
         "{listed:#}"
     );
+    let trial_count = listed[0]["trial_count"].as_u64().unwrap();
+    assert_eq!(listed[0]["steps_total"], trial_count * 60, "{listed:#}");
+    assert_eq!(listed[0]["steps_completed"], trial_count * 60, "{listed:#}");
+    assert_eq!(
+        listed[0]["metric"],
+        serde_json::json!({"name": "validation_loss", "smaller_is_better": true})
+    );
     let unfinished = get("/api/v1/experiments?state=active,paused");
     assert_eq!(unfinished["experiments"], Value::Array(vec![]));
 
-    let mut cli_experiment = cluster.json(&["experiment", "describe", &id.to_string()]);
-    cli_experiment.as_object_mut().unwrap().remove("brackets");
+    let cli_experiment = cluster.json(&["experiment", "describe", &id.to_string()]);
     let experiment = get(&format!("/api/v1/experiments/{id}"));
     assert_eq!(experiment, cli_experiment);
 
@@ -119,6 +181,87 @@ fn endpoints_mirror_the_cli_for_a_finished_grid_and_share_the_metrics_port() {
         );
         assert_eq!(checkpoint, cli_checkpoints[&uuid]);
     }
+
+    let mut best_of_all: Option<(f64, Value)> = None;
+    let curves = |query: &str| get(&format!("/api/v1/experiments/{id}/metrics{query}"));
+    let validation_curves = curves("?kind=validation");
+    assert_eq!(
+        validation_curves["metric"], "validation_loss",
+        "{validation_curves}"
+    );
+    assert!(
+        validation_curves["metric_names"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("validation_loss")),
+        "{validation_curves}"
+    );
+    let training_curves = curves("?kind=training&metric=loss&max_points=5");
+    let series_of = |curves: &Value, trial_id: u64| -> Value {
+        let series = curves["series"].as_array().unwrap();
+        series
+            .iter()
+            .find(|s| s["trial_id"] == trial_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no series of trial {trial_id} in {curves}"))
+    };
+    assert_eq!(
+        training_curves["series"].as_array().unwrap().len(),
+        cli_experiment["trials"].as_array().unwrap().len()
+    );
+    for trial in cli_experiment["trials"].as_array().unwrap() {
+        let trial_id = trial["id"].as_u64().unwrap();
+        let cli_detail = cluster.trial(trial_id);
+        let (best, latest) = best_and_latest(&cli_detail["validations"]);
+        assert_eq!(without_trial(trial["best_metric"].clone()), best, "{trial}");
+        assert_eq!(
+            without_trial(trial["latest_metric"].clone()),
+            latest,
+            "{trial}"
+        );
+        let loss = best["value"].as_f64().unwrap();
+        if best_of_all.as_ref().is_none_or(|(b, _)| loss < *b) {
+            let mut with_trial = best.clone();
+            with_trial["trial_id"] = trial_id.into();
+            best_of_all = Some((loss, with_trial));
+        }
+        let expected: Vec<Value> = cli_detail["validations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| serde_json::json!([v["step"], v["metrics"]["validation_loss"]]))
+            .collect();
+        assert_eq!(
+            series_of(&validation_curves, trial_id)["points"],
+            Value::Array(expected)
+        );
+        let training = series_of(&training_curves, trial_id);
+        let points = training["points"].as_array().unwrap();
+        assert_eq!(training["total_points"], 60, "{training}");
+        assert_eq!(points.len(), 5, "{training}");
+        assert_eq!(
+            (points[0][0].as_u64(), points[4][0].as_u64()),
+            (Some(1), Some(60))
+        );
+
+        let cli_logs: Vec<Value> = cluster
+            .cli_ok(&["--json", "trial", "logs", &trial_id.to_string()])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(cli_logs.len() > 3, "{cli_logs:?}");
+        assert_eq!(all_log_pages(api, trial_id, 7), cli_logs);
+        let tail = get(&format!("/api/v1/trials/{trial_id}/logs?tail=3"));
+        assert_eq!(
+            tail["lines"].as_array().unwrap(),
+            &cli_logs[cli_logs.len() - 3..]
+        );
+    }
+    assert_eq!(
+        listed[0]["best_metric"],
+        best_of_all.unwrap().1,
+        "{listed:#}"
+    );
 
     for trial in cli_experiment["trials"].as_array().unwrap() {
         let trial_id = trial["id"].as_u64().unwrap();
@@ -168,6 +311,17 @@ fn endpoints_mirror_the_cli_for_a_finished_grid_and_share_the_metrics_port() {
         ("/api/v1/trials/1/metrics?kind=loss", 400, "kind"),
         ("/api/v1/trials/1/metrics?max_points=0", 400, "max_points"),
         ("/api/v1/experiments?state=done", 400, "state"),
+        ("/api/v1/experiments/99/metrics", 404, "99"),
+        ("/api/v1/experiments/1/metrics?kind=x", 400, "kind"),
+        (
+            "/api/v1/experiments/1/metrics?max_points=-1",
+            400,
+            "max_points",
+        ),
+        ("/api/v1/trials/98/logs", 404, "98"),
+        ("/api/v1/trials/1/logs?tail=2&after=1", 400, "tail"),
+        ("/api/v1/trials/1/logs?limit=0", 400, "limit"),
+        ("/api/v1/trials/1/logs?after=x", 400, "after"),
     ] {
         let (code, body) = request(api, "GET", path, None);
         assert_eq!(code, status, "{path}: {body}");
@@ -180,6 +334,49 @@ fn endpoints_mirror_the_cli_for_a_finished_grid_and_share_the_metrics_port() {
     let (code, body) = request(api, "GET", "/metrics", None);
     assert_eq!(code, 200);
     assert!(body.contains("baton_"), "{body}");
+}
+
+#[test]
+fn a_running_trial_shows_on_its_slot_its_output_follows_and_a_silent_agent_is_lost() {
+    let mut cluster = TestCluster::start(&["a1"], &["--http-listen", "127.0.0.1:0"]);
+    let api = address(&cluster);
+    let get = |path: &str| get_json(api, path, None);
+    let experiment = cluster.create_experiment(
+        &slow_single(&cluster, "0.1", &[]),
+        &repo_root().join("examples/linreg"),
+    );
+    let trial = cluster.first_trial(experiment);
+    cluster.wait_for_trial(trial, "steps", Duration::from_secs(60), |t| {
+        t["state"] == "RUNNING" && t["steps_completed"].as_u64() > Some(2)
+    });
+    let agent = get("/api/v1/agents")["agents"][0].clone();
+    assert_eq!(agent["status"], "enabled", "{agent}");
+    assert_eq!(agent["slot_details"][0]["trial_id"], trial, "{agent}");
+    assert_eq!(agent["trial_ids"], serde_json::json!([trial]), "{agent}");
+
+    let first = get(&format!("/api/v1/trials/{trial}/logs"));
+    let after = first["next_after"].as_u64().unwrap();
+    assert!(after > 0, "{first}");
+    let mut later = Value::Null;
+    wait_until("new output lines", Duration::from_secs(30), || {
+        later = get(&format!("/api/v1/trials/{trial}/logs?after={after}"));
+        !later["lines"].as_array().unwrap().is_empty()
+    });
+    assert!(later["lines"][0]["id"].as_u64().unwrap() > after, "{later}");
+    let detail = get(&format!("/api/v1/trials/{trial}"));
+    assert_eq!(
+        detail["allocations"][0]["exit_reason"],
+        Value::Null,
+        "{detail}"
+    );
+
+    cluster.kill_agent("a1");
+    let mut agent = Value::Null;
+    wait_until("the agent shown lost", Duration::from_secs(30), || {
+        agent = get("/api/v1/agents")["agents"][0].clone();
+        agent["status"] == "lost"
+    });
+    assert_eq!(agent["connected"], false, "{agent}");
 }
 
 #[test]

@@ -17,6 +17,20 @@ use crate::store::{CheckpointRow, LogRow, ValidationRow};
 /// Where a command's answer goes.
 pub type Reply<T> = oneshot::Sender<MasterResult<T>>;
 
+/// Which of a trial's log lines a page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogWindow {
+    /// At most `limit` lines after the line `after` (0: from the first).
+    After {
+        /// The last line the reader has.
+        after: u64,
+        /// The most lines to return.
+        limit: u64,
+    },
+    /// The last lines.
+    Tail(u64),
+}
+
 /// What a log follower gets: the stored lines, a subscription, and whether the trial has ended.
 pub type LogSubscription = (Vec<LogRow>, broadcast::Receiver<ClusterEvent>, bool);
 
@@ -83,6 +97,10 @@ pub enum Command {
     DescribeTrial(u64, Reply<TrialDetail>),
     /// A trial's reported metrics by step: training ones, or validations when false.
     TrialMetrics(u64, bool, Reply<Vec<ValidationRow>>),
+    /// The training metrics (validations when false) of every trial of an experiment.
+    ExperimentMetrics(u64, bool, Reply<Vec<(u64, ValidationRow)>>),
+    /// A page of a trial's log lines.
+    LogPage(u64, LogWindow, Reply<Vec<LogRow>>),
     /// The checkpoints an experiment's current GC policy keeps.
     GcKept(u64, Reply<Vec<String>>),
     /// A trial's stored log lines and a subscription to new ones.
@@ -182,6 +200,8 @@ impl Command {
             Command::ListTrials(..) => "list_trials",
             Command::DescribeTrial(..) => "describe_trial",
             Command::TrialMetrics(..) => "trial_metrics",
+            Command::ExperimentMetrics(..) => "experiment_metrics",
+            Command::LogPage(..) => "log_page",
             Command::GcKept(..) => "gc_kept",
             Command::FollowLogs(..) => "follow_logs",
             Command::MoveTrial { .. } => "move_trial",
@@ -298,6 +318,12 @@ impl Cluster {
             }
             Command::TrialMetrics(id, training, reply) => {
                 let _ = reply.send(self.trial_metrics(id, training));
+            }
+            Command::ExperimentMetrics(id, training, reply) => {
+                let _ = reply.send(self.experiment_metrics(id, training));
+            }
+            Command::LogPage(id, window, reply) => {
+                let _ = reply.send(self.log_page(id, window));
             }
             Command::GcKept(id, reply) => {
                 let _ = reply.send(self.gc_kept(id));

@@ -10,12 +10,12 @@ use baton_common::proto::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::command::{AgentSender, Command, LogSubscription, Reply};
+use super::command::{AgentSender, Command, LogSubscription, LogWindow, Reply};
 use super::{Cluster, ClusterSettings};
 use crate::error::{MasterError, MasterResult};
 use crate::metrics::MasterMetrics;
 use crate::prepare::PreparedExperiment;
-use crate::store::{CheckpointRow, Store, ValidationRow};
+use crate::store::{CheckpointRow, LogRow, Store, ValidationRow};
 
 /// A cheap, cloneable way to send commands to the cluster task.
 #[derive(Clone)]
@@ -148,6 +148,23 @@ impl ClusterHandle {
     /// A trial's reported metrics by step: training ones, or validations when `training` is false.
     pub async fn trial_metrics(&self, id: u64, training: bool) -> MasterResult<Vec<ValidationRow>> {
         self.ask(|reply| Command::TrialMetrics(id, training, reply))
+            .await
+    }
+
+    /// The training metrics (validations when `training` is false) of every trial of an
+    /// experiment, by trial and step.
+    pub async fn experiment_metrics(
+        &self,
+        id: u64,
+        training: bool,
+    ) -> MasterResult<Vec<(u64, ValidationRow)>> {
+        self.ask(|reply| Command::ExperimentMetrics(id, training, reply))
+            .await
+    }
+
+    /// A page of a trial's log lines, oldest first.
+    pub async fn log_page(&self, trial_id: u64, window: LogWindow) -> MasterResult<Vec<LogRow>> {
+        self.ask(|reply| Command::LogPage(trial_id, window, reply))
             .await
     }
 

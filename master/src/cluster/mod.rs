@@ -14,6 +14,7 @@ mod gc;
 mod handle;
 mod lifecycle;
 mod log_seqs;
+mod metric_summary;
 mod pins;
 mod reconcile;
 mod replay;
@@ -31,7 +32,7 @@ mod trials;
 mod views;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use command::Command;
+pub use command::{Command, LogWindow};
 pub use desired::Deadlines;
 pub use handle::{ClusterHandle, run_cluster};
 pub use replay::{AGENT_ID, AgentReplay};

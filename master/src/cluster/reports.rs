@@ -49,10 +49,10 @@ impl Cluster {
                 None => Ok(()),
             },
             Body::Validation(report) => match self.current_trial(agent_id, &report.allocation_id) {
-                Some(trial_id) => {
-                    self.store
-                        .upsert_validation(trial_id, report.step, &report.metrics_json)
-                }
+                Some(trial_id) => self
+                    .store
+                    .upsert_validation(trial_id, report.step, &report.metrics_json)
+                    .map(|()| self.note_validation(trial_id, report.step, &report.metrics_json)),
                 None => Ok(()),
             },
             Body::CheckpointCompleted(report) => {

@@ -12,6 +12,7 @@ use super::ClusterHandle;
 use super::clock::{Clock, SystemClock};
 use super::desired::{Deadlines, Desired, SentAt};
 use super::gangs::Gang;
+use super::metric_summary::MetricSummary;
 use super::search::Search;
 use super::storage_use::StorageUse;
 use super::sweep::SweepState;
@@ -167,6 +168,8 @@ pub struct TrialEntry {
     /// When the master asked the trial's last allocation to suspend so it can run elsewhere;
     /// cleared by the first step of the next allocation (the move's duration).
     pub moving_since: Option<Instant>,
+    /// Its best and latest validations of the searcher metric.
+    pub metrics: MetricSummary,
 }
 
 impl TrialEntry {
@@ -179,6 +182,7 @@ impl TrialEntry {
             avoid_agent: None,
             not_before: None,
             moving_since: None,
+            metrics: MetricSummary::default(),
         }
     }
 }
@@ -383,6 +387,7 @@ impl Cluster {
             sweep,
             gc_due: BTreeSet::new(),
         };
+        cluster.load_metric_summaries()?;
         cluster.resume_searches();
         cluster.resume_deletions();
         cluster.resume_experiment_deletions();

@@ -4,11 +4,13 @@ use std::collections::HashMap;
 
 use baton_common::proto;
 
+use super::command::LogWindow;
+use super::metric_summary::{MetricAt, is_better};
 use super::search;
 use super::state::{Cluster, TrialEntry};
 use crate::error::{MasterError, MasterResult};
 use crate::states::{ExperimentState, TrialState};
-use crate::store::{AllocationRow, CheckpointRow, ValidationRow};
+use crate::store::{AllocationRow, CheckpointRow, LogRow, ValidationRow};
 
 impl Cluster {
     /// Every experiment, with trial counts but without the trials themselves.
@@ -30,15 +32,22 @@ impl Cluster {
         } else {
             Vec::new()
         };
+        let searcher = &experiment.config.searcher;
         let mut trial_states = HashMap::new();
         let mut trial_count = 0;
         let mut steps_completed: u64 = 0;
+        let mut best: Option<(u64, MetricAt)> = None;
         for trial in self.trials.values().filter(|t| t.row.experiment_id == id) {
             *trial_states
                 .entry(self.shown_state(trial).to_string())
                 .or_insert(0) += 1;
             trial_count += 1;
             steps_completed = steps_completed.saturating_add(trial.row.steps_completed);
+            if let Some(at) = trial.metrics.best
+                && best.is_none_or(|(_, b)| is_better(at, b, searcher.smaller_is_better))
+            {
+                best = Some((trial.row.id, at));
+            }
         }
         Ok(proto::Experiment {
             id,
@@ -61,6 +70,9 @@ impl Cluster {
             } else {
                 Vec::new()
             },
+            metric: searcher.metric.clone(),
+            smaller_is_better: searcher.smaller_is_better,
+            best_metric: best.map(|(trial_id, at)| at.view(trial_id)),
         })
     }
 
@@ -110,6 +122,8 @@ impl Cluster {
             error: trial.row.error.clone(),
             state_reason: self.state_reason(trial_id),
             target_length,
+            best_metric: trial.metrics.best.map(|at| at.view(trial_id)),
+            latest_metric: trial.metrics.latest.map(|at| at.view(trial_id)),
         }
     }
 
@@ -152,6 +166,34 @@ impl Cluster {
         })
     }
 
+    /// The training metrics (validations when `training` is false) of every trial of an
+    /// experiment, by trial and step.
+    pub fn experiment_metrics(
+        &self,
+        experiment_id: u64,
+        training: bool,
+    ) -> MasterResult<Vec<(u64, ValidationRow)>> {
+        if !self.experiments.contains_key(&experiment_id) {
+            return Err(MasterError::NotFound(format!(
+                "experiment {experiment_id} does not exist"
+            )));
+        }
+        Ok(self.store.metrics_of_experiment(experiment_id, training)?)
+    }
+
+    /// A page of a trial's log lines, oldest first.
+    pub fn log_page(&self, trial_id: u64, window: LogWindow) -> MasterResult<Vec<LogRow>> {
+        if !self.trials.contains_key(&trial_id) {
+            return Err(MasterError::NotFound(format!(
+                "trial {trial_id} does not exist"
+            )));
+        }
+        Ok(match window {
+            LogWindow::After { after, limit } => self.store.logs_after(trial_id, after, limit)?,
+            LogWindow::Tail(count) => self.store.logs_tail(trial_id, count)?,
+        })
+    }
+
     /// Agents known to the master.
     pub fn list_agents(&self) -> Vec<proto::Agent> {
         self.agents.keys().map(|id| self.agent_view(id)).collect()
@@ -177,6 +219,10 @@ impl Cluster {
             slot_details: agent.slots.clone(),
             version: agent.version.clone(),
             trial_ids: allocations.iter().map(|a| a.row.trial_id).collect(),
+            slot_trials: allocations
+                .iter()
+                .flat_map(|a| a.row.slot_ids.iter().map(|s| (s.clone(), a.row.trial_id)))
+                .collect(),
             last_seen_ms: crate::store::now_ms()
                 - self
                     .now()

@@ -3,6 +3,8 @@
 //! itself under `/ui/` (static files, no token).
 
 mod assets;
+mod logs;
+mod metrics;
 mod series;
 mod views;
 
@@ -15,16 +17,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use baton_common::proto::Validation;
+use baton_common::json_shapes;
 use serde_json::{Value, json};
 
 use crate::auth::{Access, Authority};
 use crate::cluster::ClusterHandle;
 use crate::error::MasterError;
 use crate::states::ExperimentState;
-
-/// Metric points a series holds unless `max_points` says otherwise.
-const DEFAULT_MAX_POINTS: usize = 1000;
 
 /// What every handler reads through.
 #[derive(Clone)]
@@ -74,8 +73,13 @@ pub fn router(cluster: ClusterHandle, auth: Authority) -> Router {
         .route("/api/v1/experiments", get(experiments))
         .route("/api/v1/experiments/{id}", get(experiment))
         .route("/api/v1/experiments/{id}/checkpoints", get(checkpoints))
+        .route(
+            "/api/v1/experiments/{id}/metrics",
+            get(metrics::experiment_metrics),
+        )
         .route("/api/v1/trials/{id}", get(trial))
-        .route("/api/v1/trials/{id}/metrics", get(trial_metrics))
+        .route("/api/v1/trials/{id}/metrics", get(metrics::trial_metrics))
+        .route("/api/v1/trials/{id}/logs", get(logs::trial_logs))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize))
         .method_not_allowed_fallback(|| async {
             ApiError(
@@ -119,6 +123,27 @@ fn bad_parameter(name: &str, message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, format!("{name}: {message}"))
 }
 
+/// A whole-number query parameter from `min` to `max`, `default` when absent.
+fn number_parameter(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    (min, max): (u64, u64),
+) -> Result<u64, ApiError> {
+    let Some(text) = query.get(name) else {
+        return Ok(default);
+    };
+    text.parse()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            bad_parameter(
+                name,
+                format!("must be a whole number from {min} to {max} (got {text:?})"),
+            )
+        })
+}
+
 async fn agents(State(api): State<Api>) -> Answer {
     let listed = api.cluster.list_agents().await?;
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -154,7 +179,7 @@ async fn experiments(
         .experiments
         .iter()
         .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.state)))
-        .map(views::experiment_summary)
+        .map(json_shapes::experiment_summary)
         .collect();
     Ok(Json(json!({ "experiments": experiments })))
 }
@@ -164,7 +189,7 @@ async fn experiment(State(api): State<Api>, Path(raw): Path<String>) -> Answer {
         .cluster
         .describe_experiment(id("experiment", &raw)?)
         .await?;
-    Ok(Json(views::experiment(&exp)))
+    Ok(Json(json_shapes::experiment(&exp)))
 }
 
 async fn checkpoints(State(api): State<Api>, Path(raw): Path<String>) -> Answer {
@@ -195,47 +220,4 @@ async fn trial(State(api): State<Api>, Path(raw): Path<String>) -> Answer {
         None => Vec::new(),
     };
     Ok(Json(views::trial_detail(&detail, &checkpoints)))
-}
-
-async fn trial_metrics(
-    State(api): State<Api>,
-    Path(raw): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Answer {
-    let trial_id = id("trial", &raw)?;
-    let training = match query.get("kind").map(String::as_str) {
-        None | Some("training") => true,
-        Some("validation") => false,
-        Some(other) => {
-            return Err(bad_parameter(
-                "kind",
-                format!("must be training or validation (got {other:?})"),
-            ));
-        }
-    };
-    let max_points = match query.get("max_points") {
-        None => DEFAULT_MAX_POINTS,
-        Some(text) => text.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            bad_parameter(
-                "max_points",
-                format!("must be a positive integer (got {text:?})"),
-            )
-        })?,
-    };
-    let rows = api.cluster.trial_metrics(trial_id, training).await?;
-    let points: Vec<Validation> = rows
-        .into_iter()
-        .map(|r| Validation {
-            step: r.step,
-            metrics_json: r.metrics_json,
-        })
-        .collect();
-    let kept = series::downsample(&points, max_points);
-    let kind = if training { "training" } else { "validation" };
-    Ok(Json(json!({
-        "trial_id": trial_id,
-        "kind": kind,
-        "total_points": points.len(),
-        "points": kept.iter().map(views::series_point).collect::<Vec<_>>(),
-    })))
 }

@@ -1,4 +1,9 @@
-//! Downsampling of metric series for charts.
+//! Metric series for charts: one metric's values by step, downsampled on the server.
+
+use baton_common::proto::Validation;
+use serde_json::{Value, json};
+
+use crate::store::ValidationRow;
 
 /// At most `max` (≥ 1) of `points`: the first, the last and evenly spaced ones between (only the
 /// last when `max` is 1).
@@ -13,6 +18,82 @@ pub fn downsample<T: Clone>(points: &[T], max: usize) -> Vec<T> {
     (0..max)
         .map(|i| points[i * (n - 1) / (max - 1)].clone())
         .collect()
+}
+
+/// Stored rows as API validations.
+pub fn validations(rows: Vec<ValidationRow>) -> Vec<Validation> {
+    rows.into_iter()
+        .map(|r| Validation {
+            step: r.step,
+            metrics_json: r.metrics_json,
+        })
+        .collect()
+}
+
+/// One experiment's series of `metric`, a trial each: `(trial, [(step, value)])` in step order.
+pub struct ExperimentSeries {
+    /// Every metric name any point holds, sorted.
+    pub metric_names: Vec<String>,
+    /// Each trial's points of the metric.
+    pub trials: Vec<(u64, Vec<(u64, f64)>)>,
+}
+
+/// Parses rows ordered by trial and step into each trial's points of `metric` (or, when `None`,
+/// of `preferred` if any point holds it, else of the first metric name).
+pub fn experiment_series(
+    rows: &[(u64, ValidationRow)],
+    metric: Option<&str>,
+    preferred: &str,
+) -> (String, ExperimentSeries) {
+    let parsed: Vec<(u64, u64, serde_json::Map<String, Value>)> = rows
+        .iter()
+        .filter_map(
+            |(trial, row)| match serde_json::from_str::<Value>(&row.metrics_json).ok()? {
+                Value::Object(map) => Some((*trial, row.step, map)),
+                _ => None,
+            },
+        )
+        .collect();
+    let mut metric_names: Vec<String> = parsed
+        .iter()
+        .flat_map(|(_, _, map)| map.keys().cloned())
+        .collect();
+    metric_names.sort();
+    metric_names.dedup();
+    let chosen = metric.map(str::to_string).unwrap_or_else(|| {
+        if metric_names.iter().any(|n| n == preferred) || metric_names.is_empty() {
+            preferred.to_string()
+        } else {
+            metric_names[0].clone()
+        }
+    });
+    let mut trials: Vec<(u64, Vec<(u64, f64)>)> = Vec::new();
+    for (trial, step, map) in &parsed {
+        let Some(value) = map.get(&chosen).and_then(Value::as_f64) else {
+            continue;
+        };
+        match trials.last_mut() {
+            Some((last, points)) if last == trial => points.push((*step, value)),
+            _ => trials.push((*trial, vec![(*step, value)])),
+        }
+    }
+    (
+        chosen,
+        ExperimentSeries {
+            metric_names,
+            trials,
+        },
+    )
+}
+
+/// A trial's series as JSON, at most `max_points` of them: `{trial_id, total_points, points}`.
+pub fn trial_series_json(trial_id: u64, points: &[(u64, f64)], max_points: usize) -> Value {
+    let kept = downsample(points, max_points);
+    json!({
+        "trial_id": trial_id,
+        "total_points": points.len(),
+        "points": kept.iter().map(|(step, value)| json!([step, value])).collect::<Vec<_>>(),
+    })
 }
 
 #[cfg(test)]
@@ -32,5 +113,37 @@ mod tests {
         assert_eq!(kept.len(), 1000);
         assert_eq!((kept[0], kept[999]), (0, 1000));
         assert!(kept.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    fn row(trial: u64, step: u64, metrics: &str) -> (u64, ValidationRow) {
+        (
+            trial,
+            ValidationRow {
+                step,
+                metrics_json: metrics.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn splits_rows_into_trials_and_picks_the_metric() {
+        let rows = [
+            row(1, 10, r#"{"loss": 0.5, "acc": 0.1}"#),
+            row(1, 20, r#"{"loss": 0.25}"#),
+            row(2, 10, r#"{"acc": 0.2}"#),
+            row(3, 10, "not json"),
+        ];
+        let (metric, series) = experiment_series(&rows, None, "loss");
+        assert_eq!(metric, "loss");
+        assert_eq!(series.metric_names, ["acc", "loss"]);
+        assert_eq!(series.trials, vec![(1, vec![(10, 0.5), (20, 0.25)])]);
+        let (metric, series) = experiment_series(&rows, Some("acc"), "loss");
+        assert_eq!(metric, "acc");
+        assert_eq!(
+            series.trials,
+            vec![(1, vec![(10, 0.1)]), (2, vec![(10, 0.2)])]
+        );
+        let (metric, _) = experiment_series(&rows, None, "val_loss");
+        assert_eq!(metric, "acc");
     }
 }

@@ -13,7 +13,6 @@ use crate::auth::{Access, Authority, Caller};
 use crate::cluster::{ClusterEvent, ClusterHandle};
 use crate::error::{MasterError, MasterResult};
 use crate::prepare::prepare_experiment;
-use crate::store::LogRow;
 
 /// Serves the admin API.
 pub struct AdminApi {
@@ -256,14 +255,14 @@ impl AdminService for AdminApi {
         let stream = async_stream::stream! {
             let mut last_id = backlog.last().map_or(0, |row| row.id);
             for row in backlog.into_iter().skip(skipped) {
-                yield Ok(log_line(row));
+                yield Ok(TrialLogLine::from(row));
             }
             if follow {
                 loop {
                     match events.recv().await {
                         Ok(ClusterEvent::Log(row)) if row.trial_id == trial_id && row.id > last_id => {
                             last_id = row.id;
-                            yield Ok(log_line(row));
+                            yield Ok(TrialLogLine::from(row));
                         }
                         Ok(ClusterEvent::TrialEnded(id)) if id == trial_id => break,
                         Ok(_) => {}
@@ -384,14 +383,4 @@ fn non_negative(field: &str, value: i64) -> Result<u64, MasterError> {
             "{field}: must be a non-negative integer (got {value})"
         ))
     })
-}
-
-fn log_line(row: LogRow) -> TrialLogLine {
-    TrialLogLine {
-        id: row.id,
-        allocation_id: row.allocation_id,
-        stream: row.stream,
-        text: row.text,
-        timestamp_ms: row.timestamp_ms,
-    }
 }

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use super::value::params;
+use baton_common::proto::TrialLogLine;
+
+use super::value::{Row, params};
 use super::{Store, StoreResult};
 
 /// One stored log line.
@@ -20,6 +22,18 @@ pub struct LogRow {
     pub text: String,
     /// Unix milliseconds.
     pub timestamp_ms: i64,
+}
+
+impl From<LogRow> for TrialLogLine {
+    fn from(row: LogRow) -> Self {
+        Self {
+            id: row.id,
+            allocation_id: row.allocation_id,
+            stream: row.stream,
+            text: row.text,
+            timestamp_ms: row.timestamp_ms,
+        }
+    }
 }
 
 impl Store {
@@ -69,16 +83,38 @@ impl Store {
         self.query(
             "SELECT id, trial_id, allocation_id, stream, text, timestamp_ms FROM logs WHERE trial_id = ?1 ORDER BY id",
             params![trial_id],
-            |row| {
-                Ok(LogRow {
-                    id: row.get(0)?,
-                    trial_id: row.get(1)?,
-                    allocation_id: row.get(2)?,
-                    stream: row.get(3)?,
-                    text: row.get(4)?,
-                    timestamp_ms: row.get(5)?,
-                })
-            },
+            log_from_row,
         )
     }
+
+    /// At most `limit` log lines of a trial after the line `after`, oldest first.
+    pub fn logs_after(&self, trial_id: u64, after: u64, limit: u64) -> StoreResult<Vec<LogRow>> {
+        self.query(
+            "SELECT id, trial_id, allocation_id, stream, text, timestamp_ms FROM logs WHERE trial_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            params![trial_id, after, limit],
+            log_from_row,
+        )
+    }
+
+    /// The last `count` log lines of a trial, oldest first.
+    pub fn logs_tail(&self, trial_id: u64, count: u64) -> StoreResult<Vec<LogRow>> {
+        let mut rows = self.query(
+            "SELECT id, trial_id, allocation_id, stream, text, timestamp_ms FROM logs WHERE trial_id = ?1 ORDER BY id DESC LIMIT ?2",
+            params![trial_id, count],
+            log_from_row,
+        )?;
+        rows.reverse();
+        Ok(rows)
+    }
+}
+
+fn log_from_row(row: &Row<'_>) -> StoreResult<LogRow> {
+    Ok(LogRow {
+        id: row.get(0)?,
+        trial_id: row.get(1)?,
+        allocation_id: row.get(2)?,
+        stream: row.get(3)?,
+        text: row.get(4)?,
+        timestamp_ms: row.get(5)?,
+    })
 }

@@ -318,3 +318,38 @@ fn postgres_needs_an_epoch_and_never_shows_its_password() {
     );
     assert!(!error.contains("hunter2"), "{error}");
 }
+
+on_both_backends! {
+    fn pages_of_logs_and_an_experiments_metrics_read_back(store, database) {
+        let experiment = store.insert_experiment("e", "yaml", b"", 0).unwrap();
+        let other_experiment = store.insert_experiment("o", "yaml", b"", 0).unwrap();
+        let first = store.insert_trial(experiment, "{}", None).unwrap();
+        let second = store.insert_trial(experiment, "{}", None).unwrap();
+        let elsewhere = store.insert_trial(other_experiment, "{}", None).unwrap();
+        let lines: Vec<(String, String, i64)> = (0..5)
+            .map(|i| ("stdout".to_string(), format!("line {i}"), i))
+            .collect();
+        let inserted = store.insert_logs(first, "a1", ("", 0), &lines).unwrap();
+        store.insert_logs(elsewhere, "a2", ("", 0), &lines).unwrap();
+        assert_eq!(store.logs_after(first, 0, 2).unwrap(), inserted[..2]);
+        assert_eq!(store.logs_after(first, inserted[1].id, 10).unwrap(), inserted[2..]);
+        assert!(store.logs_after(first, inserted[4].id, 10).unwrap().is_empty());
+        assert_eq!(store.logs_tail(first, 2).unwrap(), inserted[3..]);
+        assert_eq!(store.logs_tail(first, 9).unwrap(), inserted);
+
+        for (trial, step) in [(second, 2), (first, 2), (first, 1), (elsewhere, 1)] {
+            let metrics = format!("{{\"loss\": {trial}.{step}}}");
+            store.upsert_training_metrics(trial, step, &metrics).unwrap();
+            store.upsert_validation(trial, step, &metrics).unwrap();
+        }
+        let keys = |rows: Vec<(u64, crate::store::ValidationRow)>| -> Vec<(u64, u64)> {
+            rows.into_iter().map(|(trial, row)| (trial, row.step)).collect()
+        };
+        let expected = vec![(first, 1), (first, 2), (second, 2)];
+        assert_eq!(keys(store.metrics_of_experiment(experiment, true).unwrap()), expected);
+        assert_eq!(keys(store.metrics_of_experiment(experiment, false).unwrap()), expected);
+        let all = store.all_validations().unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0].1.metrics_json, format!("{{\"loss\": {first}.1}}"));
+    }
+}

@@ -252,6 +252,46 @@ impl Store {
         )
     }
 
+    /// Every stored validation with its trial, by trial and step.
+    pub fn all_validations(&self) -> StoreResult<Vec<(u64, ValidationRow)>> {
+        self.query(
+            "SELECT trial_id, step, metrics_json FROM validations ORDER BY trial_id, step",
+            params![],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    ValidationRow {
+                        step: row.get(1)?,
+                        metrics_json: row.get(2)?,
+                    },
+                ))
+            },
+        )
+    }
+
+    /// The training metrics (or validations when `training` is false) of every trial of an
+    /// experiment, by trial and step.
+    pub fn metrics_of_experiment(
+        &self,
+        experiment_id: u64,
+        training: bool,
+    ) -> StoreResult<Vec<(u64, ValidationRow)>> {
+        let sql = if training {
+            "SELECT m.trial_id, m.step, m.metrics_json FROM training_metrics m JOIN trials t ON t.id = m.trial_id WHERE t.experiment_id = ?1 ORDER BY m.trial_id, m.step"
+        } else {
+            "SELECT m.trial_id, m.step, m.metrics_json FROM validations m JOIN trials t ON t.id = m.trial_id WHERE t.experiment_id = ?1 ORDER BY m.trial_id, m.step"
+        };
+        self.query(sql, params![experiment_id], |row| {
+            Ok((
+                row.get(0)?,
+                ValidationRow {
+                    step: row.get(1)?,
+                    metrics_json: row.get(2)?,
+                },
+            ))
+        })
+    }
+
     /// Validations of a trial, by step.
     pub fn validations_of_trial(&self, trial_id: u64) -> StoreResult<Vec<ValidationRow>> {
         self.query(

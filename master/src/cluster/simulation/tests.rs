@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use baton_common::proto;
 use proptest::prelude::*;
 
 use super::*;
@@ -327,4 +328,57 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn best_and_latest_metrics_are_those_stored_and_survive_a_restart() {
+    let runtime = runtime();
+    let _spawns = runtime.enter();
+    let mut world = World::on_disk(2);
+    let experiment = world.create_experiment(4, 50);
+    run_to_end(&mut world, 1000);
+    let shown = |world: &World| {
+        let view = world.cluster.experiment_view(experiment, true).unwrap();
+        let trials: Vec<_> = view
+            .trials
+            .iter()
+            .map(|t| (t.id, t.best_metric, t.latest_metric))
+            .collect();
+        (view.best_metric, trials)
+    };
+    let (best, trials) = shown(&world);
+    let mut expected_best: Option<proto::MetricValue> = None;
+    for (trial, trial_best, latest) in &trials {
+        let stored: Vec<(u64, f64)> = world
+            .cluster
+            .store
+            .validations_of_trial(*trial)
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let metrics: serde_json::Value = serde_json::from_str(&v.metrics_json).unwrap();
+                (v.step, metrics["loss"].as_f64().unwrap())
+            })
+            .collect();
+        let (step, value) = *stored.last().expect("the trial validated");
+        let at = |(step, value)| proto::MetricValue {
+            trial_id: *trial,
+            step,
+            value,
+        };
+        assert_eq!(*latest, Some(at((step, value))));
+        let min = stored
+            .iter()
+            .copied()
+            .reduce(|a, b| if b.1 < a.1 { b } else { a })
+            .map(at);
+        assert_eq!(*trial_best, min);
+        if expected_best.is_none_or(|b| min.is_some_and(|m| m.value < b.value)) {
+            expected_best = min;
+        }
+    }
+    assert_eq!(best, expected_best);
+    assert!(best.is_some());
+    world.restart_master();
+    assert_eq!(shown(&world), (best, trials));
 }
