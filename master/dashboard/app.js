@@ -112,8 +112,9 @@ function showError(message) {
 function askForToken(reason) {
   waitingForToken = true;
   showError(null);
-  setText(signInReason, token() ? `The master refused the token: ${reason}` : `The master needs a token: ${reason}`);
+  setText(signInReason, token() ? `The master refused the token: ${reason}.` : "This master needs a token.");
   signIn.hidden = false;
+  root.hidden = true;
   setText(liveStatus, "waiting for a token");
   signIn.elements.token.focus();
 }
@@ -125,6 +126,7 @@ signIn.addEventListener("submit", (event) => {
   setToken(value);
   signIn.elements.token.value = "";
   signIn.hidden = true;
+  root.hidden = false;
   signOut.hidden = false;
   waitingForToken = false;
   refresh();

@@ -10,6 +10,9 @@ import { drawBands, drawHighlight, drawMarkLines, nearestPoint } from "./chart-d
 /** Series at most this many get a legend under the chart; more are named on hover only. */
 const LEGEND_MAX = 12;
 
+/** Tick spacings of the step axis: whole steps only (1, 2, 5, 10, 20, 50, …). */
+const STEP_INCREMENTS = Array.from({ length: 10 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
+
 /** The registry the page's tests read: `window.baton.charts[name]` is the live uPlot instance. */
 function registry() {
   window.baton = window.baton || {};
@@ -19,7 +22,7 @@ function registry() {
 
 /**
  * A chart named `name`; `update({series, marks, logScale})` draws
- * series: [{key, label, color, xs, ys}] and marks: [{start, end, label, title}].
+ * series: [{key, label, color, xs, ys}] and marks: [{start, end (null: still open), label}].
  */
 export function createChart(name, { height = 320, xLabel = "step", yLabel = "" } = {}) {
   const plot = h("div", { class: "plot" });
@@ -27,12 +30,13 @@ export function createChart(name, { height = 320, xLabel = "step", yLabel = "" }
   const legend = h("ul", { class: "legend" });
   const el = h("div", { class: "chart", "data-testid": `${name}-chart` }, plot, empty, legend);
   const tip = h("div", { class: "chart-tip", hidden: true });
+  const highlight = h("canvas", { class: "chart-highlight" });
   const state = { u: null, shape: "", series: [], marks: [], hover: null, zoomed: false };
 
   function hooks() {
     return {
       drawClear: [(u) => drawBands(u, state.marks)],
-      draw: [(u) => drawHighlight(u, state.hover), (u) => drawMarkLines(u, state.marks)],
+      draw: [(u) => drawMarkLines(u, state.marks), (u) => drawHighlight(u, state.hover, highlight)],
       setCursor: [showHover],
       setSelect: [(u) => (state.zoomed = u.select.width > 0 || state.zoomed)],
     };
@@ -49,14 +53,14 @@ export function createChart(name, { height = 320, xLabel = "step", yLabel = "" }
       cursor: { dataIdx: () => null, points: { show: false }, drag: { x: true, y: false, setScale: true } },
       scales: { x: { time: false }, y: { distr: logScale ? 3 : 1, log: 10 } },
       axes: [
-        { label: xLabel, labelSize: 20, stroke: "#555", grid: { stroke: "#eee" } },
+        { label: xLabel, labelSize: 20, stroke: "#555", grid: { stroke: "#eee" }, incrs: STEP_INCREMENTS },
         { label: yLabel, labelSize: 20, size: 64, stroke: "#555", grid: { stroke: "#eee" } },
       ],
       series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.25, points: { show: false } }))],
       hooks: hooks(),
     };
     state.u = new uPlot(opts, dataOf(series, logScale), plot);
-    state.u.over.append(tip);
+    state.u.over.append(highlight, tip);
     state.u.over.addEventListener("dblclick", () => (state.zoomed = false));
     state.u.over.addEventListener("mouseleave", () => setHover(null));
     registry()[name] = state.u;
@@ -87,7 +91,8 @@ export function createChart(name, { height = 320, xLabel = "step", yLabel = "" }
       tip.style.top = `${Math.max(found.top - 28, 0)}px`;
       tip.hidden = false;
     }
-    if ((before && before.series) !== (found && found.series) && state.u) state.u.redraw(false, false);
+    const moved = (before && `${before.series}:${before.index}`) !== (found && `${found.series}:${found.index}`);
+    if (moved && state.u) drawHighlight(state.u, found, highlight);
   }
 
   function renderLegend(series) {

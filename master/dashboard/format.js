@@ -54,6 +54,13 @@ export function shortUuid(uuid) {
   return uuid ? String(uuid).slice(0, 8) : "—";
 }
 
+/** A hyperparameter value: integers and strings as they are, other numbers to 5 digits. */
+function hparamValue(value) {
+  if (Array.isArray(value)) return JSON.stringify(value);
+  if (typeof value === "number" && !Number.isInteger(value)) return String(Number(value.toPrecision(5)));
+  return String(value);
+}
+
 /** Hyperparameters as `name=value` pairs, nested objects flattened with dots. */
 export function hparams(object, prefix = "") {
   if (object == null || typeof object !== "object") return object == null ? "" : String(object);
@@ -61,7 +68,7 @@ export function hparams(object, prefix = "") {
     .map(([key, value]) =>
       value != null && typeof value === "object" && !Array.isArray(value)
         ? hparams(value, `${prefix}${key}.`)
-        : `${prefix}${key}=${Array.isArray(value) ? JSON.stringify(value) : value}`,
+        : `${prefix}${key}=${hparamValue(value)}`,
     )
     .join(" ");
 }

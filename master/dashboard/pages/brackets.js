@@ -7,6 +7,8 @@ import { links } from "../router.js";
 /** Promoted trials listed by id in a rung's row; more are counted. */
 const PROMOTED_SHOWN = 20;
 
+const HEADINGS = { results: "reported", best: "best metric" };
+
 /** The best result of a rung, by the searcher's ordering. */
 function bestResult(results, smallerIsBetter) {
   let best = null;
@@ -24,7 +26,7 @@ function buildBracket(bracket) {
     "tr",
     {},
     ["rung", "length", "training", "waiting", "results", "promoted", "best"].map((f) =>
-      h("th", { "data-field": f, text: f === "best" ? "best metric" : f }),
+      h("th", { "data-field": f, text: HEADINGS[f] || f }),
     ),
   );
   return h("table", { class: "grid bracket", "data-testid": "bracket-table" }, caption, h("thead", {}, head), body);
@@ -44,13 +46,14 @@ function updateRung(tr, { rung, index, smallerIsBetter }) {
   setText(cells.length, rung.length);
   setText(cells.training, rung.training ?? "—");
   setText(cells.waiting, rung.waiting ?? "—");
-  setText(cells.results, results.length);
+  setText(cells.results, rung.reported ?? results.length);
   const ids = promoted.map((r) => r.trial_id);
-  if (cells.promoted.dataset.ids !== ids.join(",")) {
-    cells.promoted.dataset.ids = ids.join(",");
+  const promotedCount = typeof rung.promoted === "number" ? rung.promoted : ids.length;
+  if (cells.promoted.dataset.ids !== `${promotedCount}:${ids.join(",")}`) {
+    cells.promoted.dataset.ids = `${promotedCount}:${ids.join(",")}`;
     const shown = ids.slice(0, PROMOTED_SHOWN).flatMap((id, i) => [i ? " " : "", h("a", { href: links.trial(id), text: String(id) })]);
     const more = ids.length > PROMOTED_SHOWN ? [` … ${ids.length - PROMOTED_SHOWN} more`] : [];
-    cells.promoted.replaceChildren(`${ids.length}${ids.length ? ": " : ""}`, ...shown, ...more);
+    cells.promoted.replaceChildren(`${promotedCount}${ids.length ? ": " : ""}`, ...shown, ...more);
   }
   const best = bestResult(results, smallerIsBetter);
   setText(cells.best, best ? `${metric(best.metric)} (trial ${best.trial_id})` : "—");

@@ -64,17 +64,10 @@ export function renderProgress(el, exp) {
 }
 
 /** A metric value with where it came from: "0.0123 (trial 4, step 60)". */
-export function metricWithSource(best, { trial = true } = {}) {
+export function metricWithSource(best, { trial = true, step = true } = {}) {
   if (!best) return "—";
   const where = [];
   if (trial && best.trial_id != null) where.push(`trial ${best.trial_id}`);
-  if (best.step != null) where.push(`step ${best.step}`);
+  if (step && best.step != null) where.push(`step ${best.step}`);
   return where.length ? `${metric(best.value)} (${where.join(", ")})` : metric(best.value);
-}
-
-/** The page's title line: `<h1>` with the text, plus a subtitle. */
-export function titleLine(text, testid) {
-  const title = h("h1", { "data-testid": testid });
-  setText(title, text);
-  return title;
 }

@@ -36,7 +36,7 @@ export function trialLogs(trialId) {
     for (const line of lines) {
       const span = h("span", { class: `log-line ${line.stream === "stderr" ? "stderr" : ""}`.trim() });
       span.textContent = `${line.text}\n`;
-      span.title = `${time(line.time || line.timestamp_ms)} · ${line.stream || ""} · allocation ${line.allocation_id ?? "?"}`;
+      span.title = `${time(line.timestamp || line.timestamp_ms)} · ${line.stream || ""} · allocation ${line.allocation_id ?? "?"}`;
       if (line.id != null) span.dataset.lineId = line.id;
       fragment.append(span);
     }
