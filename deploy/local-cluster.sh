@@ -7,7 +7,8 @@
 #   CONFIG  an example config (default examples/linreg/grid.yaml)
 #   --keep  leave the cluster running afterwards
 #   stop    stop a cluster left running by --keep: its daemons and the trials they run
-# BATON_PORT sets the master's port (default 8090).
+# BATON_PORT sets the master's port (default 8090); its web dashboard and JSON API listen on
+# BATON_HTTP_PORT (default the next port, 8091): http://127.0.0.1:8091/
 set -euo pipefail
 self=$0
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 root=$PWD/.baton
 pid_file=$root/pids
 port=${BATON_PORT:-8090}
+http_port=${BATON_HTTP_PORT:-$((port + 1))}
 
 usage() { sed -n '5,10s/^# \{0,1\}//p' "$0"; }
 
@@ -58,11 +60,12 @@ signal_all() {
 
 # Says that the cluster "is already running" or "keeps running" ($1), and how to use or stop it.
 describe_running() {
-  local name pid address
-  while read -r name pid address; do
+  local name pid address dashboard
+  while read -r name pid address dashboard; do
     if [ "$name" = master ] && our_processes | grep -qx "$pid"; then
       echo "a local cluster $1 (master pid $pid on $address; logs in $root/logs)"
       echo "use it:   export BATON_MASTER=http://$address; $root/bin/baton agent list"
+      [ -n "$dashboard" ] && echo "watch it: http://$dashboard/ (web dashboard)"
       echo "stop it:  $self stop"
       return
     fi
@@ -129,9 +132,9 @@ start_daemon() {
 
 rm -f "$root/master.addr"
 start_daemon "$root/logs/master.log" "$root/bin/baton-master" --listen "127.0.0.1:$port" \
-  --data-dir "$root/master" --address-file "$root/master.addr"
+  --data-dir "$root/master" --address-file "$root/master.addr" --http-listen "127.0.0.1:$http_port"
 master=$daemon
-echo "master $master 127.0.0.1:$port" >"$pid_file"
+echo "master $master 127.0.0.1:$port 127.0.0.1:$http_port" >"$pid_file"
 until [ -f "$root/master.addr" ]; do
   if ! our_processes | grep -qx "$master"; then
     echo "the master did not start ($root/logs/master.log):" >&2
@@ -162,6 +165,7 @@ fi
 sed "s#/tmp/baton-checkpoints#$root/checkpoints#" "$config" >"$root/experiment.yaml"
 id=$("$baton" experiment create "$root/experiment.yaml" "$(dirname "$config")" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 echo "experiment $id created from $config; logs under $root/logs"
+echo "watch it at http://127.0.0.1:$http_port/ui/#/experiments/$id"
 
 while :; do
   state=$("$baton" experiment describe "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')

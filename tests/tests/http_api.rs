@@ -410,4 +410,13 @@ fn the_api_needs_a_token_like_grpc_and_only_reads() {
     let (code, body) = request(api, "GET", "/api/v1/experiments/7", viewer);
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("experiment 7"), "{body}");
+
+    // The dashboard's files carry no data: they load without a token, and then ask for one.
+    let (code, body) = request(api, "GET", "/ui/", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("data-testid=\"sign-in\""), "{body}");
+    let (code, _) = request(api, "GET", "/ui/app.js", None);
+    assert_eq!(code, 200);
+    let (code, _) = request(api, "GET", "/", None);
+    assert_eq!(code, 307);
 }

@@ -1,6 +1,8 @@
 //! The read-only HTTP JSON API under `/api/v1` that the web dashboard reads: the admin API's
-//! reads, through the same cluster handle and behind the same bearer tokens.
+//! reads, through the same cluster handle and behind the same bearer tokens; and the dashboard
+//! itself under `/ui/` (static files, no token).
 
+mod assets;
 mod logs;
 mod metrics;
 mod series;
@@ -65,7 +67,8 @@ impl From<MasterError> for ApiError {
 
 type Answer = Result<Json<Value>, ApiError>;
 
-/// The API's routes; every one is a GET, and every one needs a token where gRPC would.
+/// The API's routes; every one is a GET, and every one needs a token where gRPC would. The
+/// dashboard's static files are merged in outside the token check: they carry no data.
 pub fn router(cluster: ClusterHandle, auth: Authority) -> Router {
     let api = Api { cluster, auth };
     Router::new()
@@ -88,6 +91,7 @@ pub fn router(cluster: ClusterHandle, auth: Authority) -> Router {
             )
         })
         .with_state(api)
+        .merge(assets::router())
 }
 
 /// Admits a request whose bearer token the admin API would admit for a read.
