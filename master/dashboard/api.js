@@ -4,11 +4,9 @@ const TOKEN_KEY = "baton.token";
 
 /** A failed API call: its HTTP status (0 when the master could not be reached) and message. */
 export class ApiError extends Error {
-  constructor(status, message, routeMissing = false) {
+  constructor(status, message) {
     super(message);
     this.status = status;
-    // A 404 without the API's JSON body: this master does not serve the path at all.
-    this.routeMissing = routeMissing;
   }
 }
 
@@ -62,18 +60,7 @@ export async function get(path, params = {}, signal = undefined) {
   }
   if (!response.ok) {
     const message = body && body.error ? body.error : text.trim() || response.statusText;
-    const routeMissing = response.status === 404 && !(body && body.error);
-    throw new ApiError(response.status, message || `HTTP ${response.status}`, routeMissing);
+    throw new ApiError(response.status, message || `HTTP ${response.status}`);
   }
   return body;
-}
-
-/** Like `get`, but answers `fallback` when this master does not serve the endpoint at all. */
-export async function getOptional(path, params, fallback, signal = undefined) {
-  try {
-    return await get(path, params, signal);
-  } catch (error) {
-    if (error instanceof ApiError && error.routeMissing) return fallback;
-    throw error;
-  }
 }

@@ -6,19 +6,13 @@ import { duration } from "../format.js";
 import { links } from "../router.js";
 import { createTable } from "../table.js";
 
-/** enabled | disabled | draining | lost (from `status`, or derived on masters without it). */
-export function agentStatus(agent) {
-  if (agent.status) return agent.status;
-  return agent.connected === false ? "lost" : agent.state;
-}
-
 function renderStatus(td, agent) {
   let badge = td.firstElementChild;
   if (!badge) {
     badge = h("span", { class: "status" });
     td.replaceChildren(badge);
   }
-  const status = agentStatus(agent);
+  const status = agent.status;
   setAttr(badge, "data-status", status);
   setText(badge, status);
 }
@@ -62,7 +56,7 @@ function renderTrials(td, agent) {
 
 const COLUMNS = [
   { field: "id", label: "Agent", value: (a) => a.id },
-  { field: "status", label: "Status", value: agentStatus, render: renderStatus },
+  { field: "status", label: "Status", value: (a) => a.status, render: renderStatus },
   { field: "slots", label: "Slots used", value: (a) => a.used_slots, render: renderSlotsUsed, className: "num" },
   { field: "slot-details", label: "Slots (id · kind · name → trial)", render: renderSlotList },
   { field: "trials", label: "Trials", value: (a) => (a.trial_ids || []).length, render: renderTrials },
@@ -89,7 +83,7 @@ export function mount(root) {
     testid: "agents-table",
     columns: COLUMNS,
     key: (a) => a.id,
-    rowAttrs: (a) => ({ "data-agent-id": a.id, "data-status": agentStatus(a) }),
+    rowAttrs: (a) => ({ "data-agent-id": a.id, "data-status": a.status }),
     sort: { field: "id", descending: false },
     empty: "No agent has joined. Start one with `baton-agent --master URL --id NAME`.",
   });
@@ -101,7 +95,7 @@ export function mount(root) {
     async refresh() {
       const { agents } = await get("agents");
       table.update(agents);
-      const connected = agents.filter((a) => agentStatus(a) !== "lost").length;
+      const connected = agents.filter((a) => a.status !== "lost").length;
       setText(summary.values.agents, agents.length);
       setText(summary.values.connected, connected);
       setText(summary.values.slots, agents.reduce((n, a) => n + a.slots, 0));

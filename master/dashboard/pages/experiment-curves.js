@@ -1,8 +1,7 @@
 // Learning curves of an experiment: one line per trial for the chosen metric and kind, from the
-// experiment-wide metrics endpoint (each trial downsampled by the master), or per trial on
-// masters that do not serve it.
+// experiment-wide metrics endpoint (each trial downsampled by the master).
 
-import { get, getOptional } from "../api.js";
+import { get } from "../api.js";
 import { createChart } from "../chart.js";
 import { h, setText } from "../dom.js";
 import { color } from "../format.js";
@@ -12,10 +11,6 @@ import { TERMINAL_STATES } from "./common.js";
 const POINT_BUDGET = 100000;
 const MIN_POINTS_PER_TRIAL = 50;
 const MAX_POINTS_PER_TRIAL = 1000;
-/** Trials read one by one on masters without the experiment-wide endpoint, and how many at once. */
-const FALLBACK_TRIALS = 100;
-const FALLBACK_PARALLEL = 6;
-
 /** Points per trial for an experiment of `trials` trials. */
 export function pointsPerTrial(trials) {
   const share = Math.floor(POINT_BUDGET / Math.max(trials, 1));
@@ -25,37 +20,6 @@ export function pointsPerTrial(trials) {
 /** Seconds between curve refreshes: every page refresh for small experiments, less for big ones. */
 function periodMs(trials) {
   return trials > 200 ? 10000 : trials > 50 ? 5000 : 0;
-}
-
-/** The metric to show by default among `names`. */
-function defaultMetric(names, kind, searcherMetric) {
-  if (searcherMetric && names.includes(searcherMetric)) return searcherMetric;
-  if (kind === "training" && names.includes("loss")) return "loss";
-  return names[0] || null;
-}
-
-/** Reads every trial's series on masters without `/experiments/{id}/metrics`. */
-async function perTrialSeries(exp, kind, wanted, maxPoints) {
-  const trials = exp.trials.slice(-FALLBACK_TRIALS);
-  const results = new Array(trials.length);
-  let next = 0;
-  async function worker() {
-    while (next < trials.length) {
-      const i = next++;
-      results[i] = await get(`trials/${trials[i].id}/metrics`, { kind, max_points: maxPoints });
-    }
-  }
-  await Promise.all(Array.from({ length: FALLBACK_PARALLEL }, worker));
-  const names = new Set();
-  for (const r of results) for (const p of r.points) for (const k of Object.keys(p.metrics)) names.add(k);
-  const metricNames = [...names].sort();
-  const metric = wanted && names.has(wanted) ? wanted : defaultMetric(metricNames, kind, exp.metric && exp.metric.name);
-  const series = results.map((r) => ({
-    trial_id: r.trial_id,
-    total_points: r.total_points,
-    points: r.points.filter((p) => typeof p.metrics[metric] === "number").map((p) => [p.step, p.metrics[metric]]),
-  }));
-  return { kind, metric, metric_names: metricNames, series };
 }
 
 /** The curves section; `refresh(exp, force)` reads and draws when due. */
@@ -120,8 +84,7 @@ export function experimentCurves(experimentId) {
     const due = Date.now() - state.fetchedAt >= periodMs(exp.trials.length);
     if (!force && (settled || !due)) return;
     const params = { kind, metric: state.metric, max_points: maxPoints };
-    let answer = await getOptional(`experiments/${experimentId}/metrics`, params, null);
-    if (answer == null) answer = await perTrialSeries(exp, kind, state.metric, maxPoints);
+    const answer = await get(`experiments/${experimentId}/metrics`, params);
     if (kind !== kindSelect.value) return;
     state.fetchedAt = Date.now();
     state.fetchedKey = key;

@@ -1,6 +1,6 @@
 // A trial's output, following new lines while the trial runs (`/trials/{id}/logs?after=ID`).
 
-import { ApiError, get } from "../api.js";
+import { get } from "../api.js";
 import { h, setAttr, setText } from "../dom.js";
 import { time } from "../format.js";
 
@@ -20,7 +20,7 @@ export function trialLogs(trialId) {
     h("div", { class: "panel-head" }, h("h2", { text: "Logs" }), h("label", {}, follow, " follow"), status),
     pre,
   );
-  const state = { after: null, started: false, missing: false, done: false, count: 0 };
+  const state = { after: null, started: false, done: false, count: 0 };
 
   pre.addEventListener("scroll", () => {
     const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 8;
@@ -58,18 +58,11 @@ export function trialLogs(trialId) {
 
   /** Reads new lines; once the trial is over, reads until nothing new comes, then stops. */
   async function refresh(trialActive) {
-    if (state.missing || (state.done && !trialActive)) return;
-    try {
-      let got = await read();
-      while (got >= READ_LIMIT) got = await read();
-      state.done = !trialActive && got === 0;
-      setText(status, `${state.count} lines${trialActive ? " · following" : ""}`);
-    } catch (error) {
-      if (!(error instanceof ApiError) || !error.routeMissing) throw error;
-      state.missing = true;
-      setText(status, "");
-      pre.textContent = `This master does not serve logs over HTTP; run: baton trial logs ${trialId}`;
-    }
+    if (state.done && !trialActive) return;
+    let got = await read();
+    while (got >= READ_LIMIT) got = await read();
+    state.done = !trialActive && got === 0;
+    setText(status, `${state.count} lines${trialActive ? " · following" : ""}`);
   }
 
   return { el, refresh };

@@ -1,6 +1,6 @@
-//! The browser pipeline end to end: headless Chromium, driven by Playwright from Node, reads a
-//! real master's HTTP API with a viewer's token and leaves screenshots under
-//! `target/test-output/dashboard_smoke/`.
+//! Signing in to the web dashboard in a real browser (Chromium driven by Playwright, see
+//! tests/browser/sign_in.mjs) on a master that needs tokens; screenshots under
+//! `target/test-output/dashboard_sign_in/`.
 
 use baton_cluster_tests::TestCluster;
 use baton_cluster_tests::browser::BrowserScript;
@@ -8,7 +8,7 @@ use baton_cluster_tests::http::{VIEWER_TOKEN, wait_for_api, write_auth_file};
 use serde_json::json;
 
 #[test]
-fn chromium_reads_the_agents_with_a_viewer_token() {
+fn the_dashboard_asks_for_a_token_refuses_a_wrong_one_and_keeps_a_viewers() {
     let auth_dir = tempfile::tempdir().unwrap();
     let auth = write_auth_file(auth_dir.path());
     let mut cluster = TestCluster::start(
@@ -27,18 +27,22 @@ fn chromium_reads_the_agents_with_a_viewer_token() {
     let api = wait_for_api(&cluster);
 
     let output = BrowserScript {
-        script: "smoke.mjs".into(),
+        script: "sign_in.mjs".into(),
         base_url: format!("http://{api}"),
-        token: Some(VIEWER_TOKEN.into()),
-        expected: json!({ "agents": ["a1", "a2"] }),
+        token: None,
+        expected: json!({ "token": VIEWER_TOKEN, "agents": ["a1", "a2"] }),
     }
-    .run("dashboard_smoke");
+    .run("dashboard_sign_in");
     assert!(
-        output.stdout.contains(r#"{"agents":["a1","a2"]"#),
+        output
+            .stdout
+            .contains(r#"{"signed_in":true,"agents":["a1","a2"]}"#),
         "{}",
         output.stdout
     );
-    let screenshot = output.dir.join("agents-json.png");
-    let size = std::fs::metadata(&screenshot).map_or(0, |m| m.len());
-    assert!(size > 1000, "{} holds {size} bytes", screenshot.display());
+    for page in ["sign-in", "signed-in"] {
+        let path = output.dir.join(format!("{page}.png"));
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        assert!(size > 5_000, "{} holds {size} bytes", path.display());
+    }
 }
