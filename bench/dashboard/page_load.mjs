@@ -8,7 +8,8 @@
 // tensorboard: `listed` = the run table holds N runs and the scalar card's chart is there (with
 //   more than 500 runs TensorBoard selects none, so the chart is empty); `drawn` = the table's
 //   select-all box is clicked at `listed` and the chart (SVG, ?forceSVG=true) holds N series.
-// baton: `loaded` = body[data-loaded=true] (the dashboard sets it once the page shows all).
+// baton: `loaded` = body[data-loaded=true], the trials table holds N rows and the curves chart N
+//   series, one frame later (painted).
 // Prints one JSON object: each sample and the median of each measure, in milliseconds.
 import { parseArgs } from 'node:util';
 import { launch, newContext } from '../../tests/browser/lib.mjs';
@@ -44,11 +45,15 @@ const MILESTONES = {
     }
     return { listed, drawn: performance.now() };
   },
-  baton: async () => {
+  baton: async (runs) => {
     const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
-    while (!document.querySelector('body[data-loaded="true"]')) {
+    const rows = () => document.querySelectorAll('[data-testid=trials-table] tr[data-trial-id]').length;
+    const curves = () => Number(document.querySelector('[data-testid=experiment-curves-chart]')?.dataset.seriesCount);
+    while (!document.querySelector('body[data-loaded="true"]') || rows() < runs || curves() < runs) {
       await frame();
     }
+    // One more frame: the curves are on the canvas once it has been painted.
+    await frame();
     return { loaded: performance.now() };
   },
 };
