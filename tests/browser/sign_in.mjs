@@ -1,6 +1,8 @@
 // Signing in to the dashboard of a master with tokens, in a browser that holds none: the page
 // asks for a token and says why, refuses a wrong one, loads with a viewer's, keeps it across a
-// reload, and asks again once it is forgotten. Expects {"token": a viewer token, "agents": [ids]}.
+// reload, and asks again once it is forgotten. Then markup an experiment's name, hyperparameters
+// and output carry is shown as text, never run. Expects {"token": a viewer token, "agents": [ids],
+// "hostile": {experiment_id, trial_id, text}}.
 import { run, assert, waitFor, TOKEN_KEY } from './lib.mjs';
 
 await run(async ({ page, baseUrl, expected, log, screenshot }) => {
@@ -30,13 +32,31 @@ await run(async ({ page, baseUrl, expected, log, screenshot }) => {
 
   await page.reload();
   await page.waitForSelector('body[data-loaded="true"]');
-  assert(JSON.stringify(await agents()) === JSON.stringify(expected.agents), 'still signed in after a reload');
+  const listed = await agents();
+  assert(JSON.stringify(listed) === JSON.stringify(expected.agents), 'still signed in after a reload');
   const stored = await page.evaluate((key) => window.localStorage.getItem(key), TOKEN_KEY);
   assert(stored === expected.token, 'the token is kept in this browser');
+
+  const { hostile } = expected;
+  const shownAsText = async (hash, selector) => {
+    await page.goto(`${baseUrl}/ui/#${hash}`);
+    await page.waitForSelector('body[data-loaded="true"]');
+    const text = await waitFor(`${selector} on ${hash}`, async () => {
+      const found = await page.textContent(selector);
+      return found && found.includes(hostile.text) ? found : null;
+    });
+    assert(await page.evaluate(() => window.pwned === undefined), `markup ran on ${hash}`);
+    assert((await page.$$('img[src="x"]')).length === 0, `markup became elements on ${hash}`);
+    return text;
+  };
+  await shownAsText('/experiments', '[data-testid=experiments-table]');
+  await shownAsText(`/experiments/${hostile.experiment_id}`, '[data-testid=trials-table]');
+  await shownAsText(`/trials/${hostile.trial_id}`, '[data-testid=log-lines]');
+  await screenshot('markup-as-text');
 
   await page.click('[data-testid=sign-out]');
   await page.waitForSelector(form, { state: 'visible' });
   const forgotten = await page.evaluate((key) => window.localStorage.getItem(key), TOKEN_KEY);
   assert(forgotten === null, `the token is forgotten (${JSON.stringify(forgotten)})`);
-  console.log(JSON.stringify({ signed_in: true, agents: await agents() }));
+  console.log(JSON.stringify({ signed_in: true, agents: listed }));
 });

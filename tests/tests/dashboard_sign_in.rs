@@ -1,14 +1,17 @@
 //! Signing in to the web dashboard in a real browser (Chromium driven by Playwright, see
-//! tests/browser/sign_in.mjs) on a master that needs tokens; screenshots under
+//! tests/browser/sign_in.mjs) on a master that needs tokens, and markup in an experiment's name,
+//! hyperparameters and output shown as text; screenshots under
 //! `target/test-output/dashboard_sign_in/`.
 
-use baton_cluster_tests::TestCluster;
+use std::time::Duration;
+
 use baton_cluster_tests::browser::BrowserScript;
 use baton_cluster_tests::http::{VIEWER_TOKEN, wait_for_api, write_auth_file};
+use baton_cluster_tests::{TestCluster, TestStorage, repo_root};
 use serde_json::json;
 
 #[test]
-fn the_dashboard_asks_for_a_token_refuses_a_wrong_one_and_keeps_a_viewers() {
+fn the_dashboard_asks_for_a_token_refuses_a_wrong_one_keeps_a_viewers_and_runs_no_markup() {
     let auth_dir = tempfile::tempdir().unwrap();
     let auth = write_auth_file(auth_dir.path());
     let mut cluster = TestCluster::start(
@@ -25,12 +28,31 @@ fn the_dashboard_asks_for_a_token_refuses_a_wrong_one_and_keeps_a_viewers() {
     cluster.start_agent("a2", 1);
     cluster.wait_for_agents(2);
     let api = wait_for_api(&cluster);
+    let markup = "<img src=x onerror=window.pwned=1>";
+    let config = TestStorage::SharedFs(cluster.storage()).config(
+        "linreg",
+        "single.yaml",
+        &[
+            ("name: linreg-single", &format!("name: \"{markup}\"")),
+            (
+                "  batch_size: 16\n",
+                &format!("  batch_size: 16\n  note: \"{markup}\"\n"),
+            ),
+        ],
+    );
+    let experiment = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
+    cluster.wait_for_experiment(experiment, "COMPLETED", Duration::from_secs(120));
+    let trial = cluster.first_trial(experiment);
 
     let output = BrowserScript {
         script: "sign_in.mjs".into(),
         base_url: format!("http://{api}"),
         token: None,
-        expected: json!({ "token": VIEWER_TOKEN, "agents": ["a1", "a2"] }),
+        expected: json!({
+            "token": VIEWER_TOKEN,
+            "agents": ["a1", "a2"],
+            "hostile": { "experiment_id": experiment, "trial_id": trial, "text": markup },
+        }),
     }
     .run("dashboard_sign_in");
     assert!(
@@ -40,7 +62,7 @@ fn the_dashboard_asks_for_a_token_refuses_a_wrong_one_and_keeps_a_viewers() {
         "{}",
         output.stdout
     );
-    for page in ["sign-in", "signed-in"] {
+    for page in ["sign-in", "signed-in", "markup-as-text"] {
         let path = output.dir.join(format!("{page}.png"));
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         assert!(size > 5_000, "{} holds {size} bytes", path.display());

@@ -168,6 +168,9 @@ mod tests {
                 header_of(&response, header::X_CONTENT_TYPE_OPTIONS),
                 "nosniff"
             );
+            let policy = header_of(&response, header::CONTENT_SECURITY_POLICY);
+            assert!(policy.contains("script-src 'self';"), "{path}: {policy}");
+            assert_eq!(header_of(&response, header::REFERRER_POLICY), "no-referrer");
         }
     }
 
