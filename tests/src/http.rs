@@ -33,6 +33,30 @@ pub fn write_auth_file(dir: &Path) -> PathBuf {
     path
 }
 
+/// A master with the auth file of `write_auth_file` (the CLI speaking as its admin), the HTTP API
+/// on a free loopback port, and agents `(id, slots)` connected; the auth file's directory and the
+/// API's address with it.
+pub fn start_with_tokens(agents: &[(&str, u32)]) -> (TestCluster, tempfile::TempDir, SocketAddr) {
+    let auth_dir = tempfile::tempdir().expect("temporary directory");
+    let auth = write_auth_file(auth_dir.path());
+    let mut cluster = TestCluster::start(
+        &[],
+        &[
+            "--auth-file",
+            auth.to_str().expect("UTF-8 path"),
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    cluster.token = Some("alice-admin-token".into());
+    for (id, slots) in agents {
+        cluster.start_agent(id, *slots);
+    }
+    cluster.wait_for_agents(agents.len());
+    let api = wait_for_api(&cluster);
+    (cluster, auth_dir, api)
+}
+
 /// The HTTP API address of `cluster`'s master, once its log names it.
 pub fn wait_for_api(cluster: &TestCluster) -> SocketAddr {
     let log = cluster.dir.path().join("logs").join("master.log");

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use baton_cluster_tests::browser::BrowserScript;
-use baton_cluster_tests::http::{VIEWER_TOKEN, wait_for_api, write_auth_file};
+use baton_cluster_tests::http::{VIEWER_TOKEN, start_with_tokens};
 use baton_cluster_tests::linreg::running_on_other_agent;
-use baton_cluster_tests::{TestCluster, TestStorage, repo_root};
+use baton_cluster_tests::{TestStorage, repo_root};
 use serde_json::{Value, json};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -32,23 +32,7 @@ fn assert_screenshot(dir: &std::path::Path, name: &str) {
 
 #[test]
 fn the_dashboard_shows_the_grid_its_moved_trial_curves_checkpoints_and_live_steps() {
-    let auth_dir = tempfile::tempdir().unwrap();
-    let auth = write_auth_file(auth_dir.path());
-    let mut cluster = TestCluster::start(
-        &[],
-        &[
-            "--auth-file",
-            auth.to_str().unwrap(),
-            "--http-listen",
-            "127.0.0.1:0",
-        ],
-    );
-    cluster.token = Some("alice-admin-token".into());
-    for agent in ["a1", "a2", "a3"] {
-        cluster.start_agent(agent, 2);
-    }
-    cluster.wait_for_agents(3);
-    let api = wait_for_api(&cluster);
+    let (cluster, _auth_dir, api) = start_with_tokens(&[("a1", 2), ("a2", 2), ("a3", 2)]);
     let browser = |phase: &str, expected: Value| BrowserScript {
         script: "dashboard.mjs".into(),
         base_url: format!("http://{api}"),

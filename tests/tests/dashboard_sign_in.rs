@@ -6,28 +6,13 @@
 use std::time::Duration;
 
 use baton_cluster_tests::browser::BrowserScript;
-use baton_cluster_tests::http::{VIEWER_TOKEN, wait_for_api, write_auth_file};
-use baton_cluster_tests::{TestCluster, TestStorage, repo_root};
+use baton_cluster_tests::http::{VIEWER_TOKEN, start_with_tokens};
+use baton_cluster_tests::{TestStorage, repo_root};
 use serde_json::json;
 
 #[test]
 fn the_dashboard_asks_for_a_token_refuses_a_wrong_one_keeps_a_viewers_and_runs_no_markup() {
-    let auth_dir = tempfile::tempdir().unwrap();
-    let auth = write_auth_file(auth_dir.path());
-    let mut cluster = TestCluster::start(
-        &[],
-        &[
-            "--auth-file",
-            auth.to_str().unwrap(),
-            "--http-listen",
-            "127.0.0.1:0",
-        ],
-    );
-    cluster.token = Some("alice-admin-token".into());
-    cluster.start_agent("a1", 1);
-    cluster.start_agent("a2", 1);
-    cluster.wait_for_agents(2);
-    let api = wait_for_api(&cluster);
+    let (cluster, _auth_dir, api) = start_with_tokens(&[("a1", 1), ("a2", 1)]);
     let markup = "<img src=x onerror=window.pwned=1>";
     let config = TestStorage::SharedFs(cluster.storage()).config(
         "linreg",

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use baton_cluster_tests::http::{get_json, request, wait_for_api};
+use baton_cluster_tests::http::{VIEWER_TOKEN, get_json, request, wait_for_api, write_auth_file};
 use baton_cluster_tests::linreg::slow_single;
 use baton_cluster_tests::{TestCluster, TestStorage, repo_root, wait_until};
 use serde_json::Value;
@@ -366,25 +366,8 @@ fn a_running_trial_shows_on_its_slot_its_output_follows_and_a_silent_agent_is_lo
 
 #[test]
 fn the_api_needs_a_token_like_grpc_and_only_reads() {
-    let hash = |token: &str| {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(token.as_bytes());
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
     let auth_dir = tempfile::tempdir().unwrap();
-    let auth_file = auth_dir.path().join("auth.yaml");
-    std::fs::write(
-        &auth_file,
-        format!(
-            "tokens:\n  - {{name: alice, role: admin, sha256: {}}}\n  - {{name: bob, role: viewer, sha256: {}}}\n",
-            hash("alice-admin-token"),
-            hash("bob-viewer-token")
-        ),
-    )
-    .unwrap();
+    let auth_file = write_auth_file(auth_dir.path());
     let auth = auth_file.to_str().unwrap();
     let cluster = TestCluster::start(&[], &["--auth-file", auth, "--http-listen", "127.0.0.1:0"]);
     let api = wait_for_api(&cluster);
@@ -397,7 +380,7 @@ fn the_api_needs_a_token_like_grpc_and_only_reads() {
         assert_eq!(code, 401, "{body}");
         assert!(body.contains(needs), "{body}");
     }
-    let viewer = Some("bob-viewer-token");
+    let viewer = Some(VIEWER_TOKEN);
     assert_eq!(
         get_json(api, path, viewer)["experiments"],
         Value::Array(vec![])
