@@ -98,10 +98,18 @@ pub struct AgentOptions {
 /// Runs the agent until `shutdown` resolves, reconnecting to the leading master whenever the
 /// stream breaks.
 pub async fn run_agent(
-    options: AgentOptions,
+    mut options: AgentOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.work_dir)?;
+    // Trials and their supervisors run elsewhere than the daemon's working directory: every
+    // path handed to them (allocation directory, harness socket, PYTHONPATH) must be absolute.
+    options.work_dir = std::path::absolute(&options.work_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot resolve --work-dir {}: {e}",
+            options.work_dir.display()
+        )
+    })?;
     let harness_path = install_harness(&options.work_dir)?;
     let instance_id = instance_id(&options.work_dir)?;
     let metrics = Arc::new(AgentMetrics::new(&options.slots));

@@ -67,8 +67,12 @@ pub fn main(args: &[String]) -> i32 {
     };
     let ranks = child_envs(|name| std::env::var(name).ok());
     let exit = runtime.block_on(supervisor.run(Path::new(context), entrypoint, &ranks));
-    if let Err(e) = write_json(&supervisor.dir.join("exit.json"), &exit) {
-        eprintln!("cannot record the trial's exit: {e}");
+    let record = supervisor.dir.join("exit.json");
+    if let Err(e) = write_json(&record, &exit) {
+        eprintln!(
+            "cannot record the trial's exit in {}: {e}",
+            record.display()
+        );
         return 1;
     }
     0
@@ -226,11 +230,13 @@ impl Supervisor {
     }
 }
 
+/// `path` opened for appending; an error names it.
 fn append(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))
 }
 
 /// An exit status as a code, or the negated signal number.

@@ -14,6 +14,7 @@ pub mod services;
 pub mod standby;
 pub mod states;
 pub mod status_codes;
+pub mod stopping;
 pub mod store;
 
 pub use server::{MasterOptions, serve};

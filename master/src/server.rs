@@ -21,6 +21,10 @@ use crate::store::{Database, LeaseClient, Store};
 /// Largest gRPC message accepted (experiment contexts travel in one message).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long calls in flight may take to finish once the master is told to stop; connections
+/// still open then are closed (the state they changed is in the database already).
+const STOP_DRAIN: Duration = Duration::from_secs(2);
+
 /// What a master needs to run.
 #[derive(Debug, Clone)]
 pub struct MasterOptions {
@@ -146,12 +150,18 @@ pub async fn serve(
     health_reporter
         .set_serving::<AdminServiceServer<AdminApi>>()
         .await;
-    let admin = AdminServiceServer::new(AdminApi::new(cluster.clone(), options.auth))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let (stop, stopping) = crate::stopping::channel();
+    let admin = AdminServiceServer::new(AdminApi::new(
+        cluster.clone(),
+        options.auth,
+        stopping.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let agents = AgentServiceServer::new(AgentApi::new(
         cluster,
         options.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        stopping.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -166,14 +176,33 @@ pub async fn serve(
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.config()?)?;
     }
-    builder
+    let mut stopped = stopping.clone();
+    let serving = builder
         .layer(crate::status_codes::layer())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(admin)
         .add_service(agents)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, async move { stopped.stopped().await });
+    tokio::pin!(serving);
+    tokio::select! {
+        served = &mut serving => served?,
+        () = &mut shutdown => {
+            tracing::info!("stopping: agent sessions and log followers are closed");
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            health_reporter
+                .set_not_serving::<AdminServiceServer<AdminApi>>()
+                .await;
+            stop.fire();
+            match tokio::time::timeout(STOP_DRAIN, &mut serving).await {
+                Ok(served) => served?,
+                Err(_) => tracing::warn!(
+                    drain_seconds = STOP_DRAIN.as_secs(),
+                    "calls still open after the drain; closing their connections"
+                ),
+            }
+        }
+    }
     for task in http_tasks {
         task.abort();
     }

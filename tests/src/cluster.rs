@@ -14,13 +14,13 @@ use crate::{bin_dir, repo_root};
 pub struct TestCluster {
     /// Temporary directory holding data, work dirs, logs and storage.
     pub dir: tempfile::TempDir,
-    bins: PathBuf,
-    master: Option<Child>,
+    pub(crate) bins: PathBuf,
+    pub(crate) master: Option<Child>,
     /// The master's URL.
     pub url: String,
     address: Option<String>,
     listen: String,
-    agents: BTreeMap<String, Child>,
+    pub(crate) agents: BTreeMap<String, Child>,
     master_args: Vec<String>,
     /// The master's PostgreSQL database (BATON_TEST_DATABASE=postgres); None: SQLite in `dir`.
     database: Option<TestDatabase>,
@@ -191,7 +191,7 @@ impl TestCluster {
         status.expect("exited")
     }
 
-    fn master_child(&mut self, index: usize) -> &mut Child {
+    pub(crate) fn master_child(&mut self, index: usize) -> &mut Child {
         match index {
             0 => self.master.as_mut().expect("the master runs"),
             n => &mut self.standbys[n - 1],
@@ -266,7 +266,7 @@ impl TestCluster {
         self.spawn_named(command, id, id, slots, master_url, extra);
     }
 
-    fn spawn_named(
+    pub(crate) fn spawn_named(
         &mut self,
         mut command: Command,
         name: &str,
@@ -276,7 +276,7 @@ impl TestCluster {
         extra: &[&str],
     ) {
         let log = self.log_file(&format!("agent-{name}"));
-        let child = command
+        command
             .args([
                 "--master",
                 master_url,
@@ -287,9 +287,13 @@ impl TestCluster {
                 "--kill-grace",
                 "2",
             ])
-            .arg("--work-dir")
-            .arg(self.dir.path().join("agents").join(name))
-            .args(extra)
+            .args(extra);
+        if !extra.contains(&"--work-dir") {
+            command
+                .arg("--work-dir")
+                .arg(self.dir.path().join("agents").join(name));
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -351,7 +355,7 @@ impl TestCluster {
 
     /// `baton --master MASTERS`, with `token` as BATON_TOKEN and the token file read from this
     /// cluster's own config directory.
-    fn cli_command(&self, token: Option<&str>, masters: &str) -> Command {
+    pub(crate) fn cli_command(&self, token: Option<&str>, masters: &str) -> Command {
         let mut command = Command::new(self.bins.join("baton"));
         command
             .env_remove("BATON_TOKEN")

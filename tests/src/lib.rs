@@ -7,6 +7,7 @@ pub mod linreg;
 pub mod ml;
 pub mod moving;
 mod netns;
+pub mod operations;
 pub mod pki;
 mod proxy;
 mod raw_grpc;

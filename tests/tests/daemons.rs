@@ -1,8 +1,11 @@
-//! What operators see of the daemons: versions, `agent list`'s VERSION column, log formats.
+//! What operators see of the daemons: versions, `agent list`'s VERSION column, log formats, a
+//! relative work directory, an agent binary upgraded in place.
 
 use std::process::Command;
+use std::time::Duration;
 
-use baton_cluster_tests::{TestCluster, bin_dir};
+use baton_cluster_tests::linreg::exit_reasons;
+use baton_cluster_tests::{TestCluster, bin_dir, example_config, repo_root};
 use serde_json::Value;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -113,4 +116,40 @@ fn a_bad_log_format_is_a_usage_error_naming_the_allowed_values() {
             );
         }
     }
+}
+
+#[test]
+fn an_agent_with_a_relative_work_dir_runs_a_trial_to_completion() {
+    let mut cluster = TestCluster::start(&[], &[]);
+    cluster.start_agent_in_cluster_dir("a1", "run/agent-1");
+    cluster.wait_for_agents(1);
+    let config = example_config("linreg", "single.yaml", &cluster.storage(), &[]);
+    let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(60));
+    let trial = cluster.trial(cluster.first_trial(id));
+    assert_eq!(exit_reasons(&trial), ["completed"], "{trial:#}");
+    assert_eq!(trial["restarts"], 0);
+    assert!(
+        cluster.dir.path().join("run/agent-1/harness").is_dir(),
+        "the work directory is relative to the agent's working directory"
+    );
+}
+
+#[test]
+fn an_agent_whose_binary_was_replaced_under_it_still_starts_trials() {
+    let mut cluster = TestCluster::start(&[], &[]);
+    let binary = cluster.dir.path().join("bin/baton-agent");
+    std::fs::create_dir_all(cluster.dir.path().join("bin")).unwrap();
+    std::fs::copy(bin_dir().join("baton-agent"), &binary).unwrap();
+    cluster.start_agent_binary("a1", &binary);
+    cluster.wait_for_agents(1);
+    // An upgrade as cargo and install(1) make it: a new file renamed over the running one.
+    let upgrade = binary.with_file_name(".baton-agent.new");
+    std::fs::copy(bin_dir().join("baton-agent"), &upgrade).unwrap();
+    std::fs::rename(&upgrade, &binary).unwrap();
+    let config = example_config("linreg", "single.yaml", &cluster.storage(), &[]);
+    let id = cluster.create_experiment(&config, &repo_root().join("examples/linreg"));
+    cluster.wait_for_experiment(id, "COMPLETED", Duration::from_secs(60));
+    let trial = cluster.trial(cluster.first_trial(id));
+    assert_eq!(exit_reasons(&trial), ["completed"], "{trial:#}");
 }

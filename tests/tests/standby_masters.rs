@@ -126,3 +126,41 @@ fn a_frozen_leader_loses_the_lease_and_stops_at_once_when_it_wakes() {
         );
     }
 }
+
+#[test]
+fn masters_stopped_with_sigterm_exit_at_once_and_the_leader_hands_its_lease_on() {
+    let prompt = Duration::from_secs(5);
+    let mut cluster = TestCluster::start_on_postgres(&["--lease-seconds", "3"]);
+    let next_leader = cluster.start_standby();
+    cluster.start_standby();
+    cluster.start_agent("a1", 1);
+    cluster.wait_for_agents(1);
+
+    let standby = cluster.terminate_master(2, prompt);
+    assert!(standby.cleanly(), "a standby exits 0 at once: {standby:?}");
+    let leader = cluster.terminate_master(0, prompt);
+    let stopped = Instant::now();
+    assert!(
+        leader.cleanly(),
+        "the leader exits 0 at once with an agent connected: {leader:?}\n{}",
+        cluster.logs()
+    );
+    wait_until("the other standby to lead", MINUTE, || {
+        cluster
+            .cli_via(&next_leader, &["agent", "list"])
+            .status
+            .success()
+    });
+    let took_over = stopped.elapsed();
+    eprintln!(
+        "SIGTERM to exit: standby {:?}, leader {:?}; leader's exit to the next one leading: {took_over:?}",
+        standby.took, leader.took
+    );
+    assert!(
+        took_over < Duration::from_secs(2),
+        "the lease was released, not left to expire (3 s): {took_over:?}"
+    );
+    cluster.wait_for_agents(1);
+    let last = cluster.terminate_master(1, prompt);
+    assert!(last.cleanly(), "the new leader exits 0 at once: {last:?}");
+}

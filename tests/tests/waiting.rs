@@ -134,3 +134,46 @@ fn a_missing_entrypoint_is_named_and_restarts_back_off() {
         "restarts wait 1 s, then 2 s: gaps {gaps:?} ms"
     );
 }
+
+#[test]
+fn a_trial_whose_process_vanishes_at_start_backs_off_and_errors_after_max_restarts() {
+    let cluster = TestCluster::start(&["a1"], &[]);
+    // The trial kills its own supervisor at once: it vanishes without an exit status, before
+    // its first step, every time it starts.
+    let id = cluster.create_experiment(
+        &config(
+            &cluster,
+            &[
+                ("python3 train.py", "sh -c 'kill -9 $PPID'"),
+                (
+                    "max_restarts: 3",
+                    "max_restarts: 2\nrestart_backoff: {initial_seconds: 1, max_seconds: 10}",
+                ),
+            ],
+        ),
+        &repo_root().join("examples/linreg"),
+    );
+    cluster.wait_for_experiment(id, "ERRORED", MINUTE);
+    let done = cluster.trial(cluster.first_trial(id));
+    let allocations = done["allocations"].as_array().unwrap();
+    assert_eq!(allocations.len(), 3, "{done:#}");
+    assert_eq!(done["restarts"], 3, "{done:#}");
+    for allocation in allocations {
+        assert_eq!(allocation["exit_reason"], "killed", "{done:#}");
+    }
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("failed 3 times (max_restarts is 2)")
+            && error.contains("vanished without an exit status"),
+        "{done:#}"
+    );
+    let gaps: Vec<i64> = allocations
+        .windows(2)
+        .map(|pair| pair[1]["started_ms"].as_i64().unwrap() - pair[0]["ended_ms"].as_i64().unwrap())
+        .collect();
+    eprintln!("gaps between allocations: {gaps:?} ms");
+    assert!(
+        gaps[0] >= 1000 && gaps[1] >= 2000,
+        "restarts wait 1 s, then 2 s: gaps {gaps:?} ms"
+    );
+}

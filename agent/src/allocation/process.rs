@@ -17,6 +17,16 @@ use super::{AllocationEnv, Control, distributed};
 use crate::policy::StepTracker;
 use crate::supervisor::{RANK_OFFSET_VAR, SUPERVISE_ARG};
 
+/// The running daemon's executable, as the kernel keeps it.
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// How the daemon was started (its `argv[0]`), which its supervisors show as theirs.
+fn daemon_name() -> std::ffi::OsString {
+    std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "baton-agent".into())
+}
+
 /// How the trial process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrialExit {
@@ -28,6 +38,8 @@ pub enum TrialExit {
     KilledAfterTimeout,
     /// Its supervisor stopped it because no daemon renewed the lease in time.
     LeaseExpired(i32),
+    /// Its supervisor exited by itself with this status without recording an exit.
+    SupervisorFailed(i32),
     /// Its supervisor vanished without recording an exit.
     Lost,
 }
@@ -36,7 +48,9 @@ impl TrialExit {
     /// The exit code to report.
     pub fn code(self) -> i32 {
         match self {
-            TrialExit::Exited(code) | TrialExit::LeaseExpired(code) => code,
+            TrialExit::Exited(code)
+            | TrialExit::LeaseExpired(code)
+            | TrialExit::SupervisorFailed(code) => code,
             TrialExit::Killed | TrialExit::KilledAfterTimeout | TrialExit::Lost => {
                 -(Signal::SIGKILL as i32)
             }
@@ -83,10 +97,11 @@ impl TrialProcess {
             .map_err(|e| format!("cannot write the trial's lease: {e}"))?;
         let supervisor_log = std::fs::File::create(dir.path("supervisor.log"))
             .map_err(|e| format!("cannot create the supervisor log: {e}"))?;
-        let executable = std::env::current_exe()
-            .map_err(|e| format!("cannot find the baton-agent executable: {e}"))?;
-        let mut command = Command::new(executable);
+        // The daemon's own image, even once its file was replaced or deleted (an upgrade under
+        // a running daemon): the supervisor must speak this daemon's protocol.
+        let mut command = Command::new(SELF_EXE);
         command
+            .arg0(daemon_name())
             .arg(SUPERVISE_ARG)
             .arg(&dir.root)
             .arg(dir.path("context"))
@@ -115,9 +130,12 @@ impl TrialProcess {
         if let Some(path) = restored {
             command.env("BATON_LATEST_CHECKPOINT", path);
         }
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {:?}: {e}", start.entrypoint))?;
+        let child = command.spawn().map_err(|e| {
+            format!(
+                "cannot start the trial supervisor ({SELF_EXE}, {}): {e}",
+                daemon_name().to_string_lossy()
+            )
+        })?;
         let pid = child.id().ok_or("trial process exited before it started")? as i32;
         let record = SupervisorRecord {
             pid,
@@ -153,6 +171,7 @@ impl TrialProcess {
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut forced: Option<TrialExit> = None;
         let mut control_open = true;
+        let mut supervisor_code = None;
         loop {
             let timeout = async {
                 match deadline {
@@ -161,7 +180,10 @@ impl TrialProcess {
                 }
             };
             tokio::select! {
-                _ = self.ended() => break,
+                code = self.ended() => {
+                    supervisor_code = code;
+                    break;
+                }
                 command = control.recv(), if control_open => match command {
                     Some(Control::Suspend) => {
                         tracker.lock().expect("tracker lock").request_suspend();
@@ -189,19 +211,18 @@ impl TrialProcess {
         match self.dir.read_exit() {
             Some(exit) if exit.lease_expired => TrialExit::LeaseExpired(exit.code),
             Some(exit) => TrialExit::Exited(exit.code),
-            None => TrialExit::Lost,
+            None => supervisor_code.map_or(TrialExit::Lost, TrialExit::SupervisorFailed),
         }
     }
 
-    /// Resolves once the supervisor is gone.
-    async fn ended(&mut self) {
+    /// Resolves once the supervisor is gone; with its exit code when it was this daemon's child
+    /// and exited by itself (not by a signal).
+    async fn ended(&mut self) -> Option<i32> {
         match &mut self.supervised {
-            Supervised::Child(child) => {
-                let _ = child.wait().await;
-            }
+            Supervised::Child(child) => child.wait().await.ok().and_then(|s| s.code()),
             Supervised::Adopted(record) => loop {
                 if process_start_time(record.pid) != Some(record.start_time) {
-                    return;
+                    return None;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             },

@@ -193,6 +193,15 @@ pub async fn run_to_end(
         );
     }
     let (kind, mut message) = describe_exit(exit, tracker.stopped_for_suspend, start, env);
+    if let Some(said) = matches!(
+        exit,
+        TrialExit::SupervisorFailed(_) | TrialExit::Lost | TrialExit::Exited(127)
+    )
+    .then(|| supervisor_said(dir))
+    .flatten()
+    {
+        message = format!("{message}; its supervisor said: {said}");
+    }
     if progress.self_fenced() {
         message = format!("{message}; stopped by the agent itself: no contact with the master")
             .trim_start_matches("; ")
@@ -233,6 +242,10 @@ fn describe_exit(
                 env.trial_lease
             ),
         ),
+        TrialExit::SupervisorFailed(code) => (
+            ExitKind::Failed,
+            format!("the trial supervisor exited with status {code} without recording the trial's exit"),
+        ),
         TrialExit::Lost => (
             ExitKind::Killed,
             "the trial process vanished without an exit status (host restart, or its supervisor was killed)"
@@ -253,6 +266,21 @@ fn describe_exit(
         }
         TrialExit::Exited(code) => (ExitKind::Failed, format!("exited with status {code}")),
     }
+}
+
+/// Most of the supervisor's own output quoted in an exit message.
+const SUPERVISOR_WORDS: usize = 600;
+
+/// The last lines the trial's supervisor wrote (its errors), if any, on one line.
+fn supervisor_said(dir: &AllocationDir) -> Option<String> {
+    let text = std::fs::read_to_string(dir.path("supervisor.log")).ok()?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let said = lines[lines.len().saturating_sub(3)..].join("; ");
+    let start = said.len().saturating_sub(SUPERVISOR_WORDS);
+    let start = (start..=said.len())
+        .find(|i| said.is_char_boundary(*i))
+        .unwrap_or(0);
+    Some(said[start..].to_string()).filter(|s| !s.is_empty())
 }
 
 fn exited(

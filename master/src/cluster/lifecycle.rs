@@ -22,8 +22,16 @@ pub enum Outcome {
 }
 
 /// The exit reason recorded for an allocation that ended as the agent says, given what the master
-/// wanted of it, and what that means for the trial.
-pub fn classify_exit(kind: ExitKind, desired: Desired) -> (&'static str, Outcome) {
+/// wanted of it and whether it trained a step, and what that means for the trial.
+///
+/// A run killed without the master asking (its process or supervisor vanished, its lease lapsed)
+/// is requeued for free once it trained a step; before that, whatever killed it may do so again
+/// on every start, so it counts against `max_restarts` and backs off like a failure.
+pub fn classify_exit(
+    kind: ExitKind,
+    desired: Desired,
+    progressed: bool,
+) -> (&'static str, Outcome) {
     match (kind, desired) {
         (ExitKind::Completed, _) => ("completed", Outcome::Completed),
         (ExitKind::Suspended, Desired::Suspend(stop)) => (stop.exit_reason(), Outcome::Requeue),
@@ -39,6 +47,7 @@ pub fn classify_exit(kind: ExitKind, desired: Desired) -> (&'static str, Outcome
         (ExitKind::Killed, Desired::Kill(KillReason::PartEnded)) => {
             ("part-ended", Outcome::Requeue)
         }
+        (ExitKind::Killed, Desired::Run) if !progressed => ("killed", Outcome::Failed),
         (ExitKind::Killed, _) => ("killed", Outcome::Requeue),
         (ExitKind::Failed | ExitKind::Unspecified, _) => ("failed", Outcome::Failed),
     }
@@ -170,9 +179,33 @@ mod tests {
         ];
         for (kind, desired, reason, outcome) in rows {
             assert_eq!(
-                classify_exit(kind, desired),
+                classify_exit(kind, desired, true),
                 (reason, outcome),
                 "{kind:?} {desired:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unasked_kill_before_the_first_step_counts_as_a_failure() {
+        assert_eq!(
+            classify_exit(ExitKind::Killed, Desired::Run, false),
+            ("killed", Outcome::Failed)
+        );
+        assert_eq!(
+            classify_exit(ExitKind::Killed, Desired::Run, true),
+            ("killed", Outcome::Requeue)
+        );
+        let asked = [
+            Desired::Suspend(StopReason::Moved),
+            Desired::Kill(KillReason::StartTimeout),
+            Desired::Kill(KillReason::Canceled),
+        ];
+        for desired in asked {
+            assert_ne!(
+                classify_exit(ExitKind::Killed, desired, false).1,
+                Outcome::Failed,
+                "{desired:?}"
             );
         }
     }

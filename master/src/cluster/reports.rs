@@ -213,7 +213,8 @@ impl Cluster {
             return;
         }
         let kind = ExitKind::try_from(exited.kind).unwrap_or(ExitKind::Failed);
-        let (reason, outcome) = classify_exit(kind, live.desired);
+        let progressed = live.row.end_step.max(exited.end_step) > live.row.start_step;
+        let (reason, outcome) = classify_exit(kind, live.desired, progressed);
         self.end_allocation(
             &exited.allocation_id,
             reason,

@@ -13,24 +13,28 @@ use crate::auth::{Access, Authority, Caller};
 use crate::cluster::{ClusterEvent, ClusterHandle};
 use crate::error::{MasterError, MasterResult};
 use crate::prepare::prepare_experiment;
+use crate::stopping::Stopping;
 
 /// Serves the admin API.
 pub struct AdminApi {
     cluster: ClusterHandle,
     preparing: tokio::sync::Semaphore,
     auth: Authority,
+    stopping: Stopping,
 }
 
 /// How many experiment configs are parsed and expanded at once.
 const CONCURRENT_PREPARATIONS: usize = 2;
 
 impl AdminApi {
-    /// A service forwarding to the cluster task, admitting callers by `auth`.
-    pub fn new(cluster: ClusterHandle, auth: Authority) -> Self {
+    /// A service forwarding to the cluster task, admitting callers by `auth`; log followers
+    /// are cut off when `stopping` fires.
+    pub fn new(cluster: ClusterHandle, auth: Authority, stopping: Stopping) -> Self {
         Self {
             cluster,
             preparing: tokio::sync::Semaphore::new(CONCURRENT_PREPARATIONS),
             auth,
+            stopping,
         }
     }
 }
@@ -272,7 +276,7 @@ impl AdminService for AdminApi {
                 }
             }
         };
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(self.stopping.clone().cut(stream))))
     }
 
     async fn move_trial(

@@ -10,20 +10,23 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::ClusterHandle;
 use crate::status_codes;
+use crate::stopping::Stopping;
 
 /// Serves agent sessions.
 pub struct AgentApi {
     cluster: ClusterHandle,
     require_client_cert: bool,
+    stopping: Stopping,
 }
 
 impl AgentApi {
     /// A service forwarding to the cluster task; with `require_client_cert`, an agent must
-    /// present a certificate of the master's client CA.
-    pub fn new(cluster: ClusterHandle, require_client_cert: bool) -> Self {
+    /// present a certificate of the master's client CA. Sessions end when `stopping` fires.
+    pub fn new(cluster: ClusterHandle, require_client_cert: bool, stopping: Stopping) -> Self {
         Self {
             cluster,
             require_client_cert,
+            stopping,
         }
     }
 }
@@ -62,9 +65,15 @@ impl AgentService for AgentApi {
         let reply = sender.clone();
         let session = self.cluster.agent_connected(hello, sender, peer).await?;
         let cluster = self.cluster.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             loop {
-                match inbound.message().await {
+                let received = tokio::select! {
+                    received = inbound.message() => received,
+                    // The agent keeps its trials and reconnects to the next master.
+                    () = stopping.stopped() => return,
+                };
+                match received {
                     Ok(Some(message)) => {
                         if cluster
                             .agent_report(agent_id.clone(), session, message)
@@ -85,8 +94,7 @@ impl AgentService for AgentApi {
             }
             let _ = cluster.agent_disconnected(agent_id, session).await;
         });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(
-            receiver,
-        ))))
+        let outbound = UnboundedReceiverStream::new(receiver);
+        Ok(Response::new(Box::pin(self.stopping.clone().cut(outbound))))
     }
 }
