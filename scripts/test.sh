@@ -29,10 +29,10 @@ fi
 python3 -m unittest discover -s harness/python/tests
 "$BATON_ML_PYTHON" -m unittest discover -s harness/python/tests_ml
 
-# The master on PostgreSQL (a fresh database per cluster): lifecycle, moves, GC, restarts,
+# The master on PostgreSQL (a fresh database per cluster): lifecycle, moves, GC, restarts, stopping,
 # collection while running, pins, adaptive search, deletion, gangs, security and hostile input;
 # about 2.5 minutes more on 2 cores.
-postgres_binaries=(walking_skeleton moves gc gc_while_running pins adaptive restarts delete distributed security hostile)
+postgres_binaries=(walking_skeleton moves gc gc_while_running pins adaptive restarts delete distributed security hostile stopping)
 export BATON_TEST_DATABASE=postgres
 if cargo nextest --version >/dev/null 2>&1; then
   filter=$(printf 'binary(%s) | ' "${postgres_binaries[@]}")
