@@ -125,10 +125,16 @@ export function createChart(name, { height = 320, xLabel = "step", yLabel = "" }
     }
     const shape = `${logScale}|${series.map((s) => `${s.key}:${s.label}`).join(",")}`;
     if (shape !== state.shape || !state.u) {
+      // A new set of series needs a new instance; a zoom on the steps outlives it.
+      const steps = state.zoomed && state.u ? { ...state.u.scales.x } : null;
       state.shape = shape;
       state.zoomed = false;
       build(series, logScale);
       renderLegend(series);
+      if (steps && steps.min != null && steps.max != null) {
+        state.u.setScale("x", { min: steps.min, max: steps.max });
+        state.zoomed = true;
+      }
     } else {
       state.u.setData(dataOf(series, logScale), !state.zoomed);
     }

@@ -135,6 +135,27 @@ async function trialPage(t) {
   assert(JSON.stringify(validation.xs) === JSON.stringify(steps), `validation steps ${validation.xs}, expected ${steps}`);
   log(`trial ${moved.trial_id}: moved at step ${moved.step} from ${moved.from_agent} to ${moved.to_agent}`);
   await t.screenshot('trial');
+  await zoomOutlivesNewSeries(page);
+}
+
+/** Drags a zoom on the trial's chart, hides the validation line and finds the zoom kept. */
+async function zoomOutlivesNewSeries(page) {
+  const steps = () => page.evaluate(() => {
+    const { min, max } = window.baton.charts['trial-curves'].scales.x;
+    return [min, max];
+  });
+  const whole = await steps();
+  const box = await page.locator('[data-testid=trial-curves-chart] .u-over').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.2, box.y + 40);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + 40, { steps: 5 });
+  await page.mouse.up();
+  const zoomed = await steps();
+  assert(zoomed[1] - zoomed[0] < (whole[1] - whole[0]) / 2, `dragging zooms: ${whole} -> ${zoomed}`);
+  await page.selectOption('[data-testid=validation-metric-select]', '');
+  await page.waitForFunction(() => window.baton.charts['trial-curves'].series.length === 2);
+  const kept = await steps();
+  assert(JSON.stringify(kept) === JSON.stringify(zoomed), `the zoom ${zoomed} became ${kept} with the new series`);
 }
 
 async function agentsPage(t) {
