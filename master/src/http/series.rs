@@ -20,6 +20,40 @@ pub fn downsample<T: Clone>(points: &[T], max: usize) -> Vec<T> {
         .collect()
 }
 
+/// At most `max` (≥ 1) of one metric's `(step, value)` points, in step order: the first, the last,
+/// and between them the lowest and highest of each stretch of steps, so that a spike or a dip
+/// survives however far the series is thinned (evenly spaced points when `max` < 4).
+pub fn downsample_keeping_extremes(points: &[(u64, f64)], max: usize) -> Vec<(u64, f64)> {
+    let n = points.len();
+    if n <= max || max < 4 {
+        return downsample(points, max);
+    }
+    let inner = &points[1..n - 1];
+    let buckets = (max - 2) / 2;
+    let mut kept = vec![points[0]];
+    for b in 0..buckets {
+        let stretch = &inner[b * inner.len() / buckets..(b + 1) * inner.len() / buckets];
+        let by_value = |a: &&(u64, f64), b: &&(u64, f64)| a.1.total_cmp(&b.1);
+        let (Some(low), Some(high)) = (
+            stretch.iter().min_by(by_value),
+            stretch.iter().max_by(by_value),
+        ) else {
+            continue;
+        };
+        let (first, second) = if low.0 <= high.0 {
+            (low, high)
+        } else {
+            (high, low)
+        };
+        kept.push(*first);
+        if second.0 != first.0 {
+            kept.push(*second);
+        }
+    }
+    kept.push(points[n - 1]);
+    kept
+}
+
 /// Stored rows as API validations.
 pub fn validations(rows: Vec<ValidationRow>) -> Vec<Validation> {
     rows.into_iter()
@@ -88,7 +122,7 @@ pub fn experiment_series(
 
 /// A trial's series as JSON, at most `max_points` of them: `{trial_id, total_points, points}`.
 pub fn trial_series_json(trial_id: u64, points: &[(u64, f64)], max_points: usize) -> Value {
-    let kept = downsample(points, max_points);
+    let kept = downsample_keeping_extremes(points, max_points);
     json!({
         "trial_id": trial_id,
         "total_points": points.len(),
@@ -113,6 +147,27 @@ mod tests {
         assert_eq!(kept.len(), 1000);
         assert_eq!((kept[0], kept[999]), (0, 1000));
         assert!(kept.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn thinning_a_series_keeps_its_ends_its_spike_and_its_dip() {
+        let mut points: Vec<(u64, f64)> = (1..=1000).map(|s| (s, 1.0 / s as f64)).collect();
+        points[500].1 = 50.0;
+        points[700].1 = -3.0;
+        for max in [4, 10, 64, 999] {
+            let kept = downsample_keeping_extremes(&points, max);
+            assert!(kept.len() <= max, "{max}: {}", kept.len());
+            assert_eq!((kept[0], kept[kept.len() - 1]), (points[0], points[999]));
+            assert!(
+                kept.windows(2).all(|w| w[0].0 < w[1].0),
+                "{max}: steps in order"
+            );
+            assert!(kept.contains(&points[500]), "{max}: the spike");
+            assert!(kept.contains(&points[700]), "{max}: the dip");
+        }
+        assert_eq!(downsample_keeping_extremes(&points[..5], 10), &points[..5]);
+        assert_eq!(downsample_keeping_extremes(&points, 3).len(), 3);
+        assert_eq!(downsample_keeping_extremes(&points, 1), vec![points[999]]);
     }
 
     fn row(trial: u64, step: u64, metrics: &str) -> (u64, ValidationRow) {
