@@ -26,7 +26,8 @@ struct Args {
     #[arg(long, env = "BATON_DATA_DIR", default_value = "/var/lib/baton")]
     data_dir: PathBuf,
     /// The database instead: postgres://USER:PASSWORD@HOST:PORT/NAME (masters sharing it take
-    /// turns through its lease) or sqlite://PATH [default: SQLite file baton.db under --data-dir].
+    /// turns through its lease; TLS as libpq: ?sslmode=verify-full&sslrootcert=CA.pem) or
+    /// sqlite://PATH [default: SQLite file baton.db under --data-dir].
     #[arg(long, env = "BATON_DATABASE", value_name = "URL")]
     database: Option<String>,
     /// Seconds a master holds the PostgreSQL lease without renewing it: a standby takes over this

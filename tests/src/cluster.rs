@@ -57,6 +57,15 @@ impl TestCluster {
         )
     }
 
+    /// Starts a master on `database` and agents with one slot each.
+    pub fn start_on_database(
+        agent_ids: &[&str],
+        master_args: &[&str],
+        database: TestDatabase,
+    ) -> Self {
+        Self::start_with("127.0.0.1:0", agent_ids, master_args, Some(database))
+    }
+
     fn start_with(
         listen: &str,
         agent_ids: &[&str],

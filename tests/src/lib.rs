@@ -23,6 +23,7 @@ pub use proxy::LinkProxy;
 pub use raw_grpc::raw_unary;
 pub use standby::{FakeStandby, dead_master_url};
 pub use storage::{read_weights, verify_stored_checkpoint};
+pub use test_database::{TestDatabase, postgres_ca, postgres_server};
 pub use test_storage::TestStorage;
 
 use std::path::{Path, PathBuf};

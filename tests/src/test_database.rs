@@ -1,6 +1,9 @@
 //! The master's database in cluster tests: SQLite under the cluster's directory, or with
 //! BATON_TEST_DATABASE=postgres a fresh PostgreSQL database on the server BATON_TEST_POSTGRES
-//! names (scripts/postgres-server.sh starts one), dropped with the cluster.
+//! names (scripts/postgres-server.sh starts one, with TLS by the CA in BATON_TEST_POSTGRES_CA),
+//! dropped with the cluster.
+
+use std::path::PathBuf;
 
 /// A PostgreSQL database of one cluster's own.
 pub struct TestDatabase {
@@ -40,6 +43,29 @@ impl TestDatabase {
             server,
         }
     }
+
+    /// This database with `parameters` (`KEY=VALUE&…`) in its URL, for the master.
+    pub fn with_parameters(mut self, parameters: &str) -> Self {
+        self.url = format!("{}?{parameters}", self.url);
+        self
+    }
+}
+
+/// The file of the CA that signed the test PostgreSQL server's certificate.
+pub fn postgres_ca() -> PathBuf {
+    std::env::var_os("BATON_TEST_POSTGRES_CA")
+        .unwrap_or_else(|| {
+            panic!(
+                "BATON_TEST_POSTGRES_CA is not set: run scripts/test.sh, or `source \
+                 scripts/postgres-server.sh` in a bash shell first"
+            )
+        })
+        .into()
+}
+
+/// A plain connection to the test server (BATON_TEST_POSTGRES), for queries of a test's own.
+pub fn postgres_server() -> postgres::Client {
+    connect(&std::env::var("BATON_TEST_POSTGRES").expect("BATON_TEST_POSTGRES is set"))
 }
 
 impl Drop for TestDatabase {

@@ -1,4 +1,7 @@
-//! A fresh PostgreSQL database per run, for the master's `--database`, dropped afterwards.
+//! A fresh PostgreSQL database per run, for the master's `--database`, dropped afterwards;
+//! connected to as the master connects (TLS as the URL's `sslmode` and `sslrootcert` say).
+
+use baton_master::store::redact;
 
 /// A database created on a server for one run.
 pub struct RunDatabase {
@@ -9,15 +12,23 @@ pub struct RunDatabase {
 }
 
 impl RunDatabase {
-    /// Creates a database on the server `server` names (a URL with a database to connect to).
+    /// Creates a database on the server `server` names (a URL with a database to connect to);
+    /// its URL keeps the server's parameters.
     pub fn create(server: &str) -> anyhow::Result<Self> {
         let name = format!("baton_fleet_{}", uuid::Uuid::new_v4().simple());
-        connect(server)?.batch_execute(&format!("CREATE DATABASE {name}"))?;
-        let (base, _) = server.rsplit_once('/').ok_or_else(|| {
-            anyhow::anyhow!("--postgres {server:?}: expected postgres://USER@HOST:PORT/DATABASE")
+        let (base, parameters) = match server.split_once('?') {
+            Some((base, parameters)) => (base, format!("?{parameters}")),
+            None => (server, String::new()),
+        };
+        let (base, _) = base.rsplit_once('/').ok_or_else(|| {
+            anyhow::anyhow!(
+                "--postgres {}: expected postgres://USER@HOST:PORT/DATABASE",
+                redact(server)
+            )
         })?;
+        connect(server)?.batch_execute(&format!("CREATE DATABASE {name}"))?;
         Ok(Self {
-            url: format!("{base}/{name}"),
+            url: format!("{base}/{name}{parameters}"),
             name,
             server: server.to_string(),
         })
@@ -46,5 +57,5 @@ impl Drop for RunDatabase {
 }
 
 fn connect(url: &str) -> anyhow::Result<postgres::Client> {
-    Ok(postgres::Client::connect(url, postgres::NoTls)?)
+    Ok(baton_master::store::connect_postgres(url)?)
 }

@@ -4,13 +4,15 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use super::pg_tls::PgTls;
+
 /// Where the master keeps its state.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     /// An SQLite file, owned by one master.
     Sqlite(PathBuf),
-    /// A PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/NAME`), shared by masters that
-    /// take turns through its lease.
+    /// A PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/NAME`, TLS as its `sslmode` and
+    /// `sslrootcert` say), shared by masters that take turns through its lease.
     Postgres(String),
 }
 
@@ -19,6 +21,7 @@ impl FromStr for Database {
 
     fn from_str(value: &str) -> Result<Self, String> {
         if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            PgTls::split(value).map_err(|message| format!("{}: {message}", redact(value)))?;
             return Ok(Self::Postgres(value.to_string()));
         }
         match value.strip_prefix("sqlite://") {

@@ -20,6 +20,14 @@ pub enum StoreError {
         /// Why (its causes are in the message).
         cause: postgres::Error,
     },
+    /// The URL's TLS settings cannot be used: a bad `sslmode`, an unreadable `sslrootcert`.
+    #[error("cannot connect to {database}: {message}")]
+    TlsSettings {
+        /// The database, password redacted.
+        database: String,
+        /// What is wrong, and with which setting.
+        message: String,
+    },
     /// A write by a master whose lease another master has taken since: refused, nothing changed.
     #[error("{0}")]
     Fenced(String),

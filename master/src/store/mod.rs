@@ -11,6 +11,7 @@ mod lease;
 mod logs;
 mod migrations;
 mod pg;
+mod pg_tls;
 mod searcher;
 mod trials;
 pub(crate) mod value;
@@ -19,11 +20,12 @@ pub(crate) mod value;
 mod testing;
 
 pub use checkpoints::{CheckpointRow, kept_bytes_by_experiment};
-pub use database::Database;
+pub use database::{Database, redact};
 pub use error::{StoreError, StoreResult, on_fatal};
 pub use experiments::ExperimentRow;
 pub use lease::{Leader, LeaseClient};
 pub use logs::LogRow;
+pub use pg_tls::connect as connect_postgres;
 pub use trials::{AllocationRow, TrialRow, ValidationRow};
 
 use backend::{Backend, PgSession, Step};

@@ -2,12 +2,11 @@
 
 use std::collections::HashMap;
 
+use postgres::Statement;
 use postgres::types::ToSql;
-use postgres::{NoTls, Statement};
 
-use super::database::redact;
+use super::StoreResult;
 use super::value::Value;
-use super::{StoreError, StoreResult};
 
 /// A connection and the statements prepared on it, by SQL text.
 pub(crate) struct PgClient {
@@ -17,16 +16,10 @@ pub(crate) struct PgClient {
 }
 
 impl PgClient {
-    /// Connects to the database at `url`.
+    /// Connects to the database at `url`, over TLS as its `sslmode` says.
     pub(crate) fn connect(url: &str) -> StoreResult<Self> {
-        let connect_error = |cause| StoreError::Connect {
-            database: redact(url),
-            cause,
-        };
-        let config: postgres::Config = url.parse().map_err(connect_error)?;
-        let client = blocking(|| config.connect(NoTls)).map_err(connect_error)?;
         Ok(Self {
-            client: Some(client),
+            client: Some(super::pg_tls::connect(url)?),
             statements: HashMap::new(),
         })
     }

@@ -1,6 +1,6 @@
 //! Databases for tests: a fresh PostgreSQL database per test on the server BATON_TEST_POSTGRES
-//! names (scripts/postgres-server.sh starts one), dropped afterwards; and tests run on both
-//! backends.
+//! names (scripts/postgres-server.sh starts one, with TLS by the CA in BATON_TEST_POSTGRES_CA),
+//! dropped afterwards; and tests run on both backends.
 
 use std::time::Duration;
 
@@ -8,6 +8,19 @@ use super::{Database, LeaseClient, Store};
 
 /// The variable naming the test server: `postgres://USER@HOST:PORT/DATABASE`.
 const SERVER_VARIABLE: &str = "BATON_TEST_POSTGRES";
+
+/// The variable naming the test server's CA certificate, a PEM file.
+const CA_VARIABLE: &str = "BATON_TEST_POSTGRES_CA";
+
+/// The file of the CA that signed the test server's certificate (for `sslrootcert`).
+pub(crate) fn server_ca() -> String {
+    std::env::var(CA_VARIABLE).unwrap_or_else(|_| {
+        panic!(
+            "{CA_VARIABLE} is not set: this test needs PostgreSQL with TLS (run scripts/test.sh, \
+             or `source scripts/postgres-server.sh` in a bash shell first)"
+        )
+    })
+}
 
 /// A database of its own on the test server, dropped with this value.
 pub(crate) struct TestDatabase {
@@ -66,7 +79,7 @@ impl Drop for TestDatabase {
 }
 
 fn admin(server: &str) -> postgres::Client {
-    postgres::Client::connect(server, postgres::NoTls)
+    super::connect_postgres(server)
         .unwrap_or_else(|e| panic!("cannot connect to the test server {server}: {e:?}"))
 }
 
