@@ -11,31 +11,13 @@ use std::time::Duration;
 use baton_cluster_tests::{TestCluster, example_config, repo_root, wait_until};
 use serde_json::Value;
 
+#[path = "../../master/src/cluster/simulation/promotion_rule.rs"]
+mod promotion_rule;
+
+use promotion_rule::promoted_by_rule;
+
 const MINUTE: Duration = Duration::from_secs(60);
 const DIVISOR: usize = 2;
-
-/// Whether result `a`, arrived `ia`-th, ranks before result `b`, arrived `ib`-th: the smaller
-/// loss first, a failure (None) last, ties to the earlier.
-fn ranks_before(a: Option<f64>, ia: usize, b: Option<f64>, ib: usize) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a < b || (a == b && ia < ib),
-        (Some(_), None) => true,
-        (None, Some(_)) => false,
-        (None, None) => ia < ib,
-    }
-}
-
-/// Whether the result that arrived `position`-th at a rung is promoted by ASHA's rule: at some
-/// moment from its arrival on, when the rung has k results, it ranks in the top ⌊k / divisor⌋.
-fn promoted_by_rule(results: &[Option<f64>], position: usize) -> bool {
-    let mine = results[position];
-    (position + 1..=results.len()).any(|k| {
-        let before = (0..k)
-            .filter(|&i| ranks_before(results[i], i, mine, position))
-            .count();
-        before < k / DIVISOR
-    })
-}
 
 /// The validation loss a trial reported at `step`, if it validated there.
 fn loss_at(trial: &Value, step: u64) -> Option<f64> {
@@ -188,7 +170,7 @@ fn an_adaptive_search_promotes_by_the_rule_across_agents_and_a_master_restart() 
                     metrics[position].is_some(),
                     "trial {trial_id} validated at {length}"
                 );
-                let expected = r + 1 < rungs.len() && promoted_by_rule(&metrics, position);
+                let expected = r + 1 < rungs.len() && promoted_by_rule(&metrics, position, DIVISOR);
                 assert_eq!(
                     result["promoted"].as_bool(),
                     Some(expected),

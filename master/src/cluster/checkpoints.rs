@@ -25,18 +25,10 @@ impl Cluster {
         let metric_name = experiment.config.searcher.metric.clone();
         let rows = self.store.checkpoints_of_experiment(experiment_id)?;
         let mut metrics: HashMap<u64, HashMap<u64, f64>> = HashMap::new();
-        for trial in self
-            .trials
-            .values()
-            .filter(|t| t.row.experiment_id == experiment_id)
-        {
-            let by_step = self
-                .store
-                .validations_of_trial(trial.row.id)?
-                .into_iter()
-                .filter_map(|v| metric_value(&v.metrics_json, &metric_name).map(|m| (v.step, m)))
-                .collect();
-            metrics.insert(trial.row.id, by_step);
+        for (trial_id, v) in self.store.metrics_of_experiment(experiment_id, false)? {
+            if let Some(m) = metric_value(&v.metrics_json, &metric_name) {
+                metrics.entry(trial_id).or_default().insert(v.step, m);
+            }
         }
         Ok(rows
             .into_iter()

@@ -97,8 +97,9 @@ pub enum Command {
     DescribeTrial(u64, Reply<TrialDetail>),
     /// A trial's reported metrics by step: training ones, or validations when false.
     TrialMetrics(u64, bool, Reply<Vec<ValidationRow>>),
-    /// The training metrics (validations when false) of every trial of an experiment.
-    ExperimentMetrics(u64, bool, Reply<Vec<(u64, ValidationRow)>>),
+    /// The searcher metric and the training metrics (validations when false) of every trial of
+    /// an experiment.
+    ExperimentMetrics(u64, bool, Reply<(String, Vec<(u64, ValidationRow)>)>),
     /// A page of a trial's log lines.
     LogPage(u64, LogWindow, Reply<Vec<LogRow>>),
     /// The checkpoints an experiment's current GC policy keeps.

@@ -151,13 +151,13 @@ impl ClusterHandle {
             .await
     }
 
-    /// The training metrics (validations when `training` is false) of every trial of an
-    /// experiment, by trial and step.
+    /// The searcher metric's name and the training metrics (validations when `training` is
+    /// false) of every trial of an experiment, by trial and step.
     pub async fn experiment_metrics(
         &self,
         id: u64,
         training: bool,
-    ) -> MasterResult<Vec<(u64, ValidationRow)>> {
+    ) -> MasterResult<(String, Vec<(u64, ValidationRow)>)> {
         self.ask(|reply| Command::ExperimentMetrics(id, training, reply))
             .await
     }

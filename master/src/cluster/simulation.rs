@@ -103,6 +103,14 @@ pub struct SimAgent {
     next_beat: Instant,
 }
 
+/// A runtime for the tasks the cluster spawns (storage deletions); they never run here, so a
+/// deletion stays DELETING until a test finishes it.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
+
 /// The cluster and its simulated agents.
 pub struct World {
     /// The real cluster state machine.
@@ -174,6 +182,17 @@ impl World {
             self.agents[index].link = None;
             self.connect(index);
         }
+    }
+
+    /// Ticks until `done` holds; fails naming `what` after `limit` ticks.
+    pub fn tick_until(&mut self, limit: u32, what: &str, done: impl Fn(&World) -> bool) {
+        for _ in 0..limit {
+            if done(self) {
+                return;
+            }
+            self.tick();
+        }
+        panic!("{what} did not happen in {limit} ticks");
     }
 
     /// Advances the world by one tick.
@@ -545,5 +564,7 @@ mod setup;
 
 #[cfg(test)]
 mod adaptive;
+#[cfg(test)]
+mod promotion_rule;
 #[cfg(test)]
 mod tests;

@@ -166,19 +166,18 @@ impl Cluster {
         })
     }
 
-    /// The training metrics (validations when `training` is false) of every trial of an
-    /// experiment, by trial and step.
+    /// The searcher metric's name and the training metrics (validations when `training` is
+    /// false) of every trial of an experiment, by trial and step.
     pub fn experiment_metrics(
         &self,
         experiment_id: u64,
         training: bool,
-    ) -> MasterResult<Vec<(u64, ValidationRow)>> {
-        if !self.experiments.contains_key(&experiment_id) {
-            return Err(MasterError::NotFound(format!(
-                "experiment {experiment_id} does not exist"
-            )));
-        }
-        Ok(self.store.metrics_of_experiment(experiment_id, training)?)
+    ) -> MasterResult<(String, Vec<(u64, ValidationRow)>)> {
+        let experiment = self.experiments.get(&experiment_id).ok_or_else(|| {
+            MasterError::NotFound(format!("experiment {experiment_id} does not exist"))
+        })?;
+        let rows = self.store.metrics_of_experiment(experiment_id, training)?;
+        Ok((experiment.config.searcher.metric.clone(), rows))
     }
 
     /// A page of a trial's log lines, oldest first.

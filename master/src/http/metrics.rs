@@ -75,13 +75,12 @@ pub async fn experiment_metrics(
         (1, MAX_POINTS_LIMIT),
     )? as usize;
     let metric = query.get("metric").cloned();
-    let experiment = api.cluster.describe_experiment(experiment_id).await?;
-    let rows = api
+    let (searcher_metric, rows) = api
         .cluster
         .experiment_metrics(experiment_id, training)
         .await?;
     let body = tokio::task::spawn_blocking(move || {
-        let (chosen, found) = experiment_series(&rows, metric.as_deref(), &experiment.metric);
+        let (chosen, found) = experiment_series(&rows, metric.as_deref(), &searcher_metric);
         json!({
             "experiment_id": experiment_id,
             "kind": kind_name(training),

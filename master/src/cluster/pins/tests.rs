@@ -3,7 +3,7 @@
 use baton_common::config::GcSettings;
 use baton_common::gc::CheckpointState;
 
-use crate::cluster::simulation::World;
+use crate::cluster::simulation::{World, runtime};
 use crate::error::MasterError;
 use crate::states::ExperimentState;
 
@@ -47,9 +47,7 @@ fn steps_in(world: &World, experiment: u64, state: CheckpointState) -> Vec<u64> 
 
 #[test]
 fn a_pinned_checkpoint_outlives_every_policy_and_the_experiment_s_deletion() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let _entered = runtime.enter();
     let mut world = World::new(1);
     let id = world.create_experiment(1, 50);

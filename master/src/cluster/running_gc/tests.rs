@@ -4,15 +4,7 @@
 use baton_common::config::GcSettings;
 use baton_common::gc::CheckpointState;
 
-use crate::cluster::simulation::World;
-
-/// A runtime for the deletions the cluster spawns; they never run here, so they stay DELETING
-/// until a test finishes them.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-}
+use crate::cluster::simulation::{World, runtime};
 
 /// An experiment's checkpoints as (step, state), in creation order.
 fn by_step(world: &World, experiment: u64) -> Vec<(u64, CheckpointState)> {
@@ -24,17 +16,6 @@ fn by_step(world: &World, experiment: u64) -> Vec<(u64, CheckpointState)> {
         .iter()
         .map(|c| (c.step, c.state))
         .collect()
-}
-
-/// Ticks until `done` holds (or fails after `limit` ticks).
-fn tick_until(world: &mut World, limit: u32, what: &str, done: impl Fn(&World) -> bool) {
-    for _ in 0..limit {
-        if done(world) {
-            return;
-        }
-        world.tick();
-    }
-    panic!("{what} did not happen in {limit} ticks");
 }
 
 #[test]
@@ -52,7 +33,7 @@ fn a_running_trial_keeps_its_latest_and_what_its_allocation_restores_from() {
     };
     world.cluster.set_gc_policy(id, policy).unwrap();
     let steps = |world: &World| world.cluster.trials[&trial].row.steps_completed;
-    tick_until(&mut world, 100, "step 25", |w| steps(w) >= 25);
+    world.tick_until(100, "step 25", |w| steps(w) >= 25);
     use CheckpointState::{Completed, Deleting};
     assert_eq!(by_step(&world, id), [(10, Deleting), (20, Completed)]);
 
@@ -60,7 +41,7 @@ fn a_running_trial_keeps_its_latest_and_what_its_allocation_restores_from() {
     // its allocation restored from.
     world.crash_trial(0);
     let latest = |world: &World| world.cluster.trials[&trial].row.latest_checkpoint_step;
-    tick_until(&mut world, 100, "checkpoint 30", |w| latest(w) == 30);
+    world.tick_until(100, "checkpoint 30", |w| latest(w) == 30);
     world.tick();
     assert_eq!(
         by_step(&world, id),
@@ -93,7 +74,7 @@ fn a_running_trial_keeps_its_latest_and_what_its_allocation_restores_from() {
     );
 
     // At the end, the policy alone: the latest checkpoint.
-    tick_until(&mut world, 100, "the end", |w| {
+    world.tick_until(100, "the end", |w| {
         w.cluster.experiments[&id].row.state.is_terminal()
     });
     let kept: Vec<u64> = by_step(&world, id)
@@ -119,7 +100,7 @@ fn without_gc_while_running_every_checkpoint_stays_until_the_end() {
     };
     world.cluster.set_gc_policy(id, policy).unwrap();
     let latest = |world: &World| world.cluster.trials[&trial].row.latest_checkpoint_step;
-    tick_until(&mut world, 100, "checkpoint 30", |w| latest(w) == 30);
+    world.tick_until(100, "checkpoint 30", |w| latest(w) == 30);
     world.tick();
     assert!(
         by_step(&world, id)

@@ -7,36 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::tests::{run_to_end, runtime, ticks, trial_ids};
+use super::promotion_rule::promoted_by_rule;
+use super::tests::{run_to_end, ticks, trial_ids};
 use super::*;
 use crate::states::{ExperimentState, TrialState};
 
 const AGENTS: usize = 3;
 const TRIALS: u32 = 8;
 const DIVISOR: usize = 2;
-
-/// Whether result `a`, arrived `ia`-th, ranks before result `b`, arrived `ib`-th: the smaller
-/// loss first, failures last, ties to the earlier.
-fn ranks_before(a: Option<f64>, ia: usize, b: Option<f64>, ib: usize) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a < b || (a == b && ia < ib),
-        (Some(_), None) => true,
-        (None, Some(_)) => false,
-        (None, None) => ia < ib,
-    }
-}
-
-/// Whether the result that arrived `position`-th at a rung is promoted by the rule: once the rung
-/// has some k results, from its own arrival on, it ranks in the top ⌊k / divisor⌋ of them.
-fn promoted_by_rule(results: &[Option<f64>], position: usize) -> bool {
-    let mine = results[position];
-    (position + 1..=results.len()).any(|k| {
-        let before = (0..k)
-            .filter(|&i| ranks_before(results[i], i, mine, position))
-            .count();
-        before < k / DIVISOR
-    })
-}
 
 /// Checks a finished search against the rule and against undisturbed runs.
 fn check_search(world: &World, experiment: u64) -> Result<(), TestCaseError> {
@@ -76,7 +54,7 @@ fn check_search(world: &World, experiment: u64) -> Result<(), TestCaseError> {
                 result.trial_id,
                 rung.length
             );
-            let expected = r + 1 < rungs.len() && promoted_by_rule(&metrics, position);
+            let expected = r + 1 < rungs.len() && promoted_by_rule(&metrics, position, DIVISOR);
             prop_assert_eq!(
                 result.promoted,
                 expected,

@@ -6,13 +6,6 @@ use proptest::prelude::*;
 use super::*;
 use crate::states::{ExperimentState, TrialState};
 
-/// A runtime for the tasks the cluster spawns (storage deletions); they never run here.
-pub(super) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-}
-
 /// Fails when some trial runs on two agents at once.
 pub(super) fn assert_single_copies(world: &World) {
     let mut copies: BTreeMap<u64, Vec<(usize, String)>> = BTreeMap::new();
